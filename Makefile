@@ -1,0 +1,42 @@
+# The workshop's commands. Everything works as root and as a user with sudo:
+# Go builds and tests as you, only the programs run as root.
+GO      ?= go
+SUDO    := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+# Under sudo, keep the same go on PATH and pass strict mode through.
+ROOTRUN := $(if $(SUDO),sudo env PATH="$(PATH)" WORKSHOP_STRICT=$(WORKSHOP_STRICT) NO_COLOR=$(NO_COLOR))
+STAGES  := $(sort $(wildcard [0-9][0-9]-*))
+BIN     := bin
+
+.PHONY: all build tour test vet fmt fmt-check demo doctor bench clean
+
+all: build
+
+## build: compile every stage and tool into ./bin
+build:
+	@mkdir -p $(BIN)
+	$(GO) build -o $(BIN)/ $(addprefix ./,$(STAGES)) ./cmd/...
+
+## tour: run every stage in order, non-interactively, with a pass/fail line per stage
+tour: build
+	$(ROOTRUN) $(BIN)/tour --bin $(BIN) $(STAGES)
+
+## demo STAGE=03: one stage in step mode, for a projector
+demo: build
+	@test -n "$(STAGE)" || { echo "usage: make demo STAGE=03"; exit 2; }
+	$(ROOTRUN) $(BIN)/$(firstword $(filter $(STAGE)%,$(STAGES))) --step
+
+## test: go vet, then every test on the real kernel (packages one at a time)
+test: vet
+	$(GO) test -p 1 -count=1 -timeout 12m $(if $(SUDO),-exec '$(ROOTRUN)') ./...
+
+vet:
+	$(GO) vet ./...
+
+fmt:
+	gofmt -w $$(git ls-files '*.go')
+
+fmt-check:
+	@out=$$(gofmt -l $$(git ls-files '*.go')); [ -z "$$out" ] || { echo "gofmt needed:"; echo "$$out"; exit 1; }
+
+clean:
+	rm -rf $(BIN)
