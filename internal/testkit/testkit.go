@@ -83,12 +83,24 @@ var (
 	buildDir string
 )
 
+// PrebuiltEnv names a directory of stage binaries built beforehand (named
+// after their stage directories). Where there is no Go toolchain, as inside
+// the proving-ground VM, tests use those instead of building.
+const PrebuiltEnv = "WORKSHOP_PREBUILT"
+
 // Stage builds the stage in directory dir (a path relative to the module
 // root, such as "01-pid-namespace") once per test run and returns the
 // binary's path. The binary lives in a directory every user can read, so
 // tests can also run it as an unprivileged user.
 func Stage(t testing.TB, dir string) string {
 	t.Helper()
+	if pre := os.Getenv(PrebuiltEnv); pre != "" {
+		p := filepath.Join(pre, filepath.Base(dir))
+		if _, err := os.Stat(p); err != nil {
+			t.Fatalf("%s=%s but %v", PrebuiltEnv, pre, err)
+		}
+		return p
+	}
 	buildMu.Lock()
 	defer buildMu.Unlock()
 	if p, ok := builds[dir]; ok {
