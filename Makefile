@@ -4,7 +4,7 @@ GO      ?= go
 SUDO    := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # Under sudo, keep the same go on PATH and pass strict mode through.
 ROOTRUN := $(if $(SUDO),sudo env PATH="$(PATH)" WORKSHOP_STRICT=$(WORKSHOP_STRICT) NO_COLOR=$(NO_COLOR))
-STAGES  := $(sort $(wildcard [0-9][0-9]-*))
+STAGES  := $(sort $(patsubst %/main.go,%,$(wildcard [0-9][0-9]-*/main.go)))
 BIN     := bin
 
 .PHONY: all build tour test vet fmt fmt-check demo doctor bench clean
