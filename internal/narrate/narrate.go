@@ -158,7 +158,11 @@ func (n *Narrator) Step(format string, args ...any) {
 		_, _ = n.in.ReadString('\n')
 	}
 	title := fmt.Sprintf(format, args...)
-	n.printf("\n%s %s\n", n.prefixText(), n.heading.Sprintf("Step %d: %s", num, title))
+	gap := "\n"
+	if num == 1 {
+		gap = ""
+	}
+	n.printf("%s%s %s\n", gap, n.prefixText(), n.heading.Sprintf("Step %d: %s", num, title))
 }
 
 // Call shows the kernel call (or the file write, or the command) about to be made.

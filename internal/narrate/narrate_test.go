@@ -15,7 +15,7 @@ func TestLinesSayWhichSideSpokeWithoutColour(t *testing.T) {
 	c.Say("my PID is %d", 1)
 	c.Check(true, "PID 1")
 	c.Check(false, "empty /tmp")
-	want := "\nhost | Step 1: make a namespace\n" +
+	want := "host | Step 1: make a namespace\n" +
 		"host |  $ clone(CLONE_NEWPID)\n" +
 		"ctr  |  my PID is 1\n" +
 		"ctr  |  check passed: PID 1\n" +

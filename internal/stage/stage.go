@@ -21,7 +21,7 @@ import (
 
 // Common flags, on every stage.
 var commonFlags = []cli.Flag{
-	&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "no narration; with `-- CMD`, print nothing but CMD's own output"},
+	&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "no narration; with -- CMD, print nothing but the command's own output"},
 	&cli.BoolFlag{Name: "step", Usage: "wait for Enter before each step (for instructors; ignored without a terminal)"},
 	&cli.BoolFlag{Name: "no-color", Usage: "no colours (the NO_COLOR environment variable does the same)"},
 }
