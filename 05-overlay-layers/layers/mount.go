@@ -1,0 +1,271 @@
+// Package layers is how a container's root is made of image layers: overlay
+// mounts of a stack of read-only directories plus a writable one, layers as
+// tar archives with OCI whiteouts, their digests (diffID and chain ID), the
+// init layer, and a small on-disk store laid out like Docker's
+// /var/lib/docker (layerdb keyed by chain ID, a cache-id naming the files).
+//
+// Order convention, everywhere in this package: layer lists are BOTTOM
+// FIRST, the order of an image config's rootfs.diff_ids and of
+// `docker image inspect`'s RootFS.Layers. The last layer's files win.
+// (The kernel's lowerdir= option is the other way round, top first; Mount
+// turns the list around for it.)
+package layers
+
+import (
+	"errors"
+	"fmt"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+
+	"golang.org/x/sys/unix"
+)
+
+// MaxLowerLayers is the deepest stack overlayfs accepts: OVL_MAX_STACK in
+// the kernel's fs/overlayfs (500 since Linux 4.x). Docker's overlay2 driver
+// stops at 128 on its own.
+const MaxLowerLayers = 500
+
+// forceClassic makes Mount use mount(2) even where fsopen and lowerdir+
+// work, so that tests can prove the fallback on a new kernel.
+var forceClassic = false
+
+// Mount mounts an overlay filesystem at target.
+//
+// lowers are the read-only layers, BOTTOM FIRST: lowers[len(lowers)-1] is
+// the top, its files hide those of the layers below it. upper receives every
+// change made through target and work is overlayfs's scratch directory
+// (same filesystem as upper, empty); leave both empty for a read-only mount.
+//
+// It uses the new mount API (fsopen, one fsconfig "lowerdir+" per layer,
+// fsmount, move_mount: Linux 6.8+), so each path can be long and the stack as
+// deep as the kernel allows; on older kernels it falls back to mount(2) with
+// paths made relative to their common parent (see mountClassic).
+func Mount(target string, lowers []string, upper, work string) error {
+	if len(lowers) == 0 {
+		return errors.New("an overlay needs at least one lower layer")
+	}
+	if len(lowers) > MaxLowerLayers {
+		return fmt.Errorf("overlayfs stacks at most %d lower layers; got %d", MaxLowerLayers, len(lowers))
+	}
+	if (upper == "") != (work == "") {
+		return errors.New("an overlay needs both an upper and a work directory, or neither (read-only)")
+	}
+	if !forceClassic && HasLowerdirPlus() {
+		return mountNewAPI(target, lowers, upper, work)
+	}
+	return mountClassic(target, lowers, upper, work)
+}
+
+// Unmount unmounts the overlay at target.
+func Unmount(target string) error {
+	err := unix.Unmount(target, 0)
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, unix.EBUSY):
+		return fmt.Errorf("unmount %s: busy: a process has its working directory or an open file inside it (leave it and retry, or `umount -l %s`)", target, target)
+	case errors.Is(err, unix.EINVAL):
+		return fmt.Errorf("unmount %s: not a mount point", target)
+	}
+	return fmt.Errorf("unmount %s: %w", target, err)
+}
+
+var (
+	lowerdirPlusOnce sync.Once
+	lowerdirPlus     bool
+)
+
+// HasLowerdirPlus reports whether this kernel has the new mount API with
+// overlayfs's "lowerdir+" key (one layer per call, Linux 6.8+). It asks the
+// kernel: open an overlay context and hand it one layer, without mounting.
+func HasLowerdirPlus() bool {
+	lowerdirPlusOnce.Do(func() {
+		fd, err := unix.Fsopen("overlay", unix.FSOPEN_CLOEXEC)
+		if err != nil {
+			return
+		}
+		defer unix.Close(fd)
+		lowerdirPlus = unix.FsconfigSetString(fd, "lowerdir+", "/") == nil
+	})
+	return lowerdirPlus
+}
+
+// mountNewAPI builds the overlay key by key in a filesystem context: no
+// single option string, so no one-page limit, and no escaping of ':' or ','.
+func mountNewAPI(target string, lowers []string, upper, work string) error {
+	fsfd, err := unix.Fsopen("overlay", unix.FSOPEN_CLOEXEC)
+	if err != nil {
+		return fmt.Errorf("fsopen(\"overlay\"): %w", err)
+	}
+	defer unix.Close(fsfd)
+	// fsconfig's errors come with a message the kernel queues on the
+	// context's file descriptor ("e overlayfs: ..."): it names the problem,
+	// where errno alone only says EINVAL.
+	fail := func(what string, err error) error {
+		if msg := fsMessages(fsfd); msg != "" {
+			return fmt.Errorf("%s: %s (%v)", what, msg, err)
+		}
+		return fmt.Errorf("%s: %w", what, err)
+	}
+	if err := unix.FsconfigSetString(fsfd, "source", "overlay"); err != nil {
+		return fail("fsconfig source", err)
+	}
+	for i := len(lowers) - 1; i >= 0; i-- { // the kernel wants the top first
+		if err := unix.FsconfigSetString(fsfd, "lowerdir+", lowers[i]); err != nil {
+			return fail(fmt.Sprintf("lower layer %s", lowers[i]), err)
+		}
+	}
+	if upper != "" {
+		if err := unix.FsconfigSetString(fsfd, "upperdir", upper); err != nil {
+			return fail("upper dir "+upper, err)
+		}
+		if err := unix.FsconfigSetString(fsfd, "workdir", work); err != nil {
+			return fail("work dir "+work, err)
+		}
+	}
+	if err := unix.FsconfigCreate(fsfd); err != nil {
+		return fail("create the overlay", err)
+	}
+	mfd, err := unix.Fsmount(fsfd, unix.FSMOUNT_CLOEXEC, 0)
+	if err != nil {
+		return fail("fsmount", err)
+	}
+	defer unix.Close(mfd)
+	if err := unix.MoveMount(mfd, "", unix.AT_FDCWD, target, unix.MOVE_MOUNT_F_EMPTY_PATH); err != nil {
+		return fmt.Errorf("move_mount onto %s: %w", target, err)
+	}
+	return nil
+}
+
+// fsMessages drains the messages the kernel queued on a filesystem context.
+func fsMessages(fd int) string {
+	var msgs []string
+	buf := make([]byte, 4096)
+	for {
+		n, err := unix.Read(fd, buf)
+		if err != nil || n <= 0 {
+			break
+		}
+		m := strings.TrimSpace(string(buf[:n]))
+		// Each message starts with its level: "e " error, "w " warning, "i " info.
+		if len(m) > 2 && m[1] == ' ' {
+			m = m[2:]
+		}
+		msgs = append(msgs, m)
+	}
+	return strings.Join(msgs, "; ")
+}
+
+// mountClassic mounts with mount(2), whose options travel as one string
+// that the kernel copies into a single page (4096 bytes). With absolute paths
+// a deep stack overflows that page near 147 layers, and the kernel then sees
+// a truncated path and reports a misleading "No such file or directory".
+// Relative paths are much shorter, but they are resolved against the
+// calling thread's working directory, which a Go process shares between all
+// its threads. So: a fresh goroutine locks itself to its OS thread, gives
+// that thread its own filesystem context with unshare(CLONE_FS), changes
+// directory there, mounts, and never unlocks: Go then ends the thread with
+// the goroutine, and the rest of the program never sees the changed cwd.
+func mountClassic(target string, lowers []string, upper, work string) error {
+	abs := func(p string) (string, error) {
+		if p == "" {
+			return "", nil
+		}
+		return filepath.Abs(p)
+	}
+	var err error
+	if target, err = abs(target); err != nil {
+		return err
+	}
+	all := make([]string, 0, len(lowers)+2)
+	for _, l := range lowers {
+		a, err := abs(l)
+		if err != nil {
+			return err
+		}
+		all = append(all, a)
+	}
+	up, err := abs(upper)
+	if err != nil {
+		return err
+	}
+	wk, err := abs(work)
+	if err != nil {
+		return err
+	}
+	for _, p := range append(append([]string{}, all...), up, wk) {
+		if strings.ContainsAny(p, ",:\\") {
+			return fmt.Errorf("path %q holds ',', ':' or '\\', which mount(2)'s overlay options cannot carry: rename it", p)
+		}
+	}
+	page := unix.Getpagesize()
+	opts := classicOptions(all, up, wk)
+	if len(opts) < page {
+		if err := unix.Mount("overlay", target, "overlay", 0, opts); err != nil {
+			return fmt.Errorf("mount overlay on %s: %w", target, err)
+		}
+		return nil
+	}
+	dirs := append([]string{}, all...)
+	if up != "" {
+		dirs = append(dirs, up, wk)
+	}
+	parent := commonParent(dirs)
+	rel := make([]string, len(all))
+	for i, a := range all {
+		rel[i], _ = filepath.Rel(parent, a)
+	}
+	var relUp, relWk string
+	if up != "" {
+		relUp, _ = filepath.Rel(parent, up)
+		relWk, _ = filepath.Rel(parent, wk)
+	}
+	opts = classicOptions(rel, relUp, relWk)
+	if len(opts) >= page {
+		return fmt.Errorf("the overlay options are %d bytes even with paths relative to %s, over the %d-byte page mount(2) accepts: use shorter layer directory names (Docker links them as l/<26 chars>) or Linux 6.8+ (lowerdir+)", len(opts), parent, page)
+	}
+	errc := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread() // never unlocked: this thread dies with the goroutine
+		if err := unix.Unshare(unix.CLONE_FS); err != nil {
+			errc <- fmt.Errorf("unshare(CLONE_FS): %w", err)
+			return
+		}
+		if err := unix.Chdir(parent); err != nil {
+			errc <- fmt.Errorf("chdir %s: %w", parent, err)
+			return
+		}
+		if err := unix.Mount("overlay", target, "overlay", 0, opts); err != nil {
+			errc <- fmt.Errorf("mount overlay on %s (options relative to %s): %w", target, parent, err)
+			return
+		}
+		errc <- nil
+	}()
+	return <-errc
+}
+
+// classicOptions builds mount(2)'s option string; lowerdir is top first.
+func classicOptions(lowers []string, upper, work string) string {
+	top := make([]string, len(lowers))
+	for i, l := range lowers {
+		top[len(lowers)-1-i] = l
+	}
+	o := "lowerdir=" + strings.Join(top, ":")
+	if upper != "" {
+		o += ",upperdir=" + upper + ",workdir=" + work
+	}
+	return o
+}
+
+// commonParent is the deepest directory holding every path in dirs.
+func commonParent(dirs []string) string {
+	p := filepath.Dir(dirs[0])
+	for _, d := range dirs[1:] {
+		for p != "/" && !strings.HasPrefix(d, p+"/") {
+			p = filepath.Dir(p)
+		}
+	}
+	return p
+}
