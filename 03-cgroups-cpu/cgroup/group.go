@@ -36,10 +36,10 @@ type Group struct {
 // along: CPUStat then works everywhere. No controller at all means the
 // unified hierarchy alone (v2's core files: cgroup.procs, cpu.stat usage).
 func (h *Hierarchy) resolve(name string, controllers []string) (*Group, error) {
-	clean := filepath.Clean(name)
-	if name == "" || clean == "." || filepath.IsAbs(name) || clean == ".." || strings.HasPrefix(clean, "../") {
-		return nil, fmt.Errorf("invalid cgroup name %q: give a relative name such as container or workshop/abc", name)
+	if err := ValidateName(name); err != nil {
+		return nil, err
 	}
+	clean := filepath.Clean(name)
 	g := &Group{h: h, name: clean, ctrls: map[string]Controller{}, paths: map[string]string{}}
 	var want []string
 	for _, c := range controllers {
@@ -79,6 +79,16 @@ func (h *Hierarchy) resolve(name string, controllers []string) (*Group, error) {
 		g.dirs = []string{g.unified}
 	}
 	return g, nil
+}
+
+// ValidateName checks a group name: a relative path inside the hierarchy,
+// such as "container" or "workshop/abc".
+func ValidateName(name string) error {
+	clean := filepath.Clean(name)
+	if name == "" || clean == "." || filepath.IsAbs(name) || clean == ".." || strings.HasPrefix(clean, "../") {
+		return fmt.Errorf("invalid cgroup name %q: give a relative name such as container or workshop/abc", name)
+	}
+	return nil
 }
 
 // Create makes the group name (a relative path such as "container" or
