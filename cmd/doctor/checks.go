@@ -365,7 +365,37 @@ func checkCgroups(h host, mounts []mountEntry) []result {
 	for _, c := range controllers {
 		rs = append(rs, checkController(c.name, c.severity, c.why, v1, unified))
 	}
-	return rs
+	return append(rs, checkLeftoverCgroups(v1, unified))
+}
+
+// A stage killed with SIGKILL (or a crashed VM session) cannot remove its
+// cgroup. Stage 03's group is called "container", as in the article; the
+// others start with "workshop".
+func checkLeftoverCgroups(v1 []mountEntry, unified *mountEntry) result {
+	var roots []string
+	for _, m := range v1 {
+		roots = append(roots, m.point)
+	}
+	if unified != nil {
+		roots = append(roots, unified.point)
+	}
+	var left []string
+	for _, r := range roots {
+		entries, err := os.ReadDir(r)
+		if err != nil {
+			continue
+		}
+		for _, e := range entries {
+			if e.IsDir() && (e.Name() == "container" || strings.HasPrefix(e.Name(), "workshop")) {
+				left = append(left, filepath.Join(r, e.Name()))
+			}
+		}
+	}
+	if len(left) == 0 {
+		return result{name: "leftover cgroups", detail: "none (no container or workshop* group left by an interrupted run)"}
+	}
+	return result{"leftover cgroups", warn, "left by an interrupted run: " + strings.Join(left, " "),
+		"`sudo rmdir " + strings.Join(left, " ") + "` (if rmdir says busy, `cat DIR/cgroup.procs` lists the processes still inside: stop them first)"}
 }
 
 func checkController(name string, severity status, why string, v1 []mountEntry, unified *mountEntry) result {

@@ -196,6 +196,7 @@ func TestDoctorReadsTheWorkshopVMLayout(t *testing.T) {
 	want(t, rows, "propagation of /", "pass", "shared (shared:1)", "make / private")
 	want(t, rows, "kernel", "pass", "6.8.0-31-generic")
 	want(t, rows, "rootless userns", "pass", "apparmor_restrict_unprivileged_userns=0")
+	want(t, rows, "leftover cgroups", "pass", "none")
 	if strings.Contains(res.Stdout, "FAIL  ") && res.Code == 0 {
 		t.Errorf("a FAIL row with exit status 0:\n%s", res.Stdout)
 	}
@@ -223,6 +224,18 @@ func TestDoctorFailsWithTheMultipathdFixWhenCPUControllerIsNotDelegated(t *testi
 	if !strings.Contains(res.Stdout, "1 FAIL: fix the FAIL rows") {
 		t.Errorf("the summary must count the failure:\n%s", res.Stdout)
 	}
+}
+
+func TestDoctorWarnsAboutACgroupLeftByACrashedRun(t *testing.T) {
+	testkit.RequireRoot(t)
+	testkit.CheckHost(t)
+	m := newFakeVM(t)
+	left := filepath.Join(m.cgroupRoot, "container")
+	if err := os.Mkdir(left, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	_, rows := doctor(t, testkit.RunOpts{}, m.args()...)
+	want(t, rows, "leftover cgroups", "WARN", left, "sudo rmdir "+left)
 }
 
 func TestDoctorFailsWhenANamespaceKindIsMissing(t *testing.T) {
