@@ -1,0 +1,248 @@
+package vmtest
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+)
+
+// Arch is one guest architecture: how to build for it, which Debian
+// packages hold its kernel and busybox, and how QEMU boots it.
+type Arch struct {
+	GOARCH  string // for the test binaries and stages
+	Deb     string // Debian's architecture name
+	QEMU    string // the emulator command
+	Console string // the kernel's serial console device
+	Machine []string
+}
+
+// Amd64 is the architecture of the learners' Intel/AMD VMs.
+var Amd64 = Arch{
+	GOARCH: "amd64", Deb: "amd64", QEMU: "qemu-system-x86_64", Console: "ttyS0",
+	Machine: []string{"-cpu", "max"},
+}
+
+// Arm64 is that of Apple Silicon learners' VMs.
+var Arm64 = Arch{
+	GOARCH: "arm64", Deb: "arm64", QEMU: "qemu-system-aarch64", Console: "ttyAMA0",
+	Machine: []string{"-M", "virt", "-cpu", "max"},
+}
+
+// CacheDir keeps downloaded kernels between runs (root-owned, like apt's).
+// WORKSHOP_VM_CACHE overrides it.
+func CacheDir() string {
+	if d := os.Getenv("WORKSHOP_VM_CACHE"); d != "" {
+		return d
+	}
+	return "/var/cache/workshop-vmtest"
+}
+
+// Kernel is a kernel ready to boot, with the modules the guest loads.
+type Kernel struct {
+	Package string   // linux-image-6.1.0-56-amd64
+	Version string   // 6.1.192-2
+	Image   string   // path to vmlinuz
+	Modules []string // paths of the .ko files, in load order
+}
+
+// Modules the guest loads, in order, as paths below lib/modules/RELEASE/.
+// overlayfs is a module in Debian's kernel (stage 05 and 06 need it).
+var guestModules = []string{"kernel/fs/overlayfs/overlay.ko"}
+
+// FetchKernel returns the kernel of Debian's linux-image-ARCH metapackage,
+// downloading the package it depends on (without installing it) the first
+// time, and keeping only what the guest needs in the cache.
+func FetchKernel(a Arch) (*Kernel, error) {
+	meta := "linux-image-" + a.Deb
+	pkg, version, err := resolveKernelPackage(meta)
+	if err != nil {
+		// No package lists (a fresh machine before apt-get update): use a
+		// kernel downloaded earlier, if any.
+		if k := newestCached(a); k != nil {
+			return k, nil
+		}
+		return nil, err
+	}
+	dir := filepath.Join(CacheDir(), a.Deb, pkg+"_"+version)
+	if k := cached(dir, pkg, version); k != nil {
+		return k, nil
+	}
+	if err := os.MkdirAll(filepath.Dir(dir), 0o755); err != nil {
+		return nil, err
+	}
+	tmp, err := os.MkdirTemp(filepath.Dir(dir), ".download-")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(tmp)
+	spec := pkg + ":" + a.Deb + "=" + version
+	if err := run(tmp, "apt-get", "download", "-q", spec); err != nil {
+		return nil, fmt.Errorf("apt-get download %s: %v", spec, err)
+	}
+	debs, _ := filepath.Glob(filepath.Join(tmp, "*.deb"))
+	if len(debs) != 1 {
+		return nil, fmt.Errorf("apt-get download %s left %d .deb files", spec, len(debs))
+	}
+	// Unpack only the kernel image and the modules the guest loads.
+	unpacked := filepath.Join(tmp, "root")
+	os.Mkdir(unpacked, 0o755)
+	patterns := []string{"./boot/vmlinuz-*"}
+	for _, m := range guestModules {
+		patterns = append(patterns, "./lib/modules/*/"+m+"*", "./usr/lib/modules/*/"+m+"*")
+	}
+	if err := extract(debs[0], unpacked, patterns); err != nil {
+		return nil, err
+	}
+	stage := filepath.Join(tmp, "kernel")
+	os.Mkdir(stage, 0o755)
+	imgs, _ := filepath.Glob(filepath.Join(unpacked, "boot", "vmlinuz-*"))
+	if len(imgs) != 1 {
+		return nil, fmt.Errorf("%s holds %d boot/vmlinuz-* files", debs[0], len(imgs))
+	}
+	if err := os.Rename(imgs[0], filepath.Join(stage, "vmlinuz")); err != nil {
+		return nil, err
+	}
+	for _, m := range guestModules {
+		found, _ := filepath.Glob(filepath.Join(unpacked, "lib", "modules", "*", m+"*"))
+		more, _ := filepath.Glob(filepath.Join(unpacked, "usr", "lib", "modules", "*", m+"*"))
+		found = append(found, more...)
+		if len(found) != 1 {
+			return nil, fmt.Errorf("%s: found %d copies of %s", debs[0], len(found), m)
+		}
+		ko, err := decompressModule(found[0])
+		if err != nil {
+			return nil, err
+		}
+		if err := os.WriteFile(filepath.Join(stage, filepath.Base(m)), ko, 0o644); err != nil {
+			return nil, err
+		}
+	}
+	if err := os.Rename(stage, dir); err != nil {
+		if k := cached(dir, pkg, version); k != nil { // another run won the race
+			return k, nil
+		}
+		return nil, err
+	}
+	if k := cached(dir, pkg, version); k != nil {
+		return k, nil
+	}
+	return nil, fmt.Errorf("the kernel cache %s is incomplete", dir)
+}
+
+// resolveKernelPackage asks apt which versioned kernel package the
+// metapackage depends on, and that package's version.
+func resolveKernelPackage(meta string) (pkg, version string, err error) {
+	out, err := exec.Command("apt-cache", "depends", meta).Output()
+	if err != nil {
+		return "", "", fmt.Errorf("apt-cache depends %s: %v (run `apt-get update` first%s)", meta, err, archHint(meta))
+	}
+	for _, l := range strings.Split(string(out), "\n") {
+		l = strings.TrimSpace(l)
+		if strings.HasPrefix(l, "Depends: linux-image-") {
+			pkg = strings.TrimPrefix(l, "Depends: ")
+			break
+		}
+	}
+	if pkg == "" {
+		return "", "", fmt.Errorf("apt-cache depends %s names no linux-image package (run `apt-get update` first%s)", meta, archHint(meta))
+	}
+	pkg = strings.SplitN(pkg, ":", 2)[0]
+	arch := strings.TrimPrefix(meta, "linux-image-")
+	out, err = exec.Command("apt-cache", "show", "--no-all-versions", pkg+":"+arch).Output()
+	if err != nil {
+		return "", "", fmt.Errorf("apt-cache show %s: %v", pkg, err)
+	}
+	for _, l := range strings.Split(string(out), "\n") {
+		if strings.HasPrefix(l, "Version: ") {
+			version = strings.TrimSpace(strings.TrimPrefix(l, "Version: "))
+			break
+		}
+	}
+	if version == "" {
+		return "", "", fmt.Errorf("apt-cache show %s: no Version", pkg)
+	}
+	return pkg, version, nil
+}
+
+func archHint(meta string) string {
+	if strings.HasSuffix(meta, "-amd64") {
+		return ""
+	}
+	arch := strings.TrimPrefix(meta, "linux-image-")
+	return fmt.Sprintf("; for %s: `dpkg --add-architecture %s && apt-get update`", arch, arch)
+}
+
+func cached(dir, pkg, version string) *Kernel {
+	k := &Kernel{Package: pkg, Version: version, Image: filepath.Join(dir, "vmlinuz")}
+	if _, err := os.Stat(k.Image); err != nil {
+		return nil
+	}
+	for _, m := range guestModules {
+		p := filepath.Join(dir, filepath.Base(m))
+		if _, err := os.Stat(p); err != nil {
+			return nil
+		}
+		k.Modules = append(k.Modules, p)
+	}
+	return k
+}
+
+func newestCached(a Arch) *Kernel {
+	dirs, _ := filepath.Glob(filepath.Join(CacheDir(), a.Deb, "linux-image-*_*"))
+	for i := len(dirs) - 1; i >= 0; i-- {
+		pkg, version, _ := strings.Cut(filepath.Base(dirs[i]), "_")
+		if k := cached(dirs[i], pkg, version); k != nil {
+			return k
+		}
+	}
+	return nil
+}
+
+// extract unpacks the members of a .deb that match the patterns.
+func extract(deb, dir string, patterns []string) error {
+	args := append([]string{"-c", `dpkg-deb --fsys-tarfile "$1" | tar -x -C "$2" --wildcards -f - "${@:3}"`, "extract", deb, dir}, patterns...)
+	cmd := exec.Command("bash", args...)
+	out, err := cmd.CombinedOutput()
+	// tar complains about patterns that matched nothing (the /usr/lib
+	// alternative); what matters is that the files are there, checked above.
+	if err != nil && !strings.Contains(string(out), "Not found in archive") {
+		return fmt.Errorf("unpacking %s: %v\n%s", deb, err, out)
+	}
+	return nil
+}
+
+// decompressModule returns a module's bytes, uncompressing .ko.xz and
+// .ko.zst (newer Debian kernels compress their modules; busybox's insmod
+// wants them plain).
+func decompressModule(p string) ([]byte, error) {
+	var tool string
+	switch {
+	case strings.HasSuffix(p, ".ko"):
+		return os.ReadFile(p)
+	case strings.HasSuffix(p, ".ko.xz"):
+		tool = "xz"
+	case strings.HasSuffix(p, ".ko.zst"):
+		tool = "zstd"
+	case strings.HasSuffix(p, ".ko.gz"):
+		tool = "gzip"
+	default:
+		return nil, fmt.Errorf("%s: unknown module compression", p)
+	}
+	out, err := exec.Command(tool, "-dc", p).Output()
+	if err != nil {
+		return nil, fmt.Errorf("%s -dc %s: %v", tool, p, err)
+	}
+	return out, nil
+}
+
+func run(dir, name string, args ...string) error {
+	cmd := exec.Command(name, args...)
+	cmd.Dir = dir
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("%v\n%s", err, out)
+	}
+	return nil
+}
