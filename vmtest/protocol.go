@@ -34,7 +34,13 @@ type Package struct {
 	ImportPath string // github.com/container-internals/workshop/03-cgroups-cpu/cgroup
 	Rel        string // 03-cgroups-cpu/cgroup: the directory below the module root
 	Binary     string // its path inside the guest
+	// HostOnly names tests left out of the guest run (go test -skip),
+	// each with the reason; the host's own run covers them.
+	HostOnly []HostOnlyTest `json:",omitempty"`
 }
+
+// HostOnlyTest is a test that checks something only the host has.
+type HostOnlyTest struct{ Test, Why string }
 
 // Markers, each at the start of its own line on the guest's console.
 const (

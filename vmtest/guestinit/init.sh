@@ -6,7 +6,7 @@
 # initramfs copy as it goes, so the memory is only needed twice for a moment.
 bb=/usr/bin/busybox
 $bb mkdir -p /newroot
-$bb mount -t tmpfs -o mode=0755 root /newroot
+$bb mount -t tmpfs -o mode=0755,size=75% root /newroot
 for f in /* /.[!.]*; do
 	[ -e "$f" ] || [ -L "$f" ] || continue
 	[ "$f" = /newroot ] && continue
