@@ -58,7 +58,7 @@ func main() {
 			"chroot into it: `ls /` shows only the rootfs, but root escapes to the host in three calls.\n"+
 			"pivot_root in a new mount namespace: the same escape finds nothing, no host mount is left.",
 		[]cli.Flag{
-			&cli.StringFlag{Name: "mode", Usage: "run only this mode, `chroot` or `pivot_root`, with the command after -- (default: a shell)"},
+			&cli.StringFlag{Name: "mode", Usage: "run only this `MODE` (chroot or pivot_root) with the command after -- (default: a shell)"},
 			&cli.StringSliceFlag{Name: "add", Usage: "also copy this host binary (a `PATH` or a command name) and its libraries into the rootfs; repeatable"},
 			&cli.StringFlag{Name: "rootfs", Usage: "build (or reuse) the rootfs in `DIR` and keep it, instead of a temporary directory"},
 			&cli.BoolFlag{Name: "keep", Usage: "keep the temporary rootfs and print where it is"},
@@ -246,7 +246,11 @@ func build(n *narrate.Narrator, root string, adds []string, story bool) (string,
 	}
 	bins := append([]string{shell, "/bin/ls"}, adds...)
 
-	n.Step("Build a root filesystem by hand: %s and ls, and what ldd says they need", filepath.Base(shell))
+	names := []string{filepath.Base(shell), "ls"}
+	for _, a := range adds {
+		names = append(names, filepath.Base(a))
+	}
+	n.Step("Build a root filesystem by hand: %s, and what ldd says they need", strings.Join(names, ", "))
 	n.Call("mkdir %s", root)
 	if story {
 		for _, b := range bins[:2] {
