@@ -297,7 +297,7 @@ func tour(n *checkedNarrator, w *workdir, keep bool) error {
 	for i := len(img.DiffIDs) - 1; i >= 0; i-- {
 		dirs = append(dirs, root.Lowers[i])
 	}
-	n.Call("find / -type f   # in the merged root, with the layer each file comes from")
+	n.Call("find / ! -type d   # in the merged root, with the layer each file comes from")
 	origins := originTable(m, dirs, named)
 	n.Output(origins.text)
 	n.Check(origins.from["/etc/hostname"] == "init" && origins.from["/etc/resolv.conf"] == "init" && origins.from["/etc/hosts"] == "init",
