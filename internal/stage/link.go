@@ -21,6 +21,7 @@ import (
 // Two pipes are passed as file descriptors 3 (host -> child) and 4
 // (child -> host).
 type Link struct {
+	done  bool // the child said it is done (rather than just vanishing)
 	r     *bufio.Reader
 	rf    *os.File
 	w     *os.File
@@ -66,8 +67,15 @@ func (l *Link) Paused(n *narrate.Narrator) bool {
 	if k, convErr := strconv.Atoi(num); convErr == nil {
 		n.Adopt(k)
 	}
+	if verb == "done" {
+		l.done = true
+	}
 	return err == nil && verb == "pause"
 }
+
+// Completed reports whether the child said it was done (it reached the exec
+// of the user's command), as opposed to exiting before that.
+func (l *Link) Completed() bool { return l.done }
 
 // Close ends the conversation from the host's side.
 func (l *Link) Close() {

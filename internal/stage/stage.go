@@ -51,7 +51,14 @@ func App(name, usage, description string, flags []cli.Flag, action cli.ActionFun
 		UseShortOptionHandling: true,
 		// Errors are printed once, by Main, as one line.
 		ExitErrHandler: func(*cli.Context, error) {},
+		OnUsageError:   UsageError,
 	}
+}
+
+// UsageError turns a flag parsing error into one line instead of the
+// whole help text.
+func UsageError(c *cli.Context, err error, _ bool) error {
+	return Fail("%v (see --help)", err)
 }
 
 // ExitStatus is returned by a stage whose container command ended with a

@@ -1,0 +1,175 @@
+package main
+
+// `exec`: run a command inside a running container, the way `docker exec`
+// does: join the container's namespaces with setns(), found as files under
+// /proc/<pid>/ns/, and its cgroups, then fork the command there.
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"runtime"
+	"strconv"
+	"strings"
+
+	"github.com/urfave/cli/v2"
+	"golang.org/x/sys/unix"
+
+	"github.com/container-internals/workshop/internal/stage"
+)
+
+func execCmd(c *cli.Context) error {
+	ref, args := splitCommand(c)
+	if ref == "" && len(args) > 0 {
+		ref, args = args[0], args[1:]
+	}
+	if ref == "" || len(args) == 0 {
+		return stage.Fail("usage: exec [-i] NAME -- CMD ARGS...")
+	}
+	rt, err := runtimeFor(c)
+	if err != nil {
+		return err
+	}
+	st, err := rt.dirs.find(ref)
+	if err != nil {
+		return stage.Fail("%v", err)
+	}
+	if st.Status != Running || !alive(st.Pid, st.PidStart) {
+		return stage.Fail("container %s is not running: exec needs a running container; start a new one with `run -d`", st.Name)
+	}
+	var dirs []string
+	for _, d := range st.CgroupPaths {
+		dirs = append(dirs, d)
+	}
+	helper := exec.Command("/proc/self/exe", append([]string{execArg, strconv.Itoa(st.Pid), rt.dirs.configPath(st.ID), strings.Join(dirs, ","), "--"}, args...)...)
+	helper.Args[0] = "workshop-exec"
+	helper.Stdout, helper.Stderr = os.Stdout, os.Stderr
+	if c.Bool("interactive") {
+		helper.Stdin = os.Stdin
+	}
+	if err := helper.Start(); err != nil {
+		return err
+	}
+	stop := stage.ForwardSignals(helper.Process)
+	err = helper.Wait()
+	stop()
+	status, ok := stage.StatusOf(err)
+	if !ok {
+		return err
+	}
+	if status != 0 {
+		return stage.ExitStatus(status)
+	}
+	return nil
+}
+
+// execInside runs in a fresh copy of the runtime: args are the container's
+// PID, its spec, its cgroup directories, "--", the command.
+//
+// Joining a mount namespace from Go needs care. setns(CLONE_NEWNS) refuses a
+// thread that shares its filesystem context (root, cwd, umask) with other
+// threads, and every Go thread does (they are cloned with CLONE_FS). So this
+// goroutine locks itself to one OS thread and first calls
+// unshare(CLONE_FS): that thread gets a private copy of the filesystem
+// context, and may then join. Namespaces belong to threads too, so the
+// command is forked from this same thread, and inherits them all.
+func execInside(args []string) int {
+	runtime.LockOSThread()
+	pid, specPath, cgroupDirs, argv := args[0], args[1], args[2], args[4:]
+	spec, err := readSpec(specPath)
+	if err != nil {
+		return execFail("reading the container's spec: %v", err)
+	}
+	// Into the container's cgroups first, while the host's /sys/fs/cgroup is
+	// still in view: the command forked below inherits them (and its
+	// limits: an exec'd memory hog is fenced in like the rest).
+	for _, d := range strings.Split(cgroupDirs, ",") {
+		if d == "" {
+			continue
+		}
+		if err := os.WriteFile(d+"/cgroup.procs", []byte(strconv.Itoa(os.Getpid())), 0o644); err != nil {
+			return execFail("joining the cgroup %s: %v", d, err)
+		}
+	}
+	// Open every namespace before joining any: once in the container's
+	// mount namespace, the host's /proc/<pid> is out of sight.
+	kinds := []struct {
+		name string
+		flag int
+	}{{"cgroup", unix.CLONE_NEWCGROUP}, {"ipc", unix.CLONE_NEWIPC}, {"uts", unix.CLONE_NEWUTS},
+		{"net", unix.CLONE_NEWNET}, {"pid", unix.CLONE_NEWPID}, {"mnt", unix.CLONE_NEWNS}}
+	fds := make([]int, len(kinds))
+	for i, k := range kinds {
+		fd, err := unix.Open("/proc/"+pid+"/ns/"+k.name, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+		if err != nil {
+			fds[i] = -1
+			continue
+		}
+		fds[i] = fd
+	}
+	if err := unix.Unshare(unix.CLONE_FS); err != nil {
+		return execFail("unshare(CLONE_FS): %v", err)
+	}
+	for i, k := range kinds {
+		if fds[i] < 0 {
+			continue
+		}
+		if err := unix.Setns(fds[i], k.flag); err != nil {
+			return execFail("setns(%s): %v", k.name, err)
+		}
+		unix.Close(fds[i])
+	}
+	// setns(mnt) put this thread at the container's root; the working
+	// directory is the image's.
+	cwd := spec.Cwd
+	if cwd == "" {
+		cwd = "/"
+	}
+	if err := unix.Chdir(cwd); err != nil {
+		return execFail("chdir %s: %v", cwd, err)
+	}
+	os.Clearenv()
+	for _, kv := range spec.Env {
+		k, v, _ := strings.Cut(kv, "=")
+		os.Setenv(k, v)
+	}
+	path, err := stage.LookPath(argv[0])
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "%s: %s: command not found in the container's root (PATH=%s)\n", name, argv[0], os.Getenv("PATH"))
+		return exitNotFound
+	}
+	keep, err := capBits(spec.Capabilities)
+	if err != nil {
+		return execFail("%v", err)
+	}
+	if spec.NoNewPrivs {
+		if err := unix.Prctl(unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0); err != nil {
+			return execFail("no_new_privs: %v", err)
+		}
+	}
+	if err := switchUser(spec, keep); err != nil {
+		return execFail("%v", err)
+	}
+	// setns(CLONE_NEWPID) only sets the namespace of this thread's future
+	// children: the command must be a new process to be inside it.
+	cmd := exec.Command(path, argv[1:]...)
+	cmd.Args = argv
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
+	// (No Pdeathsig here: Go implements it with a getppid() check in the
+	// child, and seen from inside the container's PID namespace the parent
+	// has no PID at all, so the child would kill itself at once.)
+	if err := cmd.Start(); err != nil {
+		fmt.Fprintf(os.Stderr, "%s: cannot run %s: %v\n", name, argv[0], err)
+		return exitNotExec
+	}
+	stop := stage.ForwardSignals(cmd.Process)
+	err = cmd.Wait()
+	stop()
+	status, _ := stage.StatusOf(err)
+	return status
+}
+
+func execFail(format string, args ...any) int {
+	fmt.Fprintf(os.Stderr, "%s: exec: %s\n", name, fmt.Sprintf(format, args...))
+	return exitSetup
+}

@@ -1,0 +1,144 @@
+package main
+
+// Hardening, the way Docker does it by default: a root process inside the
+// container is still uid 0, so what it may do is cut down by capabilities,
+// no_new_privs, and /proc and /sys paths hidden or made read-only.
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"golang.org/x/sys/unix"
+)
+
+var capNames = map[string]uintptr{
+	"CAP_CHOWN": unix.CAP_CHOWN, "CAP_DAC_OVERRIDE": unix.CAP_DAC_OVERRIDE,
+	"CAP_DAC_READ_SEARCH": unix.CAP_DAC_READ_SEARCH, "CAP_FOWNER": unix.CAP_FOWNER,
+	"CAP_FSETID": unix.CAP_FSETID, "CAP_KILL": unix.CAP_KILL, "CAP_SETGID": unix.CAP_SETGID,
+	"CAP_SETUID": unix.CAP_SETUID, "CAP_SETPCAP": unix.CAP_SETPCAP,
+	"CAP_LINUX_IMMUTABLE": unix.CAP_LINUX_IMMUTABLE, "CAP_NET_BIND_SERVICE": unix.CAP_NET_BIND_SERVICE,
+	"CAP_NET_BROADCAST": unix.CAP_NET_BROADCAST, "CAP_NET_ADMIN": unix.CAP_NET_ADMIN,
+	"CAP_NET_RAW": unix.CAP_NET_RAW, "CAP_IPC_LOCK": unix.CAP_IPC_LOCK, "CAP_IPC_OWNER": unix.CAP_IPC_OWNER,
+	"CAP_SYS_MODULE": unix.CAP_SYS_MODULE, "CAP_SYS_RAWIO": unix.CAP_SYS_RAWIO,
+	"CAP_SYS_CHROOT": unix.CAP_SYS_CHROOT, "CAP_SYS_PTRACE": unix.CAP_SYS_PTRACE,
+	"CAP_SYS_PACCT": unix.CAP_SYS_PACCT, "CAP_SYS_ADMIN": unix.CAP_SYS_ADMIN,
+	"CAP_SYS_BOOT": unix.CAP_SYS_BOOT, "CAP_SYS_NICE": unix.CAP_SYS_NICE,
+	"CAP_SYS_RESOURCE": unix.CAP_SYS_RESOURCE, "CAP_SYS_TIME": unix.CAP_SYS_TIME,
+	"CAP_SYS_TTY_CONFIG": unix.CAP_SYS_TTY_CONFIG, "CAP_MKNOD": unix.CAP_MKNOD,
+	"CAP_LEASE": unix.CAP_LEASE, "CAP_AUDIT_WRITE": unix.CAP_AUDIT_WRITE,
+	"CAP_AUDIT_CONTROL": unix.CAP_AUDIT_CONTROL, "CAP_SETFCAP": unix.CAP_SETFCAP,
+	"CAP_MAC_OVERRIDE": unix.CAP_MAC_OVERRIDE, "CAP_MAC_ADMIN": unix.CAP_MAC_ADMIN,
+	"CAP_SYSLOG": unix.CAP_SYSLOG, "CAP_WAKE_ALARM": unix.CAP_WAKE_ALARM,
+	"CAP_BLOCK_SUSPEND": unix.CAP_BLOCK_SUSPEND, "CAP_AUDIT_READ": unix.CAP_AUDIT_READ,
+	"CAP_PERFMON": unix.CAP_PERFMON, "CAP_BPF": unix.CAP_BPF,
+	"CAP_CHECKPOINT_RESTORE": unix.CAP_CHECKPOINT_RESTORE,
+}
+
+// capBits turns capability names into a bit set.
+func capBits(names []string) (uint64, error) {
+	var bits uint64
+	for _, n := range names {
+		c, ok := capNames[strings.ToUpper(n)]
+		if !ok {
+			return 0, fmt.Errorf("unknown capability %q", n)
+		}
+		bits |= 1 << c
+	}
+	return bits, nil
+}
+
+func lastCap() uintptr {
+	b, err := os.ReadFile("/proc/sys/kernel/cap_last_cap")
+	if err != nil {
+		return unix.CAP_LAST_CAP
+	}
+	v, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil {
+		return unix.CAP_LAST_CAP
+	}
+	return uintptr(v)
+}
+
+// dropBounding removes every capability not in keep from the calling
+// thread's bounding set (capabilities belong to threads: the caller must be
+// locked to its OS thread and exec from it). The bounding set is what a root
+// process gets at exec, so this is what really takes CAP_SYS_ADMIN away. It
+// needs CAP_SETPCAP, so it comes before any change of user.
+func dropBounding(keep uint64) error {
+	for c := uintptr(0); c <= lastCap(); c++ {
+		if keep&(1<<c) != 0 {
+			continue
+		}
+		if err := unix.Prctl(unix.PR_CAPBSET_DROP, c, 0, 0, 0); err != nil && err != unix.EINVAL {
+			return fmt.Errorf("dropping capability %d from the bounding set: %v", c, err)
+		}
+	}
+	return nil
+}
+
+// keepOnly sets the calling thread's effective, permitted and inheritable
+// capabilities to keep.
+func keepOnly(keep uint64) error {
+	hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
+	var data [2]unix.CapUserData
+	lo, hi := uint32(keep), uint32(keep>>32)
+	data[0] = unix.CapUserData{Effective: lo, Permitted: lo, Inheritable: lo}
+	data[1] = unix.CapUserData{Effective: hi, Permitted: hi, Inheritable: hi}
+	if err := unix.Capset(&hdr, &data[0]); err != nil {
+		return fmt.Errorf("capset: %v", err)
+	}
+	return nil
+}
+
+// maskPath hides a path: /dev/null over a file, an empty read-only tmpfs
+// over a directory. Missing paths are fine: kernels differ.
+func maskPath(p string) (bool, error) {
+	fi, err := os.Stat(p)
+	if err != nil {
+		return false, nil
+	}
+	if fi.IsDir() {
+		return true, unix.Mount("tmpfs", p, "tmpfs", unix.MS_RDONLY, "size=0")
+	}
+	return true, unix.Mount("/dev/null", p, "", unix.MS_BIND, "")
+}
+
+// readonlyPath makes a path read-only: bind it onto itself (so it is a
+// mount of its own), then remount that bind read-only.
+func readonlyPath(p string) (bool, error) {
+	if _, err := os.Stat(p); err != nil {
+		return false, nil
+	}
+	if err := unix.Mount(p, p, "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
+		return true, err
+	}
+	return true, unix.Mount(p, p, "", unix.MS_BIND|unix.MS_REMOUNT|unix.MS_RDONLY|unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, "")
+}
+
+// writeSysctl sets a namespaced kernel parameter (net.*, kernel.shm*, ...).
+func writeSysctl(key, value string) error {
+	p := filepath.Join("/proc/sys", strings.ReplaceAll(key, ".", "/"))
+	return os.WriteFile(p, []byte(value), 0o644)
+}
+
+// loopbackUp brings up lo in a new network namespace: the only interface
+// it has, and it starts down.
+func loopbackUp() error {
+	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(fd)
+	ifr, err := unix.NewIfreq("lo")
+	if err != nil {
+		return err
+	}
+	if err := unix.IoctlIfreq(fd, unix.SIOCGIFFLAGS, ifr); err != nil {
+		return err
+	}
+	ifr.SetUint16(ifr.Uint16() | unix.IFF_UP)
+	return unix.IoctlIfreq(fd, unix.SIOCSIFFLAGS, ifr)
+}

@@ -1,0 +1,265 @@
+package main
+
+// Images: the default image (built offline from the host on first use),
+// `images`, `commit` and `import`. The store itself is stage 05's: layers
+// keyed by chain ID, each with a cache-id naming its files, as Docker's.
+
+import (
+	"archive/tar"
+	"bytes"
+	"compress/gzip"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/container-internals/workshop/04-chroot-pivot-root/rootfs"
+	"github.com/container-internals/workshop/05-overlay-layers/layers"
+	"github.com/container-internals/workshop/internal/stage"
+)
+
+// defaultImage is what `run` uses without an IMAGE.
+const defaultImage = "workshop-default"
+
+// image finds the image to run; the default one is built on first use.
+func (rt *Runtime) image(ref string) (layers.Image, error) {
+	if ref == "" {
+		return rt.defaultImage()
+	}
+	img, err := rt.store.Image(ref)
+	if err != nil {
+		return layers.Image{}, stage.Fail("unknown image %q: see `images`, or make one with `import` or `commit`", ref)
+	}
+	return img, nil
+}
+
+// defaultImage returns the default image, building it first if needed:
+// busybox when the host has it (one static binary, a shell and all the
+// usual tools), otherwise the host's own tools with their libraries (stage
+// 04's rootfs package). Two layers, so that `images` shows a real stack:
+// the tools, then a base system (/etc/passwd, /etc/group, /tmp ...).
+// Callers hold the state lock: twenty runs at once build it once.
+func (rt *Runtime) defaultImage() (layers.Image, error) {
+	if img, err := rt.store.Image(defaultImage); err == nil {
+		return img, nil
+	}
+	rt.n.Say("building the default image %s (first use only)", defaultImage)
+	tmp, err := os.MkdirTemp("", "workshop-image-")
+	if err != nil {
+		return layers.Image{}, err
+	}
+	defer os.RemoveAll(tmp)
+	tools, base := filepath.Join(tmp, "tools"), filepath.Join(tmp, "base")
+	if err := buildTools(tools); err != nil {
+		return layers.Image{}, stage.Fail("building the default image: %v", err)
+	}
+	if err := rootfs.Skeleton(base); err != nil {
+		return layers.Image{}, stage.Fail("building the default image: %v", err)
+	}
+	if err := os.WriteFile(filepath.Join(base, "etc", "motd"), []byte("A container of the container-internals workshop.\n"), 0o644); err != nil {
+		return layers.Image{}, err
+	}
+	var diffIDs []string
+	parent := ""
+	for _, dir := range []string{tools, base} {
+		var buf bytes.Buffer
+		if err := layers.WriteLayerTar(&buf, dir); err != nil {
+			return layers.Image{}, stage.Fail("building the default image: %v", err)
+		}
+		l, err := rt.store.Add(parent, &buf)
+		if err != nil {
+			return layers.Image{}, stage.Fail("building the default image: %v", err)
+		}
+		diffIDs = append(diffIDs, l.DiffID)
+		parent = l.ChainID
+	}
+	img, err := rt.store.PutImage(defaultImage, diffIDs, layers.ImageConfig{Cmd: []string{"sh"}})
+	if err != nil {
+		return layers.Image{}, stage.Fail("building the default image: %v", err)
+	}
+	return img, nil
+}
+
+// hostTools are copied with their libraries when the host has no busybox.
+var hostTools = []string{"sh", "ls", "cat", "echo", "ps", "hostname", "mount", "mkdir", "rm", "sleep", "id", "true", "false", "head", "grep", "ip", "free", "env", "touch", "uname"}
+
+func buildTools(dir string) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	if bb, err := exec.LookPath("busybox"); err == nil {
+		if _, err := rootfs.CopyWithLibraries(dir, bb); err != nil {
+			return err
+		}
+		list, err := exec.Command(bb, "--list-full").Output()
+		if err != nil {
+			return fmt.Errorf("busybox --list-full: %v", err)
+		}
+		inside := "/" + strings.TrimPrefix(bb, "/")
+		for _, applet := range strings.Fields(string(list)) {
+			p := filepath.Join(dir, applet)
+			if _, err := os.Lstat(p); err == nil {
+				continue
+			}
+			if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+				return err
+			}
+			if err := os.Symlink(inside, p); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	var found []string
+	for _, t := range hostTools {
+		if p, err := exec.LookPath(t); err == nil {
+			found = append(found, p)
+		}
+	}
+	if len(found) == 0 {
+		return errors.New("neither busybox nor a shell found on the host: install busybox-static")
+	}
+	_, err := rootfs.Build(dir, found...)
+	return err
+}
+
+func imagesCmd(c *cli.Context) error {
+	rt, err := runtimeFor(c)
+	if err != nil {
+		return err
+	}
+	imgs, err := rt.store.Images()
+	if err != nil {
+		return err
+	}
+	w := tabwriter.NewWriter(os.Stdout, 0, 4, 3, ' ', 0)
+	fmt.Fprintln(w, "REPOSITORY\tTAG\tIMAGE ID\tCREATED\tLAYERS\tSIZE")
+	for _, img := range imgs {
+		var size int64
+		if stack, err := rt.store.Stack(img.TopChainID()); err == nil {
+			for _, l := range stack {
+				size += l.Size
+			}
+		}
+		names := img.Names
+		if len(names) == 0 {
+			names = []string{"<none>:<none>"}
+		}
+		for _, nm := range names {
+			repo, tag, _ := strings.Cut(nm, ":")
+			fmt.Fprintf(w, "%s\t%s\t%s\t%s ago\t%d\t%s\n", repo, tag, short(img.ID), ago(img.Created), len(img.DiffIDs), humanSize(size))
+		}
+	}
+	return w.Flush()
+}
+
+func humanSize(b int64) string {
+	switch {
+	case b >= 1<<30:
+		return fmt.Sprintf("%.1fGB", float64(b)/(1<<30))
+	case b >= 1<<20:
+		return fmt.Sprintf("%.1fMB", float64(b)/(1<<20))
+	case b >= 1<<10:
+		return fmt.Sprintf("%.1fkB", float64(b)/(1<<10))
+	}
+	return fmt.Sprintf("%dB", b)
+}
+
+func commitCmd(c *cli.Context) error {
+	if c.Args().Len() != 2 {
+		return stage.Fail("usage: commit NAME IMAGE")
+	}
+	rt, err := runtimeFor(c)
+	if err != nil {
+		return err
+	}
+	st, err := rt.dirs.find(c.Args().Get(0))
+	if err != nil {
+		return stage.Fail("%v", err)
+	}
+	if st.ImageID == "" {
+		return stage.Fail("container %s runs on --rootfs %s, not an image: `import` the directory as an image first (tar -C DIR -c . > r.tar)", st.Name, st.RootDir)
+	}
+	img, layer, err := rt.store.Commit(st.ID, c.Args().Get(1), layers.ImageConfig{Cmd: st.Command})
+	if err != nil {
+		return stage.Fail("commit: %v", err)
+	}
+	fmt.Printf("%s (new layer %s, diffID %s)\n", img.ID, short(layer.ChainID), short(layer.DiffID))
+	return nil
+}
+
+func importCmd(c *cli.Context) error {
+	if c.Args().Len() != 2 {
+		return stage.Fail("usage: import TAR IMAGE")
+	}
+	rt, err := runtimeFor(c)
+	if err != nil {
+		return err
+	}
+	path, ref := c.Args().Get(0), c.Args().Get(1)
+	isSave, err := isSaveArchive(path)
+	if err != nil {
+		return stage.Fail("import %s: %v", path, err)
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return stage.Fail("import: %v", err)
+	}
+	defer f.Close()
+	if !isSave {
+		img, err := rt.store.ImportTar(ref, f, layers.ImageConfig{Cmd: []string{"sh"}})
+		if err != nil {
+			return stage.Fail("import %s: %v", path, err)
+		}
+		fmt.Println(img.ID)
+		return nil
+	}
+	imgs, err := rt.store.ImportSave(f)
+	if err != nil {
+		return stage.Fail("import %s: %v", path, err)
+	}
+	if len(imgs) == 0 {
+		return stage.Fail("import %s: the archive's manifest.json lists no image", path)
+	}
+	img, err := rt.store.PutImage(ref, imgs[0].DiffIDs, imgs[0].Config)
+	if err != nil {
+		return stage.Fail("import %s: %v", path, err)
+	}
+	fmt.Println(img.ID)
+	return nil
+}
+
+// isSaveArchive tells a `docker save` archive (it has a manifest.json at
+// the top) from a root filesystem tar.
+func isSaveArchive(path string) (bool, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return false, err
+	}
+	defer f.Close()
+	var r io.Reader = f
+	if gz, err := gzip.NewReader(f); err == nil {
+		r = gz
+	} else if _, err := f.Seek(0, io.SeekStart); err != nil {
+		return false, err
+	}
+	tr := tar.NewReader(r)
+	for {
+		h, err := tr.Next()
+		if err == io.EOF {
+			return false, nil
+		}
+		if err != nil {
+			return false, fmt.Errorf("not a tar archive: %v", err)
+		}
+		if strings.TrimPrefix(h.Name, "./") == "manifest.json" {
+			return true, nil
+		}
+	}
+}

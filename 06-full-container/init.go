@@ -1,0 +1,405 @@
+package main
+
+// The container's side of `run`: the re-executed copy of the runtime that
+// starts as PID 1 of the new namespaces, builds the container's world from
+// its Spec, and becomes the user's command. Read it top to bottom: it is
+// stages 01 to 05, in the order runc does them.
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"runtime"
+	"strings"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/container-internals/workshop/04-chroot-pivot-root/rootfs"
+	"github.com/container-internals/workshop/05-overlay-layers/layers"
+	"github.com/container-internals/workshop/internal/narrate"
+	"github.com/container-internals/workshop/internal/stage"
+)
+
+// Exit statuses of the runtime itself, as Docker's: 125 the container could
+// not be set up, 126 the command could not be run, 127 it was not found.
+const (
+	exitSetup    = 125
+	exitNotExec  = 126
+	exitNotFound = 127
+)
+
+func containerInit(specPath string) {
+	// Capabilities, no_new_privs and the cgroup namespace belong to one
+	// thread, and exec keeps only the thread that calls it: everything
+	// below runs on this one OS thread, up to the exec.
+	runtime.LockOSThread()
+	n := narrate.FromEnv(narrate.Container)
+	link := stage.ParentLink()
+	spec, err := readSpec(specPath)
+	if err != nil {
+		initFail("reading the container's spec: %v", err)
+	}
+	// The runtime moves us into the container's cgroups, then says go.
+	link.WaitGo(n)
+
+	if has(spec.Namespaces, "cgroup") {
+		n.Step("Enter a new cgroup namespace (stage 03's cgroups, seen from inside)")
+		// Unshared now, after the move into the container's cgroups, so that
+		// the container sees its own cgroup as the root "/".
+		n.Call("unshare(CLONE_NEWCGROUP)")
+		if err := unix.Unshare(unix.CLONE_NEWCGROUP); err != nil {
+			initFail("unshare(CLONE_NEWCGROUP): %v", err)
+		}
+	}
+
+	n.Step("Mounts (stage 02): nothing we mount may reach the host")
+	n.Call(`mount("", "/", "", MS_REC | %s, "")`, propagationName(spec.Propagation))
+	if err := unix.Mount("", "/", "", unix.MS_REC|spec.Propagation, ""); err != nil {
+		initFail("making / %s: %v", propagationName(spec.Propagation), err)
+	}
+
+	if spec.BindRoot {
+		n.Step("The root filesystem: the bundle's rootfs directory, as it is")
+		// pivot_root needs the new root to be a mount point.
+		n.Call(`mount("%s", "%s", "", MS_BIND | MS_REC, "")`, spec.Rootfs, spec.Rootfs)
+		if err := unix.Mount(spec.Rootfs, spec.Rootfs, "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
+			initFail("binding the root %s: %v", spec.Rootfs, err)
+		}
+	} else {
+		n.Step("The root filesystem (stage 05): image layers + init layer + a read-write layer")
+		for i, l := range spec.Lowers {
+			n.Say("lower %d: %s", i+1, l)
+		}
+		n.Say("upper: %s", spec.Upper)
+		n.Call(`mount("overlay", "%s", "overlay", 0, "lowerdir=...,upperdir=...,workdir=...")`, spec.Rootfs)
+		if err := layers.Mount(spec.Rootfs, spec.Lowers, spec.Upper, spec.Work); err != nil {
+			initFail("mounting the container's root: %v", err)
+		}
+	}
+
+	n.Step("Mount /proc, /dev, /sys and the volumes inside the new root")
+	for _, m := range spec.Mounts {
+		mountInside(n, spec.Rootfs, m)
+	}
+	for _, d := range spec.Devices {
+		p := filepath.Join(spec.Rootfs, d.Path)
+		_ = os.Remove(p)
+		if err := unix.Mknod(p, d.Type|d.Mode, int(unix.Mkdev(d.Major, d.Minor))); err != nil {
+			initFail("mknod %s: %v", d.Path, err)
+		}
+		_ = os.Chmod(p, os.FileMode(d.Mode))
+		_ = os.Chown(p, d.UID, d.GID)
+	}
+	n.Call("mknod /dev/{null,zero,full,random,urandom,tty} and link fd, stdin, stdout, stderr, ptmx")
+	for _, l := range spec.Symlinks {
+		p := filepath.Join(spec.Rootfs, l[1])
+		_ = os.Remove(p)
+		_ = os.Symlink(l[0], p)
+	}
+
+	startFifo := -1
+	if spec.WaitStart {
+		// Open the FIFO `start` will read from while it is still in view.
+		if startFifo, err = unix.Open(spec.StartFifo, unix.O_PATH|unix.O_CLOEXEC, 0); err != nil {
+			initFail("opening %s: %v", spec.StartFifo, err)
+		}
+	}
+
+	n.Step("Change root with pivot_root (stage 04), and let go of the host's root")
+	trace := func(call, why string) {
+		n.Call("%s", call)
+		if why != "" {
+			n.Note("%s", why)
+		}
+	}
+	if err := rootfs.PivotRoot(spec.Rootfs, trace); err != nil {
+		initFail("pivot_root into %s: %v", spec.Rootfs, err)
+	}
+
+	n.Step("Harden, as Docker does by default")
+	masked := 0
+	for _, p := range spec.MaskedPaths {
+		ok, err := maskPath(p)
+		if err != nil {
+			initFail("masking %s: %v", p, err)
+		}
+		if ok {
+			masked++
+		}
+	}
+	n.Call("mount /dev/null (files) or an empty read-only tmpfs (directories) over %d paths: %s ...", masked, strings.Join(first(spec.MaskedPaths, 3), ", "))
+	readonly := 0
+	for _, p := range spec.ReadonlyPaths {
+		ok, err := readonlyPath(p)
+		if err != nil {
+			initFail("making %s read-only: %v", p, err)
+		}
+		if ok {
+			readonly++
+		}
+	}
+	n.Call("bind-mount read-only %d paths: %s", readonly, strings.Join(spec.ReadonlyPaths, ", "))
+	if spec.Readonly {
+		n.Call(`mount("", "/", "", MS_BIND | MS_REMOUNT | MS_RDONLY, "")`)
+		if err := unix.Mount("", "/", "", unix.MS_BIND|unix.MS_REMOUNT|unix.MS_RDONLY, ""); err != nil {
+			initFail("making the root read-only: %v", err)
+		}
+	}
+	if has(spec.Namespaces, "uts") && spec.Hostname != "" {
+		n.Call(`sethostname("%s")   # the UTS namespace's own name`, spec.Hostname)
+		if err := unix.Sethostname([]byte(spec.Hostname)); err != nil {
+			initFail("sethostname: %v", err)
+		}
+	}
+	if has(spec.Namespaces, "net") {
+		n.Call("ioctl(SIOCSIFFLAGS, lo, IFF_UP)   # a new network namespace has only lo, and it is down")
+		if err := loopbackUp(); err != nil {
+			initFail("bringing up lo: %v", err)
+		}
+	}
+	for k, v := range spec.Sysctl {
+		n.Call("sysctl %s=%s", k, v)
+		if err := writeSysctl(k, v); err != nil {
+			initFail("sysctl %s: %v", k, err)
+		}
+	}
+	for _, r := range spec.Rlimits {
+		if err := unix.Setrlimit(r.Type, &unix.Rlimit{Cur: r.Soft, Max: r.Hard}); err != nil {
+			initFail("setrlimit %d: %v", r.Type, err)
+		}
+	}
+	if spec.OOMScoreAdj != nil {
+		_ = os.WriteFile("/proc/self/oom_score_adj", []byte(fmt.Sprint(*spec.OOMScoreAdj)), 0o644)
+	}
+
+	// Everything that needed CAP_SYS_ADMIN is done: now give it up.
+	keep, err := capBits(spec.Capabilities)
+	if err != nil {
+		initFail("%v", err)
+	}
+	n.Call("prctl(PR_CAPBSET_DROP) x %d, capset(...)   # keep %d capabilities: no CAP_SYS_ADMIN", int(lastCap())+1-len(spec.Capabilities), len(spec.Capabilities))
+	if spec.NoNewPrivs {
+		n.Call("prctl(PR_SET_NO_NEW_PRIVS, 1)   # no setuid binary can give the privileges back")
+		if err := unix.Prctl(unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0); err != nil {
+			initFail("no_new_privs: %v", err)
+		}
+	}
+	if len(spec.Groups) > 0 || spec.GID != 0 || spec.UID != 0 {
+		if err := unix.Setgroups(spec.Groups); err != nil {
+			initFail("setgroups: %v", err)
+		}
+	}
+
+	// The process environment becomes the container's: nothing of the host's.
+	os.Clearenv()
+	for _, kv := range spec.Env {
+		k, v, _ := strings.Cut(kv, "=")
+		os.Setenv(k, v)
+	}
+	cwd := spec.Cwd
+	if cwd == "" {
+		cwd = "/"
+	}
+	if err := os.Chdir(cwd); err != nil {
+		initFail("the working directory %s: %v", cwd, err)
+	}
+	path, err := stage.LookPath(spec.Args[0])
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "%s: %s: command not found in the container's root (PATH=%s)\n", name, spec.Args[0], os.Getenv("PATH"))
+		os.Exit(exitNotFound)
+	}
+
+	if spec.WaitStart {
+		// OCI create: everything is ready, and the creator may return; the
+		// user's program runs only at `start`, which opens the FIFO for
+		// reading: until then, opening it for writing blocks.
+		link.Done(n)
+		f, err := os.OpenFile(fmt.Sprintf("/proc/self/fd/%d", startFifo), os.O_WRONLY, 0)
+		if err != nil {
+			initFail("waiting for start: %v", err)
+		}
+		_, _ = f.Write([]byte{0})
+		f.Close()
+		unix.Close(startFifo)
+	}
+
+	if spec.Init {
+		n.Step("Start the command under a tiny init (--init): PID 1 reaps and forwards signals")
+		link.Done(n)
+		if err := switchUser(spec, keep); err != nil {
+			initFail("%v", err)
+		}
+		os.Exit(tinyInit(path, spec.Args))
+	}
+	n.Step("exec the command: it becomes PID 1 of the container")
+	n.Call("execve(%q, %q)", path, spec.Args)
+	link.Done(n)
+	if err := switchUser(spec, keep); err != nil {
+		initFail("%v", err)
+	}
+	if err := unix.Exec(path, spec.Args, os.Environ()); err != nil {
+		fmt.Fprintf(os.Stderr, "%s: cannot run %s: %v\n", name, spec.Args[0], err)
+		os.Exit(exitNotExec)
+	}
+}
+
+// switchUser drops the capabilities and becomes the configured user, on
+// this thread, just before exec.
+func switchUser(spec *Spec, keep uint64) error {
+	if err := dropBounding(keep); err != nil {
+		return err
+	}
+	if spec.GID != 0 {
+		if err := unix.Setresgid(spec.GID, spec.GID, spec.GID); err != nil {
+			return fmt.Errorf("setgid %d: %v", spec.GID, err)
+		}
+	}
+	if spec.UID != 0 {
+		// Leaving uid 0 clears the permitted and effective sets: a non-root
+		// user starts with no capabilities at all, as under Docker.
+		if err := unix.Setresuid(spec.UID, spec.UID, spec.UID); err != nil {
+			return fmt.Errorf("setuid %d: %v", spec.UID, err)
+		}
+		return nil
+	}
+	return keepOnly(keep)
+}
+
+// mountInside makes one of the spec's mounts under the new root.
+func mountInside(n *narrate.Narrator, root string, m Mount) {
+	target := filepath.Join(root, m.Target)
+	if m.Flags&unix.MS_BIND != 0 {
+		// A bind mount's target must exist and be the same kind as its source.
+		if fi, err := os.Stat(m.Source); err == nil && !fi.IsDir() {
+			_ = os.MkdirAll(filepath.Dir(target), 0o755)
+			if f, err := os.OpenFile(target, os.O_CREATE, 0o644); err == nil {
+				f.Close()
+			}
+		} else {
+			_ = os.MkdirAll(target, 0o755)
+		}
+	} else {
+		_ = os.MkdirAll(target, 0o755)
+	}
+	flags := m.Flags
+	data := m.Data
+	n.Call(`mount("%s", "%s", "%s", %s, "%s")`, m.Source, m.Target, m.Type, mountFlagNames(flags), data)
+	if m.Why != "" {
+		n.Note("%s", m.Why)
+	}
+	// A bind mount ignores MS_RDONLY on its first mount: it takes a remount.
+	err := unix.Mount(m.Source, target, m.Type, flags&^unix.MS_RDONLY, data)
+	if err == nil && flags&unix.MS_BIND != 0 && flags&unix.MS_RDONLY != 0 {
+		err = unix.Mount(m.Source, target, "", flags|unix.MS_REMOUNT, "")
+	}
+	if err != nil && m.Type == "sysfs" {
+		// Without a network namespace of its own (--net host) the kernel
+		// refuses a new sysfs: bind the host's, read-only.
+		err = unix.Mount("/sys", target, "", unix.MS_BIND|unix.MS_REC, "")
+		if err == nil {
+			err = unix.Mount("/sys", target, "", unix.MS_BIND|unix.MS_REMOUNT|unix.MS_RDONLY|unix.MS_REC, "")
+		}
+	}
+	if err == nil && flags&unix.MS_RDONLY != 0 && flags&unix.MS_BIND == 0 {
+		// Some filesystems take MS_RDONLY only on a remount.
+		_ = unix.Mount("", target, "", flags|unix.MS_REMOUNT, data)
+	}
+	if err != nil {
+		initFail("mount %s on %s: %v", m.Source, m.Target, err)
+	}
+}
+
+// tinyInit is --init: PID 1 that runs the command as its child, passes on
+// every signal it receives, reaps every zombie (orphans are re-parented to
+// PID 1), and exits with the command's status. Without it, the command
+// itself is PID 1: it gets no default signal handling, and if it never
+// calls wait(), orphaned children stay zombies forever.
+func tinyInit(path string, args []string) int {
+	sigs := make(chan os.Signal, 16)
+	signal.Notify(sigs)
+	cmd := exec.Command(path, args[1:]...)
+	cmd.Args = args
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
+	if err := cmd.Start(); err != nil {
+		fmt.Fprintf(os.Stderr, "%s: cannot run %s: %v\n", name, args[0], err)
+		return exitNotExec
+	}
+	child := cmd.Process.Pid
+	for sig := range sigs {
+		if sig == unix.SIGCHLD {
+			// Reap everything that has exited: our child, and any orphan.
+			for {
+				var ws unix.WaitStatus
+				pid, err := unix.Wait4(-1, &ws, unix.WNOHANG, nil)
+				if pid <= 0 || err != nil {
+					break
+				}
+				if pid == child {
+					if ws.Signaled() {
+						return 128 + int(ws.Signal())
+					}
+					return ws.ExitStatus()
+				}
+			}
+			continue
+		}
+		if s, ok := sig.(unix.Signal); ok && s != unix.SIGURG {
+			_ = unix.Kill(child, s)
+		}
+	}
+	return 0
+}
+
+func initFail(format string, args ...any) {
+	fmt.Fprintf(os.Stderr, "%s: %s\n", name, fmt.Sprintf(format, args...))
+	os.Exit(exitSetup)
+}
+
+func has(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+func first(list []string, k int) []string {
+	if len(list) < k {
+		return list
+	}
+	return list[:k]
+}
+
+func propagationName(p uintptr) string {
+	switch p {
+	case unix.MS_SLAVE:
+		return "MS_SLAVE"
+	case unix.MS_SHARED:
+		return "MS_SHARED"
+	case unix.MS_UNBINDABLE:
+		return "MS_UNBINDABLE"
+	}
+	return "MS_PRIVATE"
+}
+
+func mountFlagNames(f uintptr) string {
+	names := []struct {
+		bit  uintptr
+		name string
+	}{{unix.MS_BIND, "MS_BIND"}, {unix.MS_REC, "MS_REC"}, {unix.MS_RDONLY, "MS_RDONLY"},
+		{unix.MS_NOSUID, "MS_NOSUID"}, {unix.MS_NODEV, "MS_NODEV"}, {unix.MS_NOEXEC, "MS_NOEXEC"},
+		{unix.MS_STRICTATIME, "MS_STRICTATIME"}, {unix.MS_RELATIME, "MS_RELATIME"}}
+	var out []string
+	for _, n := range names {
+		if f&n.bit != 0 {
+			out = append(out, n.name)
+		}
+	}
+	if len(out) == 0 {
+		return "0"
+	}
+	return strings.Join(out, " | ")
+}

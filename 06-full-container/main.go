@@ -1,0 +1,643 @@
+// Stage 06: the whole container.
+//
+// `docker run -it --cpu-period=100000 --cpu-quota=20000 ubuntu /bin/bash` is
+// the earlier stages put together: namespaces (01, 02), cgroup files (03), a
+// root filesystem (04) made of image layers (05), pivot_root (04), then exec
+// of the user's command. This program is a small runtime built from exactly
+// those pieces: it imports stage 03's cgroup package, stage 04's rootfs
+// package and stage 05's layers package, and adds what a real runtime needs
+// around them: state, exec into a running container, logs, images.
+//
+// The files, in the order a container lives:
+//
+//	main.go    the command line, and `run` from the host's side, step by step
+//	spec.go    the container's blueprint, and Docker's defaults
+//	init.go    the container's side: mounts, pivot_root, hardening, exec
+//	harden.go  capabilities, masked and read-only paths, loopback
+//	exec.go    `exec`: joining a running container's namespaces with setns
+//	manage.go  ps, logs, stop, rm, inspect, and cleaning up after crashes
+//	images.go  the default image, images, commit, import
+package main
+
+import (
+	"errors"
+	"io/fs"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"regexp"
+	"runtime"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/urfave/cli/v2"
+	"golang.org/x/sys/unix"
+
+	"github.com/container-internals/workshop/03-cgroups-cpu/cgroup"
+	"github.com/container-internals/workshop/05-overlay-layers/layers"
+	"github.com/container-internals/workshop/internal/narrate"
+	"github.com/container-internals/workshop/internal/preflight"
+	"github.com/container-internals/workshop/internal/stage"
+)
+
+const name = "06-full-container"
+
+// Arguments that mark a re-executed copy of this program (see stage 01 for
+// why a Go runtime starts itself again rather than calling clone()).
+const (
+	initArg    = "__init__"    // the container's first process
+	monitorArg = "__monitor__" // waits for a detached container
+	execArg    = "__exec__"    // joins a running container for `exec`
+)
+
+func main() {
+	if len(os.Args) > 2 {
+		switch os.Args[1] {
+		case initArg:
+			containerInit(os.Args[2])
+			return
+		case monitorArg:
+			os.Exit(monitor(os.Args[2], os.Args[3]))
+		case execArg:
+			os.Exit(execInside(os.Args[2:]))
+		}
+	}
+	app := stage.App(name,
+		"a small container runtime, built from stages 01-05",
+		"run, exec, ps, logs, stop, rm, inspect, images, commit, import: namespaces +\n"+
+			"cgroups + a layered root + pivot_root + exec, as docker run does. Without a\n"+
+			"command, it runs a short demonstration that checks what a container is.",
+		[]cli.Flag{
+			&cli.StringFlag{Name: "root", Usage: "keep images and container state under `DIR` (default /var/lib/workshop and /run/workshop)"},
+		},
+		demo)
+	app.UsageText = "sudo go run ./06-full-container [--root DIR] COMMAND [flags] [args]"
+	app.Commands = commands()
+	for _, cmd := range app.Commands {
+		cmd.OnUsageError = stage.UsageError
+	}
+	stage.Main(app)
+}
+
+func commands() []*cli.Command {
+	return []*cli.Command{
+		{
+			Name:      "run",
+			Usage:     "run a command in a new container",
+			ArgsUsage: "[IMAGE] -- CMD ARGS...",
+			Flags: []cli.Flag{
+				&cli.StringFlag{Name: "name", Usage: "the container's name (default: its short ID)"},
+				&cli.StringFlag{Name: "hostname", Usage: "its hostname (default: its short ID)"},
+				&cli.StringFlag{Name: "rootfs", Usage: "use `DIR` (never modified) as the read-only bottom layer instead of an image"},
+				&cli.Float64Flag{Name: "cpus", Usage: "CPUs it may use, e.g. 0.2 (= --cpu-quota 20000 --cpu-period 100000)"},
+				&cli.Int64Flag{Name: "cpu-quota", Usage: "CPU time in `µs` per period"},
+				&cli.Uint64Flag{Name: "cpu-period", Value: cgroup.DefaultPeriodUs, Usage: "the CFS period in `µs`"},
+				&cli.StringFlag{Name: "memory", Aliases: []string{"m"}, Usage: "memory limit, e.g. 64m, 1g"},
+				&cli.Int64Flag{Name: "pids-limit", Usage: "most processes at once"},
+				&cli.StringSliceFlag{Name: "volume", Aliases: []string{"v"}, Usage: "bind mount `HOSTDIR:CTRDIR[:ro]`"},
+				&cli.StringFlag{Name: "net", Value: "none", Usage: "none (a new network namespace with only lo) or host"},
+				&cli.BoolFlag{Name: "init", Usage: "run a tiny PID 1 that forwards signals and reaps zombies"},
+				&cli.BoolFlag{Name: "detach", Aliases: []string{"d"}, Usage: "run in the background; output goes to a log (see logs)"},
+				&cli.BoolFlag{Name: "explain", Usage: "narrate every step, naming the stage that taught it"},
+			},
+			Action: runCmd,
+		},
+		{Name: "exec", Usage: "run a command inside a running container (setns)", ArgsUsage: "NAME -- CMD ARGS...",
+			Flags: []cli.Flag{&cli.BoolFlag{Name: "interactive", Aliases: []string{"i"}, Usage: "attach standard input"}}, Action: execCmd},
+		{Name: "ps", Usage: "list containers", Flags: []cli.Flag{&cli.BoolFlag{Name: "all", Aliases: []string{"a"}, Usage: "stopped ones too"}}, Action: psCmd},
+		{Name: "logs", Usage: "print a detached container's output", ArgsUsage: "NAME", Action: logsCmd},
+		{Name: "stop", Usage: "SIGTERM, then SIGKILL after a timeout", ArgsUsage: "NAME",
+			Flags: []cli.Flag{&cli.IntFlag{Name: "time", Aliases: []string{"t"}, Value: 10, Usage: "`seconds` to wait before SIGKILL"}}, Action: stopCmd},
+		{Name: "rm", Usage: "remove a stopped container", ArgsUsage: "NAME...",
+			Flags: []cli.Flag{&cli.BoolFlag{Name: "force", Aliases: []string{"f"}, Usage: "kill it first if it runs"}}, Action: rmCmd},
+		{Name: "inspect", Usage: "print a container's details as JSON", ArgsUsage: "NAME", Action: inspectCmd},
+		{Name: "images", Usage: "list images", Action: imagesCmd},
+		{Name: "commit", Usage: "save a container's changes as a new image", ArgsUsage: "NAME IMAGE", Action: commitCmd},
+		{Name: "import", Usage: "import a `docker export` tar or a `docker save` archive", ArgsUsage: "TAR IMAGE", Action: importCmd},
+	}
+}
+
+// runOptions are `run`'s flags, checked.
+type runOptions struct {
+	name, hostname, image, rootfsDir string
+	args                             []string
+	cpuQuota                         int64
+	cpuPeriod                        uint64
+	memory                           int64
+	pids                             int64
+	volumes                          []Mount
+	netNone, init, detach, explain   bool
+}
+
+func runCmd(c *cli.Context) error {
+	o, err := parseRun(c)
+	if err != nil {
+		return err
+	}
+	rt, err := openRuntime(c, o.explain)
+	if err != nil {
+		return err
+	}
+	ctr, err := rt.create(o)
+	if err != nil {
+		return err
+	}
+	if o.detach {
+		return rt.startDetached(ctr)
+	}
+	status, err := rt.startAndWait(ctr, nil)
+	rt.destroy(ctr, true)
+	if err != nil {
+		return err
+	}
+	if status != 0 {
+		return stage.ExitStatus(status)
+	}
+	return nil
+}
+
+// Runtime is what every command works with: where things are kept, the
+// image store (stage 05) and the cgroup hierarchy (stage 03).
+type Runtime struct {
+	dirs  Dirs
+	store *layers.Store
+	cg    *cgroup.Hierarchy
+	n     *narrate.Narrator
+}
+
+func openRuntime(c *cli.Context, explain bool) (*Runtime, error) {
+	if err := preflight.RequireRoot(name); err != nil {
+		return nil, err
+	}
+	if err := preflight.RequireNamespaces("pid", "mnt", "uts", "ipc", "net"); err != nil {
+		return nil, err
+	}
+	n := narrate.New(narrate.Options{Quiet: !explain, Step: c.Bool("step"), NoColor: c.Bool("no-color")}, narrate.Host)
+	dirs := defaultDirs(c.String("root"))
+	store, err := layers.OpenStore(dirs.Images)
+	if err != nil {
+		return nil, stage.Fail("cannot open the image store in %s: %v", dirs.Images, err)
+	}
+	cg, err := cgroup.Detect()
+	if err != nil {
+		return nil, stage.Fail("%v", err)
+	}
+	rt := &Runtime{dirs: dirs, store: store, cg: cg, n: n}
+	rt.reap()
+	return rt, nil
+}
+
+var (
+	nameRE = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,62}$`)
+	sizeRE = regexp.MustCompile(`^([0-9]+)([bkmgBKMG]?)$`)
+)
+
+func parseRun(c *cli.Context) (*runOptions, error) {
+	o := &runOptions{name: c.String("name"), hostname: c.String("hostname"), rootfsDir: c.String("rootfs"),
+		init: c.Bool("init"), detach: c.Bool("detach"), explain: c.Bool("explain")}
+	image, args := splitCommand(c)
+	o.image, o.args = image, args
+	if o.rootfsDir != "" && o.image != "" {
+		return nil, stage.Fail("give an IMAGE or --rootfs DIR, not both")
+	}
+	if o.rootfsDir != "" {
+		fi, err := os.Stat(o.rootfsDir)
+		if err != nil || !fi.IsDir() {
+			return nil, stage.Fail("--rootfs %s: not a directory: make one with `debootstrap` or stage 04 (`--rootfs DIR --keep`)", o.rootfsDir)
+		}
+		o.rootfsDir, _ = filepath.Abs(o.rootfsDir)
+	}
+	if o.name != "" && !nameRE.MatchString(o.name) {
+		return nil, stage.Fail("invalid --name %q: use letters, digits, '_', '.' and '-'", o.name)
+	}
+	o.cpuQuota, o.cpuPeriod = -1, c.Uint64("cpu-period")
+	if c.IsSet("cpus") || c.IsSet("cpu-quota") {
+		quota, period, err := cgroup.ResolveCPU(c.Int64("cpu-quota"), c.IsSet("cpu-quota"), c.Uint64("cpu-period"), c.Float64("cpus"), c.IsSet("cpus"))
+		if err != nil {
+			return nil, stage.Fail("%v", err)
+		}
+		o.cpuQuota, o.cpuPeriod = quota, period
+	}
+	var err error
+	o.memory = -1
+	if m := c.String("memory"); m != "" {
+		if o.memory, err = parseSize(m); err != nil {
+			return nil, err
+		}
+	}
+	o.pids = -1
+	if c.IsSet("pids-limit") {
+		if o.pids = c.Int64("pids-limit"); o.pids < 1 {
+			return nil, stage.Fail("--pids-limit %d: give at least 1", o.pids)
+		}
+	}
+	for _, v := range c.StringSlice("volume") {
+		m, err := parseVolume(v)
+		if err != nil {
+			return nil, err
+		}
+		o.volumes = append(o.volumes, m)
+	}
+	switch c.String("net") {
+	case "none":
+		o.netNone = true
+	case "host":
+	default:
+		return nil, stage.Fail("--net %q: use none (only lo) or host", c.String("net"))
+	}
+	return o, nil
+}
+
+// splitCommand separates `[IMAGE] -- CMD ARGS...`. The flag parser swallows
+// a "--" that comes right after the flags, so count what followed it.
+func splitCommand(c *cli.Context) (string, []string) {
+	args := c.Args().Slice()
+	raw := os.Args
+	for i, a := range raw {
+		if a == "--" {
+			if len(raw)-i-1 == len(args) {
+				return "", args // everything after the flags is the command
+			}
+			break
+		}
+	}
+	for i, a := range args {
+		if a == "--" {
+			if i == 0 {
+				return "", args[1:]
+			}
+			return args[0], args[i+1:]
+		}
+	}
+	if len(args) == 0 {
+		return "", nil
+	}
+	return args[0], args[1:] // docker's way: IMAGE CMD ARGS...
+}
+
+func parseSize(s string) (int64, error) {
+	m := sizeRE.FindStringSubmatch(s)
+	if m == nil {
+		return 0, stage.Fail("invalid memory size %q: use a number with an optional unit b, k, m or g, such as 64m or 1g", s)
+	}
+	v, _ := strconv.ParseInt(m[1], 10, 64)
+	switch strings.ToLower(m[2]) {
+	case "k":
+		v <<= 10
+	case "m":
+		v <<= 20
+	case "g":
+		v <<= 30
+	}
+	if v < 6<<20 {
+		return 0, stage.Fail("--memory %s is too small: the container's own setup needs about 6m; give at least 6m", s)
+	}
+	return v, nil
+}
+
+func parseVolume(v string) (Mount, error) {
+	parts := strings.Split(v, ":")
+	if len(parts) < 2 || len(parts) > 3 || parts[0] == "" || !strings.HasPrefix(parts[1], "/") || (len(parts) == 3 && parts[2] != "ro" && parts[2] != "rw") {
+		return Mount{}, stage.Fail("invalid -v %q: use HOSTDIR:CTRDIR or HOSTDIR:CTRDIR:ro, with CTRDIR absolute", v)
+	}
+	host, err := filepath.Abs(parts[0])
+	if err != nil {
+		return Mount{}, stage.Fail("-v %s: %v", v, err)
+	}
+	if _, err := os.Stat(host); err != nil {
+		return Mount{}, stage.Fail("-v %s: %s does not exist on the host: create it first", v, host)
+	}
+	m := Mount{Source: host, Target: filepath.Clean(parts[1]), Type: "", Flags: unix.MS_BIND | unix.MS_REC,
+		Why: "a volume: the host's " + host + " seen inside"}
+	if len(parts) == 3 && parts[2] == "ro" {
+		m.Flags |= unix.MS_RDONLY
+	}
+	return m, nil
+}
+
+// Container is what create made, and destroy removes.
+type Container struct {
+	State *State
+	Spec  *Spec
+	Group *cgroup.Group
+	root  layers.ContainerRoot
+}
+
+// create prepares everything for a container, without starting it: its
+// state, its layers, its cgroups, its blueprint. On failure it removes what
+// it made.
+func (rt *Runtime) create(o *runOptions) (ctr *Container, err error) {
+	n := rt.n
+	unlock, err := rt.dirs.lock()
+	if err != nil {
+		return nil, stage.Fail("cannot lock %s: %v", rt.dirs.State, err)
+	}
+	defer func() {
+		if unlock != nil {
+			unlock()
+		}
+	}()
+	id := newID()
+	st := &State{ID: id, Name: o.name, Image: o.image, RootDir: o.rootfsDir, Hostname: o.hostname,
+		Created: time.Now().UTC(), Status: Creating, Detached: o.detach, Cgroup: "workshop/" + id[:12]}
+	if st.Name == "" {
+		st.Name = id[:12]
+	}
+	if st.Hostname == "" {
+		st.Hostname = id[:12]
+	}
+	st.Monitor, st.MonitorStart = os.Getpid(), startTime(os.Getpid())
+	others, _ := rt.dirs.all()
+	for _, s := range others {
+		if s.Name == st.Name {
+			return nil, stage.Fail("the name %q is in use by container %s: choose another --name, or `rm` it", st.Name, s.ID[:12])
+		}
+	}
+
+	n.Step("Choose the image (stage 05): a stack of read-only layers")
+	var img layers.Image
+	var lowers []string
+	if o.rootfsDir != "" {
+		n.Say("--rootfs %s: the bottom layer, read-only, never modified", o.rootfsDir)
+		lowers = []string{o.rootfsDir}
+		st.Image = o.rootfsDir
+	} else {
+		if img, err = rt.image(o.image); err != nil {
+			return nil, err
+		}
+		st.ImageID = img.ID
+		if st.Image == "" {
+			st.Image = defaultImage
+		}
+		stack, err := rt.store.Stack(img.TopChainID())
+		if err != nil {
+			return nil, stage.Fail("image %s: %v", st.Image, err)
+		}
+		for _, l := range stack {
+			n.Say("layer %s  (chain ID; diffID %s)", short(l.ChainID), short(l.DiffID))
+		}
+	}
+	args := o.args
+	if len(args) == 0 {
+		args = img.Config.Cmd
+	}
+	if len(args) == 0 {
+		return nil, stage.Fail("no command: give one after `--`, e.g. `run -- sh`")
+	}
+	st.Command = args
+
+	if err := os.MkdirAll(rt.dirs.containerDir(id), 0o700); err != nil {
+		return nil, stage.Fail("cannot create %s: %v", rt.dirs.containerDir(id), err)
+	}
+	ctr = &Container{State: st}
+	defer func() {
+		if err != nil {
+			rt.destroyLocked(ctr, true)
+		}
+	}()
+	if err := rt.dirs.save(st); err != nil {
+		return nil, err
+	}
+
+	n.Step("Prepare the container's own layers (stage 05): an init layer and a read-write layer")
+	root, err := rt.store.CreateRoot(id, img, st.Hostname, nil)
+	if err != nil {
+		return nil, stage.Fail("preparing the container's layers: %v", err)
+	}
+	ctr.root = root
+	n.Say("init layer (/etc/hosts, /etc/hostname, /etc/resolv.conf): %s", root.Init)
+	n.Say("read-write layer: %s", root.Upper)
+	lowers = append(lowers, root.Lowers...)
+
+	n.Step("Create the container's cgroups (stage 03) and write its limits")
+	if ctr.Group, err = rt.createCgroup(st.Cgroup, o); err != nil {
+		return nil, err
+	}
+	st.CgroupPaths = ctr.Group.Paths()
+
+	env := []string{defaultPATH, "HOSTNAME=" + st.Hostname, "HOME=/root"}
+	if t := os.Getenv("TERM"); t != "" {
+		env = append(env, "TERM="+t)
+	}
+	env = append(env, img.Config.Env...)
+	namespaces := []string{"pid", "mnt", "uts", "ipc"}
+	if o.netNone {
+		namespaces = append(namespaces, "net")
+	}
+	if _, err := os.Stat("/proc/self/ns/cgroup"); err == nil {
+		namespaces = append(namespaces, "cgroup")
+	}
+	ctr.Spec = &Spec{
+		ID: id, Hostname: st.Hostname, Args: args, Env: env, Cwd: img.Config.WorkingDir,
+		Rootfs: root.Merged, Lowers: lowers, Upper: root.Upper, Work: root.Work,
+		Namespaces: namespaces, Propagation: unix.MS_SLAVE,
+		Mounts: append(defaultMounts(), o.volumes...), Devices: defaultDevices(), Symlinks: defaultSymlinks(),
+		MaskedPaths: defaultMasked, ReadonlyPaths: defaultReadonly, Capabilities: defaultCaps,
+		NoNewPrivs: true, Init: o.init,
+	}
+	if err := writeSpec(rt.dirs.configPath(id), ctr.Spec); err != nil {
+		return nil, err
+	}
+	st.Status = Created
+	if err := rt.dirs.save(st); err != nil {
+		return nil, err
+	}
+	return ctr, nil
+}
+
+// createCgroup makes the container's group with every controller it can
+// have here, and writes the limits asked for. A controller that is missing
+// is an error only if a limit needs it.
+func (rt *Runtime) createCgroup(path string, o *runOptions) (*cgroup.Group, error) {
+	want := map[string]bool{"cpu": o.cpuQuota > 0, "memory": o.memory > 0, "pids": o.pids > 0}
+	var controllers []string
+	for _, c := range []string{"cpu", "cpuacct", "memory", "pids"} {
+		if _, err := rt.cg.Controller(c); err != nil {
+			if want[c] {
+				return nil, stage.Fail("%v", err)
+			}
+			continue
+		}
+		controllers = append(controllers, c)
+	}
+	if rt.n != nil && !rt.n.Quiet() {
+		rt.cg.Trace = func(cmd string) { rt.n.Call("%s", cmd) }
+		defer func() { rt.cg.Trace = nil }()
+	}
+	g, err := rt.cg.Create(path, controllers...)
+	if errors.Is(err, fs.ErrExist) {
+		return nil, stage.Fail("the cgroup %s exists already: remove it with `rmdir` in each hierarchy", path)
+	}
+	if err != nil && (want["cpu"] || want["memory"] || want["pids"]) {
+		return nil, stage.Fail("%v", err)
+	}
+	if err != nil {
+		// No limit was asked for: run without the controller that failed
+		// (the learners' VM may lack cpu in the root's subtree_control).
+		var kept []string
+		for _, c := range controllers {
+			if c != "cpu" && c != "cpuacct" {
+				kept = append(kept, c)
+			}
+		}
+		if g, err = rt.cg.Create(path, kept...); err != nil {
+			return nil, stage.Fail("%v", err)
+		}
+	}
+	set := func(err error) error {
+		if err != nil {
+			_ = g.Remove()
+			return stage.Fail("%v", err)
+		}
+		return nil
+	}
+	if o.cpuQuota > 0 {
+		if err := set(g.SetCPU(o.cpuQuota, o.cpuPeriod)); err != nil {
+			return nil, err
+		}
+	}
+	if o.memory > 0 {
+		if err := set(g.SetMemory(o.memory)); err != nil {
+			return nil, err
+		}
+	}
+	if o.pids > 0 {
+		if err := set(g.SetPids(o.pids)); err != nil {
+			return nil, err
+		}
+	}
+	return g, nil
+}
+
+// startAndWait starts the container's first process and waits for it. With
+// ready, it reports (once) that the container runs, or why it could not.
+func (rt *Runtime) startAndWait(ctr *Container, stdio []*os.File) (int, error) {
+	cmd, link, err := rt.start(ctr, stdio)
+	if err != nil {
+		return 0, err
+	}
+	return rt.wait(ctr, cmd, link)
+}
+
+func (rt *Runtime) start(ctr *Container, stdio []*os.File) (*exec.Cmd, *stage.Link, error) {
+	n, st := rt.n, ctr.State
+	n.Step("Clone the container's first process into new namespaces (stages 01 and 02)")
+	flags := uintptr(unix.CLONE_NEWPID | unix.CLONE_NEWNS | unix.CLONE_NEWUTS | unix.CLONE_NEWIPC)
+	if has(ctr.Spec.Namespaces, "net") {
+		flags |= unix.CLONE_NEWNET
+	}
+	n.Call("clone(CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC%s)   # re-exec of /proc/self/exe", map[bool]string{true: " | CLONE_NEWNET", false: ""}[flags&unix.CLONE_NEWNET != 0])
+	cmd := exec.Command("/proc/self/exe", initArg, rt.dirs.configPath(st.ID))
+	cmd.Args[0] = "workshop-init"
+	if stdio == nil {
+		stdio = []*os.File{os.Stdin, os.Stdout, os.Stderr}
+	}
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = stdio[0], stdio[1], stdio[2]
+	cmd.Env = append(os.Environ(), n.Env())
+	// Pdeathsig: if the runtime dies, so does the container. It is tied to
+	// the thread that forks, so that thread stays ours until the wait.
+	runtime.LockOSThread()
+	cmd.SysProcAttr = &unix.SysProcAttr{Cloneflags: flags, Pdeathsig: unix.SIGKILL}
+	link, err := stage.LinkTo(cmd)
+	if err != nil {
+		runtime.UnlockOSThread()
+		return nil, nil, err
+	}
+	if err := cmd.Start(); err != nil {
+		runtime.UnlockOSThread()
+		link.Close()
+		return nil, nil, stage.Fail("cannot start the container: %v", err)
+	}
+	link.Started()
+	st.Pid, st.PidStart = cmd.Process.Pid, startTime(cmd.Process.Pid)
+	st.Monitor, st.MonitorStart = os.Getpid(), startTime(os.Getpid())
+	n.Say("the container's PID 1 is PID %d on the host", st.Pid)
+	if ctr.Group != nil {
+		n.Call("echo %d > cgroup.procs   # in %s", st.Pid, strings.Join(ctr.Group.Dirs(), ", "))
+		if err := ctr.Group.Add(st.Pid); err != nil {
+			_ = cmd.Process.Kill()
+			_ = cmd.Wait()
+			runtime.UnlockOSThread()
+			link.Close()
+			return nil, nil, stage.Fail("moving the container into its cgroup: %v", err)
+		}
+	}
+	st.Status = Running
+	if err := rt.dirs.save(st); err != nil {
+		_ = cmd.Process.Kill()
+	}
+	link.Resume(n)
+	return cmd, link, nil
+}
+
+func (rt *Runtime) wait(ctr *Container, cmd *exec.Cmd, link *stage.Link) (int, error) {
+	defer runtime.UnlockOSThread()
+	stop := forwardSignals(cmd.Process)
+	for link.Paused(rt.n) {
+		link.Resume(rt.n)
+	}
+	err := cmd.Wait()
+	stop()
+	link.Close()
+	status, ok := stage.StatusOf(err)
+	if !ok {
+		return 0, err
+	}
+	ctr.State.Status, ctr.State.ExitCode, ctr.State.Finished = Stopped, status, time.Now().UTC()
+	_ = rt.dirs.save(ctr.State)
+	if ctr.Group != nil && status == 137 {
+		if m, err := ctr.Group.Memory(); err == nil && m.OOMKills > 0 {
+			rt.n.Warn("the container was killed by the OOM killer: it hit its memory limit")
+		}
+	}
+	return status, nil
+}
+
+// forwardSignals passes SIGINT, SIGTERM and SIGHUP to the container's PID 1.
+// PID 1 ignores signals it has no handler for, so a second Ctrl-C (or the
+// first, when nobody types into it) ends it with SIGKILL: Ctrl-C always
+// gets the learner their terminal back, and the cleanup runs.
+func forwardSignals(p *os.Process) func() {
+	ch := make(chan os.Signal, 4)
+	signal.Notify(ch, unix.SIGINT, unix.SIGTERM, unix.SIGHUP)
+	done := make(chan struct{})
+	interactive := narrate.IsTerminal(os.Stdin)
+	go func() {
+		count := 0
+		for {
+			select {
+			case s := <-ch:
+				count++
+				_ = p.Signal(s)
+				if count > 1 || !interactive {
+					go func() {
+						time.Sleep(2 * time.Second)
+						_ = p.Signal(unix.SIGKILL)
+					}()
+				}
+			case <-done:
+				return
+			}
+		}
+	}()
+	return func() { signal.Stop(ch); close(done) }
+}
+
+func short(digest string) string {
+	d := strings.TrimPrefix(digest, "sha256:")
+	if len(d) > 12 {
+		d = d[:12]
+	}
+	return d
+}
+
+// demo is what the program does without a command, for `make tour`: run a
+// few containers and check what a container is.
+func demo(c *cli.Context) error {
+	if c.Args().Len() > 0 {
+		return stage.Fail("unknown command %q: see --help", c.Args().First())
+	}
+	return runDemo(c)
+}

@@ -1,0 +1,444 @@
+package main
+
+// Managing containers once they exist: ps, logs, stop, rm, inspect, the
+// background monitor of a detached container, and the clean-up of what a
+// runtime killed with SIGKILL left behind.
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/urfave/cli/v2"
+	"golang.org/x/sys/unix"
+
+	"github.com/container-internals/workshop/03-cgroups-cpu/cgroup"
+	"github.com/container-internals/workshop/05-overlay-layers/layers"
+	"github.com/container-internals/workshop/internal/narrate"
+	"github.com/container-internals/workshop/internal/stage"
+)
+
+var allControllers = []string{"cpu", "cpuacct", "memory", "pids"}
+
+// destroy removes what a container made: its processes and cgroups, and
+// with removeRoot its layers and state too.
+func (rt *Runtime) destroy(ctr *Container, removeRoot bool) {
+	unlock, err := rt.dirs.lock()
+	if err == nil {
+		defer unlock()
+	}
+	rt.destroyLocked(ctr, removeRoot)
+}
+
+func (rt *Runtime) destroyLocked(ctr *Container, removeRoot bool) {
+	st := ctr.State
+	rt.n.Step("Clean up: the container's cgroups%s", map[bool]string{true: ", layers and state", false: ""}[removeRoot])
+	g := ctr.Group
+	if g == nil && st.Cgroup != "" {
+		g, _ = rt.cg.Open(st.Cgroup, allControllers...)
+	}
+	if g != nil {
+		// PID 1's death took the rest of its PID namespace with it; an exec'd
+		// process that outlived it is still in the cgroup: kill it too.
+		_ = g.Kill()
+		if err := g.Remove(); err != nil {
+			rt.n.Warn("%v", err)
+			fmt.Fprintf(os.Stderr, "%s: %v\n", name, err)
+		} else {
+			rt.n.Call("rmdir %s", strings.Join(g.Dirs(), " "))
+		}
+		removeEmptyParents(g)
+	}
+	if removeRoot {
+		if _, err := rt.store.ContainerRoot(st.ID); err == nil {
+			if err := rt.store.RemoveRoot(st.ID); err != nil {
+				fmt.Fprintf(os.Stderr, "%s: removing the layers of %s: %v\n", name, st.Name, err)
+			}
+		}
+		_ = os.RemoveAll(rt.dirs.containerDir(st.ID))
+		rt.n.Say("removed the read-write layer, the init layer and the state of %s", st.Name)
+	}
+}
+
+// removeEmptyParents removes the shared "workshop" parent group once no
+// container uses it, so that nothing of ours stays in the host's tree.
+// (Callers hold the state lock, so no other runtime is creating a child.)
+func removeEmptyParents(g *cgroup.Group) {
+	for _, d := range g.Dirs() {
+		parent := filepath.Dir(d)
+		if filepath.Base(parent) == "workshop" {
+			_ = os.Remove(parent) // fails, as it should, while other containers use it
+		}
+	}
+}
+
+// reap notices containers whose runtime died (killed with SIGKILL, the
+// machine's power cut...) and cleans up after them: the next `ps`, `run` or
+// `rm` leaves the host as if they had ended normally.
+func (rt *Runtime) reap() {
+	all, err := rt.dirs.all()
+	if err != nil || len(all) == 0 {
+		return
+	}
+	unlock, err := rt.dirs.lock()
+	if err != nil {
+		return
+	}
+	defer unlock()
+	for _, st := range all {
+		if st.Status == Stopped || alive(st.Monitor, st.MonitorStart) {
+			continue
+		}
+		// Re-read under the lock: another runtime may have just finished it.
+		st, err := rt.dirs.load(st.ID)
+		if err != nil || st.Status == Stopped || alive(st.Monitor, st.MonitorStart) {
+			continue
+		}
+		if st.Status == Created && st.Bundle != "" && alive(st.Pid, st.PidStart) {
+			continue // an OCI container waiting for `start`: its creator returned on purpose
+		}
+		if alive(st.Pid, st.PidStart) {
+			_ = unix.Kill(st.Pid, unix.SIGKILL)
+		}
+		keep := st.Detached || st.Bundle != ""
+		st.Status, st.ExitCode, st.Finished = Stopped, 137, time.Now().UTC()
+		_ = rt.dirs.save(st)
+		quiet := *rt
+		quiet.n = narrate.New(narrate.Options{Quiet: true}, narrate.Host)
+		quiet.destroyLocked(&Container{State: st}, !keep)
+	}
+}
+
+// startDetached starts the container under a background monitor process
+// and returns once it runs (or failed to start), as `docker run -d` does.
+func (rt *Runtime) startDetached(ctr *Container) error {
+	r, w, err := os.Pipe()
+	if err != nil {
+		rt.destroy(ctr, true)
+		return err
+	}
+	root := ""
+	if rt.dirs != defaultDirs("") {
+		root = filepath.Dir(rt.dirs.State)
+	}
+	cmd := exec.Command("/proc/self/exe", monitorArg, root, ctr.State.ID)
+	cmd.Args[0] = "workshop-monitor"
+	cmd.ExtraFiles = []*os.File{w}
+	cmd.Env = append(os.Environ(), rt.n.Env())
+	// Its own session: the monitor outlives this command and the terminal.
+	cmd.SysProcAttr = &unix.SysProcAttr{Setsid: true}
+	if err := cmd.Start(); err != nil {
+		r.Close()
+		w.Close()
+		rt.destroy(ctr, true)
+		return stage.Fail("starting the monitor: %v", err)
+	}
+	w.Close()
+	b, _ := io.ReadAll(r)
+	r.Close()
+	_ = cmd.Process.Release()
+	msg := strings.TrimSpace(string(b))
+	if msg == "ok" {
+		fmt.Println(ctr.State.ID)
+		return nil
+	}
+	var code int
+	if _, err := fmt.Sscanf(msg, "exit %d", &code); err == nil {
+		if logs, err := os.ReadFile(rt.dirs.logPath(ctr.State.ID)); err == nil {
+			os.Stderr.Write(logs)
+		}
+		return stage.ExitStatus(code)
+	}
+	if msg == "" {
+		msg = "the monitor died before the container started"
+	}
+	return stage.Fail("%s", msg)
+}
+
+// monitor is the background process of a detached container: it starts
+// the container with its output going to the log, reports, waits, records
+// the exit status, and removes the cgroups (the layers stay for logs,
+// commit and rm).
+func monitor(root, id string) int {
+	report := os.NewFile(3, "report")
+	rt, err := backgroundRuntime(root)
+	if err != nil {
+		fmt.Fprintln(report, err)
+		return 1
+	}
+	st, err := rt.dirs.load(id)
+	if err != nil {
+		fmt.Fprintln(report, err)
+		return 1
+	}
+	ctr := &Container{State: st}
+	ctr.Spec, _ = readSpec(rt.dirs.configPath(id))
+	ctr.Group, _ = rt.cg.Open(st.Cgroup, allControllers...)
+	log, err := os.OpenFile(rt.dirs.logPath(id), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		fmt.Fprintln(report, err)
+		return 1
+	}
+	devnull, _ := os.Open(os.DevNull)
+	cmd, link, err := rt.start(ctr, []*os.File{devnull, log, log})
+	if err != nil {
+		fmt.Fprintln(report, err)
+		rt.destroy(ctr, true)
+		return 1
+	}
+	for link.Paused(rt.n) {
+		link.Resume(rt.n)
+	}
+	reported := false
+	if link.Completed() {
+		fmt.Fprintln(report, "ok")
+		report.Close()
+		reported = true
+	}
+	status, _ := rt.wait(ctr, cmd, link)
+	if !reported {
+		// It ended before it ever ran the command: the setup failed.
+		fmt.Fprintf(report, "exit %d\n", status)
+		report.Close()
+		rt.destroy(ctr, true)
+		return status
+	}
+	rt.destroy(ctr, false)
+	return status
+}
+
+func backgroundRuntime(root string) (*Runtime, error) {
+	dirs := defaultDirs(root)
+	store, err := layers.OpenStore(dirs.Images)
+	if err != nil {
+		return nil, err
+	}
+	cg, err := cgroup.Detect()
+	if err != nil {
+		return nil, err
+	}
+	return &Runtime{dirs: dirs, store: store, cg: cg, n: narrate.New(narrate.Options{Quiet: true}, narrate.Host)}, nil
+}
+
+func runtimeFor(c *cli.Context) (*Runtime, error) {
+	return openRuntime(c, false)
+}
+
+func psCmd(c *cli.Context) error {
+	rt, err := runtimeFor(c)
+	if err != nil {
+		return err
+	}
+	all, err := rt.dirs.all()
+	if err != nil {
+		return err
+	}
+	w := tabwriter.NewWriter(os.Stdout, 0, 4, 3, ' ', 0)
+	fmt.Fprintln(w, "CONTAINER ID\tNAME\tPID\tSTATUS\tCREATED\tCOMMAND")
+	for _, st := range all {
+		running := alive(st.Pid, st.PidStart)
+		if !running && !c.Bool("all") {
+			continue
+		}
+		status := fmt.Sprintf("Exited (%d) %s ago", st.ExitCode, ago(st.Finished))
+		pid := "-"
+		switch {
+		case running && st.Status == Created:
+			status, pid = "Created", fmt.Sprint(st.Pid)
+		case running:
+			status, pid = "Up "+ago(st.Created), fmt.Sprint(st.Pid)
+		case st.Status == Creating || st.Status == Created:
+			status = "Created"
+		}
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s ago\t%q\n", st.ID[:12], st.Name, pid, status, ago(st.Created), strings.Join(st.Command, " "))
+	}
+	return w.Flush()
+}
+
+func ago(t time.Time) string {
+	d := time.Since(t).Round(time.Second)
+	switch {
+	case d < time.Minute:
+		return fmt.Sprintf("%d seconds", int(d.Seconds()))
+	case d < time.Hour:
+		return fmt.Sprintf("%d minutes", int(d.Minutes()))
+	}
+	return fmt.Sprintf("%d hours", int(d.Hours()))
+}
+
+func oneContainer(c *cli.Context) (*Runtime, *State, error) {
+	if c.Args().Len() != 1 {
+		return nil, nil, stage.Fail("give one container NAME (see `ps -a`)")
+	}
+	rt, err := runtimeFor(c)
+	if err != nil {
+		return nil, nil, err
+	}
+	st, err := rt.dirs.find(c.Args().First())
+	if err != nil {
+		return nil, nil, stage.Fail("%v", err)
+	}
+	return rt, st, nil
+}
+
+func logsCmd(c *cli.Context) error {
+	rt, st, err := oneContainer(c)
+	if err != nil {
+		return err
+	}
+	f, err := os.Open(rt.dirs.logPath(st.ID))
+	if errors.Is(err, fs.ErrNotExist) {
+		return stage.Fail("%s has no log: only detached containers (run -d) write one; a foreground run prints to your terminal", st.Name)
+	}
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	_, err = io.Copy(os.Stdout, f)
+	return err
+}
+
+func stopCmd(c *cli.Context) error {
+	rt, st, err := oneContainer(c)
+	if err != nil {
+		return err
+	}
+	if !alive(st.Pid, st.PidStart) {
+		return stage.Fail("container %s is not running", st.Name)
+	}
+	// PID 1 only receives the signals it has a handler for: a shell or a
+	// sleep as PID 1 ignores SIGTERM, hence the SIGKILL after the timeout.
+	_ = unix.Kill(st.Pid, unix.SIGTERM)
+	if !waitGone(st, time.Duration(c.Int("time"))*time.Second) {
+		_ = unix.Kill(st.Pid, unix.SIGKILL)
+		waitGone(st, 5*time.Second)
+	}
+	// Let the monitor record the exit and remove the cgroups.
+	deadline := time.Now().Add(5 * time.Second)
+	for time.Now().Before(deadline) {
+		if s, err := rt.dirs.load(st.ID); err != nil || s.Status == Stopped {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	fmt.Println(st.Name)
+	return nil
+}
+
+func waitGone(st *State, d time.Duration) bool {
+	deadline := time.Now().Add(d)
+	for time.Now().Before(deadline) {
+		if !alive(st.Pid, st.PidStart) {
+			return true
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return !alive(st.Pid, st.PidStart)
+}
+
+func rmCmd(c *cli.Context) error {
+	if c.Args().Len() == 0 {
+		return stage.Fail("give the container NAME to remove (see `ps -a`)")
+	}
+	rt, err := runtimeFor(c)
+	if err != nil {
+		return err
+	}
+	for _, ref := range c.Args().Slice() {
+		st, err := rt.dirs.find(ref)
+		if err != nil {
+			return stage.Fail("%v", err)
+		}
+		if alive(st.Pid, st.PidStart) {
+			if !c.Bool("force") {
+				return stage.Fail("container %s is running: `stop` it first, or `rm -f`", st.Name)
+			}
+			_ = unix.Kill(st.Pid, unix.SIGKILL)
+			waitGone(st, 5*time.Second)
+		}
+		rt.destroy(&Container{State: st}, true)
+		fmt.Println(st.Name)
+	}
+	return nil
+}
+
+// Inspection is what `docker inspect` shows, for this runtime.
+type Inspection struct {
+	*State
+	Running    bool              `json:"running"`
+	Namespaces map[string]string `json:"namespaces,omitempty"`
+	Limits     map[string]string `json:"limits,omitempty"`
+	Layers     []string          `json:"layers"` // bottom first, chain IDs
+	LayerDirs  []string          `json:"layerDirs"`
+	InitLayer  string            `json:"initLayer,omitempty"`
+	UpperLayer string            `json:"upperLayer,omitempty"`
+	Mounts     []string          `json:"mounts,omitempty"`
+}
+
+func inspectCmd(c *cli.Context) error {
+	rt, st, err := oneContainer(c)
+	if err != nil {
+		return err
+	}
+	in := Inspection{State: st, Running: alive(st.Pid, st.PidStart)}
+	if in.Running {
+		in.Namespaces = map[string]string{}
+		for _, k := range []string{"pid", "mnt", "uts", "ipc", "net", "cgroup"} {
+			if l, err := os.Readlink(fmt.Sprintf("/proc/%d/ns/%s", st.Pid, k)); err == nil {
+				in.Namespaces[k] = l
+			}
+		}
+		if b, err := os.ReadFile(fmt.Sprintf("/proc/%d/mountinfo", st.Pid)); err == nil {
+			for _, l := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+				f := strings.Fields(l)
+				if len(f) > 4 {
+					fs := ""
+					for i, x := range f {
+						if x == "-" && i+1 < len(f) {
+							fs = f[i+1]
+						}
+					}
+					in.Mounts = append(in.Mounts, f[4]+" ("+fs+")")
+				}
+			}
+		}
+	}
+	if g, err := rt.cg.Open(st.Cgroup, allControllers...); err == nil {
+		in.Limits = map[string]string{}
+		if q, p, err := g.CPU(); err == nil {
+			in.Limits["cpu"] = fmt.Sprintf("quota %d µs per %d µs", q, p)
+		}
+		if m, err := g.Memory(); err == nil {
+			in.Limits["memory"] = fmt.Sprintf("limit %d, usage %d", m.Limit, m.Usage)
+		}
+		if p, err := g.Pids(); err == nil {
+			in.Limits["pids"] = fmt.Sprintf("max %d, current %d", p.Max, p.Current)
+		}
+	}
+	if spec, err := readSpec(rt.dirs.configPath(st.ID)); err == nil {
+		in.LayerDirs = spec.Lowers
+		in.UpperLayer = spec.Upper
+	}
+	if root, err := rt.store.ContainerRoot(st.ID); err == nil {
+		in.InitLayer = root.Init
+		if stack, err := rt.store.Stack(root.Parent); err == nil {
+			for _, l := range stack {
+				in.Layers = append(in.Layers, l.ChainID)
+			}
+		}
+	}
+	b, err := json.MarshalIndent(in, "", "  ")
+	if err != nil {
+		return err
+	}
+	fmt.Println(string(b))
+	return nil
+}
