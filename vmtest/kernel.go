@@ -45,6 +45,8 @@ type Kernel struct {
 	Version string   // 6.1.192-2
 	Image   string   // path to vmlinuz
 	Modules []string // paths of the .ko files, in load order
+	// TempDir, if set, holds decompressed modules to remove after the run.
+	TempDir string
 }
 
 // Modules the guest loads, in order, as paths below lib/modules/RELEASE/.
@@ -54,7 +56,15 @@ var guestModules = []string{"kernel/fs/overlayfs/overlay.ko"}
 // FetchKernel returns the kernel of Debian's linux-image-ARCH metapackage,
 // downloading the package it depends on (without installing it) the first
 // time, and keeping only what the guest needs in the cache.
+//
+// WORKSHOP_VM_KERNEL (a vmlinuz) and WORKSHOP_VM_MODULES (its
+// lib/modules/RELEASE directory) boot another kernel instead, such as an
+// Ubuntu VM's own: `WORKSHOP_VM_KERNEL=/boot/vmlinuz-$(uname -r)
+// WORKSHOP_VM_MODULES=/lib/modules/$(uname -r)`.
 func FetchKernel(a Arch) (*Kernel, error) {
+	if img := os.Getenv("WORKSHOP_VM_KERNEL"); img != "" {
+		return localKernel(img, os.Getenv("WORKSHOP_VM_MODULES"))
+	}
 	meta := "linux-image-" + a.Deb
 	pkg, version, err := resolveKernelPackage(meta)
 	if err != nil {
@@ -129,6 +139,39 @@ func FetchKernel(a Arch) (*Kernel, error) {
 		return k, nil
 	}
 	return nil, fmt.Errorf("the kernel cache %s is incomplete", dir)
+}
+
+// localKernel uses a kernel image and modules directory given by path. A
+// module built into that kernel is simply not there: fine, nothing to load.
+func localKernel(img, modules string) (*Kernel, error) {
+	if _, err := os.Stat(img); err != nil {
+		return nil, fmt.Errorf("WORKSHOP_VM_KERNEL: %v", err)
+	}
+	k := &Kernel{Package: "WORKSHOP_VM_KERNEL", Version: img, Image: img}
+	if modules == "" {
+		return k, nil
+	}
+	dir, err := os.MkdirTemp("", "workshop-vm-modules-")
+	if err != nil {
+		return nil, err
+	}
+	k.TempDir = dir
+	for _, m := range guestModules {
+		found, _ := filepath.Glob(filepath.Join(modules, m+"*"))
+		if len(found) == 0 {
+			continue
+		}
+		ko, err := decompressModule(found[0])
+		if err != nil {
+			return nil, err
+		}
+		p := filepath.Join(dir, filepath.Base(m))
+		if err := os.WriteFile(p, ko, 0o644); err != nil {
+			return nil, err
+		}
+		k.Modules = append(k.Modules, p)
+	}
+	return k, nil
 }
 
 // resolveKernelPackage asks apt which versioned kernel package the

@@ -82,6 +82,9 @@ func runGuest(t *testing.T, arch Arch, timeout time.Duration) {
 	if err != nil {
 		testkit.Unavailable(t, "no %s kernel for the VM suite, so it did not run: %v", arch.Deb, err)
 	}
+	if kernel.TempDir != "" {
+		defer os.RemoveAll(kernel.TempDir)
+	}
 	busybox, err := FetchBusybox(arch)
 	if err != nil {
 		testkit.Unavailable(t, "no static %s busybox for the VM suite, so it did not run: %v", arch.Deb, err)
