@@ -67,9 +67,9 @@ func main() {
 		run))
 }
 
-// interrupted is set by SIGINT/SIGTERM/SIGHUP: the stage then stops at the
-// next step and cleans up.
-var interrupted atomic.Bool
+// interrupted is set by SIGINT/SIGTERM/SIGHUP/SIGPIPE: the stage then stops
+// at the next step and cleans up.
+var interrupted atomic.Int32 // the signal number
 
 func run(c *cli.Context) error {
 	n := stage.Narrator(c)
@@ -98,12 +98,14 @@ func run(c *cli.Context) error {
 		return err
 	}
 
+	// SIGPIPE too: with `| head`, a closed pipe would otherwise kill the
+	// stage mid-write and leave the rootfs behind.
 	sigs := make(chan os.Signal, 1)
-	signal.Notify(sigs, unix.SIGINT, unix.SIGTERM, unix.SIGHUP)
+	signal.Notify(sigs, unix.SIGINT, unix.SIGTERM, unix.SIGHUP, unix.SIGPIPE)
 	defer signal.Stop(sigs)
 	go func() {
-		for range sigs {
-			interrupted.Store(true)
+		for sig := range sigs {
+			interrupted.Store(int32(sig.(unix.Signal)))
 		}
 	}()
 
@@ -130,8 +132,8 @@ func run(c *cli.Context) error {
 		return err
 	}
 	built = true
-	if interrupted.Load() {
-		return stage.ExitStatus(130)
+	if sig := interrupted.Load(); sig != 0 {
+		return stage.ExitStatus(128 + int(sig))
 	}
 
 	if !story {
@@ -263,8 +265,8 @@ func build(n *narrate.Narrator, root string, adds []string, story bool) (string,
 	}
 	shown := map[string]bool{}
 	for _, b := range bins {
-		if interrupted.Load() {
-			return "", stage.ExitStatus(130)
+		if sig := interrupted.Load(); sig != 0 {
+			return "", stage.ExitStatus(128 + int(sig))
 		}
 		paths, err := rootfs.CopyWithLibraries(root, b)
 		if err != nil {
@@ -371,8 +373,8 @@ func runChild(n *narrate.Narrator, mode, kind, root, marker, esc string, argv []
 	if failed {
 		return stage.ExitStatus(1)
 	}
-	if interrupted.Load() {
-		return stage.ExitStatus(130)
+	if sig := interrupted.Load(); sig != 0 {
+		return stage.ExitStatus(128 + int(sig))
 	}
 	return nil
 }

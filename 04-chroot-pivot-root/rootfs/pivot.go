@@ -102,7 +102,9 @@ func PivotRoot(newRoot string, trace Trace) error {
 	// MNT_DETACH (lazy) because it is busy (the host's /proc, /sys, our own
 	// binary may be in use under it): it disappears from the namespace now
 	// and is freed when the last user lets go. After this, nothing in this
-	// namespace leads back to the host's files.
+	// namespace leads back to the host's files. Skip it and `ls /` still
+	// shows the new root (lookups start at the process's root, under the
+	// stacked mount), but the chroot escape climbs into the old root again.
 	trace.log(`umount2(".", MNT_DETACH)`,
 		"detach the old root: the host's / and everything mounted under it leave this namespace")
 	if err := unix.Unmount(".", unix.MNT_DETACH); err != nil {
