@@ -283,7 +283,7 @@ func (e *experiment) defaults() {
 	} else {
 		n.Call("cat %s/cpu.max", dir)
 		n.Output(readFile(filepath.Join(dir, "cpu.max")))
-		n.Note("\"max\": no limit; 100000 µs: the quota is counted per 100 ms")
+		n.Note("\"max\": no limit; 100000 µs: the quota is counted per 100 ms (v1 keeps the two in cpu.cfs_quota_us and cpu.cfs_period_us)")
 	}
 	q, p, err := e.group.CPU()
 	e.check(err == nil && q == -1 && p == cgroup.DefaultPeriodUs, "a new group may use all the CPU it wants (quota %d, period %d)", q, p)
@@ -320,6 +320,9 @@ func (e *experiment) limit() error {
 	}
 	if err := e.group.AddTask(pid); err != nil {
 		return stage.Fail("%v", err)
+	}
+	if e.cpu.Version == cgroup.V2 {
+		n.Note("the article's v1 names: cpu.max is cpu.cfs_quota_us and cpu.cfs_period_us in one file; cgroup.procs replaces tasks")
 	}
 	st, err := e.group.CPUStat()
 	if err != nil {
