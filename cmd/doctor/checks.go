@@ -369,8 +369,8 @@ func checkCgroups(h host, mounts []mountEntry) []result {
 }
 
 // A stage killed with SIGKILL (or a crashed VM session) cannot remove its
-// cgroup. Stage 03's group is called "container", as in the article; the
-// others start with "workshop".
+// cgroup. Stage 03's group is called "container", as in the article; stage
+// 06's live under "workshop/".
 func checkLeftoverCgroups(v1 []mountEntry, unified *mountEntry) result {
 	var roots []string
 	for _, m := range v1 {
@@ -394,8 +394,9 @@ func checkLeftoverCgroups(v1 []mountEntry, unified *mountEntry) result {
 	if len(left) == 0 {
 		return result{name: "leftover cgroups", detail: "none (no container or workshop* group left by an interrupted run)"}
 	}
-	return result{"leftover cgroups", warn, "left by an interrupted run: " + strings.Join(left, " "),
-		"`sudo rmdir " + strings.Join(left, " ") + "` (if rmdir says busy, `cat DIR/cgroup.procs` lists the processes still inside: stop them first)"}
+	return result{"leftover cgroups", warn, "left by an interrupted run (or a stage 06 container still running): " + strings.Join(left, " "),
+		"`sudo go run ./06-full-container ps` lists running containers; otherwise `sudo rmdir` each group, deepest first " +
+			"(if rmdir says busy, `cat DIR/cgroup.procs` lists the processes still inside: stop them first)"}
 }
 
 func checkController(name string, severity status, why string, v1 []mountEntry, unified *mountEntry) result {

@@ -235,7 +235,7 @@ func TestDoctorWarnsAboutACgroupLeftByACrashedRun(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, rows := doctor(t, testkit.RunOpts{}, m.args()...)
-	want(t, rows, "leftover cgroups", "WARN", left, "sudo rmdir "+left)
+	want(t, rows, "leftover cgroups", "WARN", left, "sudo rmdir", "06-full-container ps")
 }
 
 func TestDoctorFailsWhenANamespaceKindIsMissing(t *testing.T) {
