@@ -152,20 +152,42 @@ func TestVagrantfileParsesAndProvisionsWithTheScript(t *testing.T) {
 	if out, err := exec.Command(ruby, "-c", vf).CombinedOutput(); err != nil {
 		t.Fatalf("ruby -c Vagrantfile: %v\n%s", err, out)
 	}
-	b, err := os.ReadFile(vf)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, want := range []string{
-		`"bento/ubuntu-24.04"`,
-		"box_version",
-		"box_architecture",
-		"scripts/provision.sh",
-		`"WORKSHOP_CPUS", "2"`,      // 2 CPUs by default
-		`"WORKSHOP_MEMORY", "2048"`, // 2 GB by default
-	} {
-		if !strings.Contains(string(b), want) {
-			t.Errorf("the Vagrantfile lacks %s", want)
+	// Evaluate it with a stand-in for Vagrant that records every setting.
+	// Without the WORKSHOP_* overrides, to see the defaults a learner gets.
+	cmd := exec.Command(ruby, filepath.Join("testdata", "vagrant_stub.rb"), vf)
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "WORKSHOP_") {
+			cmd.Env = append(cmd.Env, kv)
 		}
+	}
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("evaluating the Vagrantfile: %v\n%s", err, out)
+	}
+	settings := string(out)
+	for _, want := range []string{
+		`require_version = ">= 2.4.0"`, // box_architecture appeared in 2.4.0
+		`config.vm.box = "bento/ubuntu-24.04"`,
+		`config.vm.box_architecture = :auto`,
+		`config.vm.provider(virtualbox).cpus = 2`,
+		`config.vm.provider(virtualbox).memory = 2048`,
+		`config.vm.provider(vmware_desktop).vmx[numvcpus] = "2"`,
+		`config.vm.provider(vmware_desktop).vmx[memsize] = "2048"`,
+		`config.vm.provider(parallels).cpus = 2`,
+		`config.vm.provider(parallels).memory = 2048`,
+		`config.vm.provider(libvirt).cpus = 2`,
+		`config.vm.provider(libvirt).memory = 2048`,
+		`config.vm.synced_folder(.,/home/vagrant/workshop)`,
+		`config.vm.provision(shell) {:path=>"scripts/provision.sh", :args=>["--repo", "/home/vagrant/workshop", "--user", "vagrant"]}`,
+	} {
+		if !strings.Contains(settings, want+"\n") && !strings.Contains(settings, want+" ") {
+			t.Errorf("the Vagrantfile does not set %s; it sets:\n%s", want, settings)
+		}
+	}
+	if !regexp.MustCompile(`(?m)^config\.vm\.box_version = "\d{6}\.\d+\.\d+"$`).MatchString(settings) {
+		t.Errorf("the box version must be pinned (YYYYMM.DD.N):\n%s", settings)
+	}
+	if _, err := os.Stat(script); err != nil {
+		t.Errorf("the Vagrantfile provisions with scripts/%s: %v", script, err)
 	}
 }
