@@ -177,6 +177,12 @@ func buildGuest(t *testing.T, arch Arch, root, work, busybox string, kernel *Ker
 		tools, err := AddHostTools(a, hostTools)
 		must(err)
 		t.Logf("host programs in the guest: %s", strings.Join(tools, " "))
+	} else {
+		tools, err := AddDebianUserland(a, arch)
+		if err != nil {
+			testkit.Unavailable(t, "Debian's %s programs for the guest: %v", arch.Deb, err)
+		}
+		t.Logf("Debian %s programs in the guest: %s", arch.Deb, strings.Join(tools, " "))
 	}
 
 	guestinit := filepath.Join(work, "guestinit")
