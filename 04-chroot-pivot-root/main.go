@@ -196,8 +196,11 @@ func rootDir(n *narrate.Narrator, dir string, keep bool) (string, func(built boo
 	if err != nil {
 		return "", nil, stage.Fail("--rootfs %s: %v", dir, err)
 	}
-	if real, err := filepath.EvalSymlinks(abs); err == nil && real == "/" {
-		return "", nil, stage.Fail("--rootfs %s is the host's /: give a directory of its own, such as /tmp/rootfs", dir)
+	if real, err := filepath.EvalSymlinks(abs); err == nil {
+		if real == "/" {
+			return "", nil, stage.Fail("--rootfs %s is the host's /: give a directory of its own, such as /tmp/rootfs", dir)
+		}
+		abs = real // a link to a directory: use the directory
 	}
 	fi, err := os.Stat(abs)
 	switch {

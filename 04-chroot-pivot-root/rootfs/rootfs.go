@@ -372,7 +372,7 @@ func ensureDir(dst string, perm fs.FileMode) error {
 	case err == nil && fi.IsDir():
 		return nil
 	case err == nil:
-		return fmt.Errorf("%s exists and is not a directory (it is a directory on the host): remove it or use a fresh root", dst)
+		return fmt.Errorf("%s exists and is not a directory: remove it or use a fresh root", dst)
 	case errors.Is(err, fs.ErrNotExist):
 		if err := os.Mkdir(dst, perm); err != nil {
 			return err
@@ -449,6 +449,11 @@ func copyFile(src, dst string, fi fs.FileInfo) error {
 // tools print `root` rather than `0`. Existing files are left alone.
 func Skeleton(root string) error {
 	if err := ensureDir(root, 0o755); err != nil {
+		return err
+	}
+	// The root is "/" inside: everyone must be able to enter it (a
+	// directory from os.MkdirTemp is 0700).
+	if err := os.Chmod(root, 0o755); err != nil {
 		return err
 	}
 	for _, d := range []struct {
