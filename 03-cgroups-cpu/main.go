@@ -255,6 +255,9 @@ func (e *experiment) removeLeftover() error {
 		return stage.Fail("cannot read the processes of the existing cgroup %s: %v", strings.Join(old.Dirs(), ", "), err)
 	}
 	for _, pid := range procs {
+		if parent := runningStage(pid); parent > 0 {
+			return stage.Fail("cgroup %s is in use by another run of this stage (PID %d) right now: wait for it to end, or give this run another --cgroup-name", old.Dirs()[0], parent)
+		}
 		if !isOurLoop(pid) {
 			return stage.Fail("cgroup %s already exists and holds process %d, which is not this stage's busy loop: choose another --cgroup-name, or stop its processes and run `sudo rmdir %s`",
 				old.Dirs()[0], pid, strings.Join(old.Dirs(), " "))
@@ -523,6 +526,22 @@ func (e *experiment) check(ok bool, format string, args ...any) {
 func isOurLoop(pid int) bool {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
 	return err == nil && string(b) == strings.Join(loopCommand, "\x00")+"\x00"
+}
+
+// runningStage returns the PID of the live run of this stage that owns
+// process pid (its parent), or 0. A crashed run's loop has lost its parent.
+func runningStage(pid int) int {
+	stat := readFile(fmt.Sprintf("/proc/%d/stat", pid))
+	// pid (comm) state ppid ...: comm may hold spaces, so cut after ')'.
+	f := strings.Fields(stat[strings.LastIndexByte(stat, ')')+1:])
+	if len(f) < 2 {
+		return 0
+	}
+	ppid, _ := strconv.Atoi(f[1])
+	if ppid > 1 && ppid != os.Getpid() && readFile(fmt.Sprintf("/proc/%d/comm", ppid)) == name {
+		return ppid
+	}
+	return 0
 }
 
 func listDir(dir string) []string {

@@ -436,3 +436,20 @@ func TestQuietRunsTheExperimentSilently(t *testing.T) {
 	}
 	assertGone(t, "workshop-test-quiet", 0)
 }
+
+func TestAGroupInUseByAnotherRunIsLeftAlone(t *testing.T) {
+	testkit.CheckHost(t)
+	name := "workshop-test-busy"
+	first := start(t, "--seconds", "3", "--cgroup-name", name)
+	pid, _ := strconv.Atoi(first.await(t, pidLine)[1])
+	first.await(t, cappedLine)
+	second := testkit.Run(t, testkit.RunOpts{}, testkit.Stage(t, stageDir), "--seconds", "1", "--cgroup-name", name)
+	want := fmt.Sprintf("is in use by another run of this stage (PID %d) right now", first.cmd.Process.Pid)
+	if second.Code == 0 || !strings.Contains(second.Stderr, want) {
+		t.Errorf("a second run on the same group: want a non-zero exit and %q:\n%s", want, second)
+	}
+	if code := first.finish(t); code != 0 {
+		t.Errorf("the first run was disturbed: exit %d\n%s", code, first.output())
+	}
+	assertGone(t, name, pid)
+}
