@@ -12,7 +12,8 @@
 #   1. apt packages the stages use (busybox-static for a tiny rootfs, procps
 #      for ps, tree, make, gcc ...).
 #   2. A pinned Go, from the official tarball for this CPU, checksum verified,
-#      unpacked into a clean /usr/local/go (Ubuntu 24.04's packaged Go is 1.22),
+#      unpacked into a clean /usr/local/go (Ubuntu 24.04's packaged Go is 1.22;
+#      a Go 1.22 or newer already in /usr/local/go is kept),
 #      with `go` linked into /usr/local/bin: sudo's secure_path does not
 #      include /usr/local/go/bin, and every stage runs as `sudo go run ...`.
 #   3. The cgroup v2 cpu controller, enabled for child cgroups, for good:
@@ -36,6 +37,10 @@ GO_VERSION="1.23.4"
 GO_SHA256_AMD64="6924efde5de86fe277676e929dc9917d466efa02fb934197bc2eba35d5680971"
 GO_SHA256_ARM64="16e5017863a7f6071363782b1b8042eb12c6ca4f4cd71528b2123f0a1275b13e"
 GO_DOWNLOAD_BASE="${GO_DOWNLOAD_BASE:-https://go.dev/dl}"
+# The oldest Go the module builds with (go.mod says `go 1.22`). A Go at least
+# this new already in /usr/local/go is kept: on your own machine the script
+# does not downgrade a newer Go.
+GO_MIN_VERSION="1.22"
 
 # Debian package names of what the stages and their tests run.
 APT_PACKAGES=(busybox-static procps psmisc tree make gcc libc6-dev git curl ca-certificates util-linux)
@@ -95,9 +100,17 @@ go_installed_version() {
 	echo "${first#go}"
 }
 
-# need_go VERSION GOROOT: true when GOROOT does not already hold VERSION.
+# version_ge A B: true if version A is B or newer (1.23.4 >= 1.22).
+version_ge() {
+	[ "$(printf '%s\n%s\n' "$2" "$1" | sort -V | head -n1)" = "$2" ]
+}
+
+# need_go MIN GOROOT: true unless GOROOT holds a Go of version MIN or newer.
 need_go() {
-	[ "$(go_installed_version "$2")" != "$1" ] || [ ! -x "$2/bin/go" ]
+	local have
+	have="$(go_installed_version "$2")"
+	[ -n "$have" ] && [ -x "$2/bin/go" ] && version_ge "$have" "$1" && return 1
+	return 0
 }
 
 # install_go_tarball TARBALL SHA256 PREFIX BINDIR: verify TARBALL, unpack it
@@ -192,9 +205,9 @@ install_go() {
 	local arch tarball sha tmp
 	arch="$(go_arch "$(dpkg --print-architecture 2>/dev/null || uname -m)")" ||
 		die "no Go download for this CPU ($(uname -m)): the workshop supports amd64 and arm64"
-	if ! need_go "$GO_VERSION" /usr/local/go; then
+	if ! need_go "$GO_MIN_VERSION" /usr/local/go; then
 		link_go /usr/local/go /usr/local/bin
-		log "go: $GO_VERSION already in /usr/local/go"
+		log "go: $(go_installed_version /usr/local/go) already in /usr/local/go ($GO_MIN_VERSION or newer needed)"
 		return
 	fi
 	sha="$(go_sha256 "$arch")"
@@ -321,7 +334,12 @@ self_test() {
 	printf '#!/bin/sh\n' >"$tmp/go/bin/go" && chmod +x "$tmp/go/bin/go"
 	t "installed version read" eq "$(go_installed_version "$tmp/go")" "$GO_VERSION"
 	t "same Go installed: nothing to do" eval "! need_go '$GO_VERSION' '$tmp/go'"
+	t "newer Go installed: kept" eval "! need_go '$GO_MIN_VERSION' '$tmp/go'"
 	t "older Go installed: replace it" need_go 9.9.9 "$tmp/go"
+	t "1.23.4 >= 1.22" version_ge 1.23.4 1.22
+	t "1.22 >= 1.22" version_ge 1.22 1.22
+	t "1.9 < 1.22" eval "! version_ge 1.9 1.22"
+	t "1.21.13 < 1.22" eval "! version_ge 1.21.13 1.22"
 	t "first write writes" write_if_changed "$tmp/etc/unit" "$CPU_UNIT"
 	t "second write does nothing" eval "! write_if_changed '$tmp/etc/unit' \"\$CPU_UNIT\""
 	mkdir -p "$tmp/cg"
