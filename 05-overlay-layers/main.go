@@ -460,7 +460,10 @@ func mountNarrated(n *checkedNarrator, w *workdir, target string, lowers, labels
 			o = top[0] + ":...:" + top[len(top)-1]
 		}
 		n.Call(`mount("overlay", "%s", "overlay", 0, "lowerdir=%s,upperdir=%s,workdir=%s")`, rel(w, target), o, rel(w, upper), rel(w, work))
-		n.Note("this kernel has no lowerdir+ (Linux 6.8+): paths are passed relative to their common parent to fit in one page")
+		n.Note("this kernel has no lowerdir+ (Linux 6.8+): one string of options, at most one page")
+		if len(classicOptionsLength(lowers, upper, work)) >= os.Getpagesize() {
+			n.Note("too long with absolute paths: the layers are linked as 0, 1, 2 ... in a temp dir and mounted from there (Docker's l/ trick)")
+		}
 	}
 	if err := w.mount(target, lowers, upper, work); err != nil {
 		if errors.Is(err, errInterrupted) {
@@ -469,6 +472,15 @@ func mountNarrated(n *checkedNarrator, w *workdir, target string, lowers, labels
 		return stage.Fail("mount the overlay on %s: %v", target, err)
 	}
 	return nil
+}
+
+// classicOptionsLength is mount(2)'s option string with absolute paths.
+func classicOptionsLength(lowers []string, upper, work string) string {
+	top := make([]string, len(lowers))
+	for i, l := range lowers {
+		top[len(lowers)-1-i] = l
+	}
+	return "lowerdir=" + strings.Join(top, ":") + ",upperdir=" + upper + ",workdir=" + work
 }
 
 // ---- the work directory: everything this run creates, and its cleanup ----

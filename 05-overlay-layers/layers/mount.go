@@ -14,8 +14,10 @@ package layers
 import (
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
 	"sync"
 
@@ -40,8 +42,9 @@ var forceClassic = false
 //
 // It uses the new mount API (fsopen, one fsconfig "lowerdir+" per layer,
 // fsmount, move_mount: Linux 6.8+), so each path can be long and the stack as
-// deep as the kernel allows; on older kernels it falls back to mount(2) with
-// paths made relative to their common parent (see mountClassic).
+// deep as the kernel allows; on older kernels it falls back to mount(2),
+// with short relative names for the layers when their paths do not fit in
+// mount(2)'s one page of options (see mountClassic).
 func Mount(target string, lowers []string, upper, work string) error {
 	if len(lowers) == 0 {
 		return errors.New("an overlay needs at least one lower layer")
@@ -52,7 +55,7 @@ func Mount(target string, lowers []string, upper, work string) error {
 	if (upper == "") != (work == "") {
 		return errors.New("an overlay needs both an upper and a work directory, or neither (read-only)")
 	}
-	if !forceClassic && HasLowerdirPlus() {
+	if HasLowerdirPlus() {
 		return mountNewAPI(target, lowers, upper, work)
 	}
 	return mountClassic(target, lowers, upper, work)
@@ -81,6 +84,9 @@ var (
 // overlayfs's "lowerdir+" key (one layer per call, Linux 6.8+). It asks the
 // kernel: open an overlay context and hand it one layer, without mounting.
 func HasLowerdirPlus() bool {
+	if forceClassic {
+		return false
+	}
 	lowerdirPlusOnce.Do(func() {
 		fd, err := unix.Fsopen("overlay", unix.FSOPEN_CLOEXEC)
 		if err != nil {
@@ -162,12 +168,18 @@ func fsMessages(fd int) string {
 // that the kernel copies into a single page (4096 bytes). With absolute paths
 // a deep stack overflows that page near 147 layers, and the kernel then sees
 // a truncated path and reports a misleading "No such file or directory".
-// Relative paths are much shorter, but they are resolved against the
-// calling thread's working directory, which a Go process shares between all
-// its threads. So: a fresh goroutine locks itself to its OS thread, gives
-// that thread its own filesystem context with unshare(CLONE_FS), changes
-// directory there, mounts, and never unlocks: Go then ends the thread with
-// the goroutine, and the rest of the program never sees the changed cwd.
+//
+// So when the absolute options do not fit, the layers get short names: a
+// temporary directory of symbolic links 0, 1, 2 ... to them (Docker's
+// overlay2 keeps such links in l/ for the same reason), and the mount is
+// made from inside that directory with lowerdir=N:...:1:0 (about 4 bytes per
+// layer). overlayfs resolves the links at mount time, so they can go
+// right after. Relative paths are resolved against the calling thread's
+// working directory, which a Go program's threads share: a fresh goroutine
+// locks itself to its OS thread, gives that thread its own filesystem
+// context with unshare(CLONE_FS), changes directory there and mounts, and
+// never unlocks, so Go ends the thread with the goroutine and the rest of
+// the program never sees the changed working directory.
 func mountClassic(target string, lowers []string, upper, work string) error {
 	abs := func(p string) (string, error) {
 		if p == "" {
@@ -179,52 +191,43 @@ func mountClassic(target string, lowers []string, upper, work string) error {
 	if target, err = abs(target); err != nil {
 		return err
 	}
-	all := make([]string, 0, len(lowers)+2)
-	for _, l := range lowers {
-		a, err := abs(l)
-		if err != nil {
+	all := make([]string, len(lowers))
+	for i, l := range lowers {
+		if all[i], err = abs(l); err != nil {
 			return err
 		}
-		all = append(all, a)
 	}
-	up, err := abs(upper)
-	if err != nil {
+	if upper, err = abs(upper); err != nil {
 		return err
 	}
-	wk, err := abs(work)
-	if err != nil {
+	if work, err = abs(work); err != nil {
 		return err
-	}
-	for _, p := range append(append([]string{}, all...), up, wk) {
-		if strings.ContainsAny(p, ",:\\") {
-			return fmt.Errorf("path %q holds ',', ':' or '\\', which mount(2)'s overlay options cannot carry: rename it", p)
-		}
 	}
 	page := unix.Getpagesize()
-	opts := classicOptions(all, up, wk)
-	if len(opts) < page {
+	if opts := classicOptions(all, upper, work); len(opts) < page && !strings.ContainsAny(strings.Join(all, ""), ",:\\") {
 		if err := unix.Mount("overlay", target, "overlay", 0, opts); err != nil {
-			return fmt.Errorf("mount overlay on %s: %w", target, err)
+			return fmt.Errorf("mount overlay on %s: %w (the kernel log says why: dmesg | tail)", target, err)
 		}
 		return nil
 	}
-	dirs := append([]string{}, all...)
-	if up != "" {
-		dirs = append(dirs, up, wk)
+	if strings.ContainsAny(upper+work, ",:\\") {
+		return fmt.Errorf("the upper or work path holds ',', ':' or '\\', which mount(2)'s overlay options cannot carry: rename it")
 	}
-	parent := commonParent(dirs)
-	rel := make([]string, len(all))
+	links, err := os.MkdirTemp("", "overlay-lowers-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(links)
+	short := make([]string, len(all))
 	for i, a := range all {
-		rel[i], _ = filepath.Rel(parent, a)
+		short[i] = strconv.Itoa(i)
+		if err := os.Symlink(a, filepath.Join(links, short[i])); err != nil {
+			return err
+		}
 	}
-	var relUp, relWk string
-	if up != "" {
-		relUp, _ = filepath.Rel(parent, up)
-		relWk, _ = filepath.Rel(parent, wk)
-	}
-	opts = classicOptions(rel, relUp, relWk)
+	opts := classicOptions(short, upper, work)
 	if len(opts) >= page {
-		return fmt.Errorf("the overlay options are %d bytes even with paths relative to %s, over the %d-byte page mount(2) accepts: use shorter layer directory names (Docker links them as l/<26 chars>) or Linux 6.8+ (lowerdir+)", len(opts), parent, page)
+		return fmt.Errorf("the overlay options are %d bytes even with short layer names, over the %d-byte page mount(2) accepts: shorten the upper and work paths, or use Linux 6.8+ (lowerdir+)", len(opts), page)
 	}
 	errc := make(chan error, 1)
 	go func() {
@@ -233,12 +236,12 @@ func mountClassic(target string, lowers []string, upper, work string) error {
 			errc <- fmt.Errorf("unshare(CLONE_FS): %w", err)
 			return
 		}
-		if err := unix.Chdir(parent); err != nil {
-			errc <- fmt.Errorf("chdir %s: %w", parent, err)
+		if err := unix.Chdir(links); err != nil {
+			errc <- fmt.Errorf("chdir %s: %w", links, err)
 			return
 		}
 		if err := unix.Mount("overlay", target, "overlay", 0, opts); err != nil {
-			errc <- fmt.Errorf("mount overlay on %s (options relative to %s): %w", target, parent, err)
+			errc <- fmt.Errorf("mount overlay on %s (layers linked from %s): %w (the kernel log says why: dmesg | tail)", target, links, err)
 			return
 		}
 		errc <- nil
@@ -257,15 +260,4 @@ func classicOptions(lowers []string, upper, work string) string {
 		o += ",upperdir=" + upper + ",workdir=" + work
 	}
 	return o
-}
-
-// commonParent is the deepest directory holding every path in dirs.
-func commonParent(dirs []string) string {
-	p := filepath.Dir(dirs[0])
-	for _, d := range dirs[1:] {
-		for p != "/" && !strings.HasPrefix(d, p+"/") {
-			p = filepath.Dir(p)
-		}
-	}
-	return p
 }

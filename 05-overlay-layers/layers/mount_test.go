@@ -150,17 +150,22 @@ func TestStacksOf1And128And500LayersMountAndTopWins(t *testing.T) {
 }
 
 // Without lowerdir+, mount(2) with absolute paths would need far more than a
-// page for 500 layers; relative paths from a thread of its own fit.
+// page for 500 layers (even relative to their common parent, with names this
+// long); short relative names from a thread of its own fit.
 func TestClassicMountReaches500LayersWithRelativePaths(t *testing.T) {
 	testkit.RequireRoot(t)
 	testkit.CheckHost(t)
 	forceClassic = true
 	defer func() { forceClassic = false }()
 	base := t.TempDir()
-	lowers := makeLayers(t, base, MaxLowerLayers)
+	lowers := make([]string, MaxLowerLayers)
+	for i := range lowers {
+		lowers[i] = filepath.Join(base, fmt.Sprintf("%064d", i), "diff") // like overlay2/<cache-id>/diff
+		write(t, lowers[i], map[string]string{"f": fmt.Sprint(i)})
+	}
 	up, wk, m := filepath.Join(base, "u"), filepath.Join(base, "w"), filepath.Join(base, "m")
 	mkdirs(t, up, wk, m)
-	if abs := len(classicOptions(lowers, up, wk)); abs < os.Getpagesize() {
+	if abs := len(classicOptions(lowers, up, wk)); abs < 8*os.Getpagesize() {
 		t.Fatalf("absolute options are only %d bytes: the test does not exercise the page limit", abs)
 	}
 	cwd, _ := os.Getwd()
@@ -170,6 +175,9 @@ func TestClassicMountReaches500LayersWithRelativePaths(t *testing.T) {
 	}
 	if now, _ := os.Getwd(); now != cwd {
 		t.Errorf("the process's working directory moved from %s to %s", cwd, now)
+	}
+	if left, _ := filepath.Glob(filepath.Join(os.TempDir(), "overlay-lowers-*")); len(left) > 0 {
+		t.Errorf("the links directory was left behind: %v", left)
 	}
 }
 
