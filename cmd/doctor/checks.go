@@ -352,8 +352,13 @@ func checkCgroups(h host, mounts []mountEntry) []result {
 		mode.detail = "v2 only (unified): one hierarchy at " + h.cgroupRoot + ", as in the workshop VM; stages write cpu.max and cgroup.procs"
 	case len(v1) > 0 && unified != nil:
 		names := v1Controllers(v1)
+		inV2 := readWords(filepath.Join(unified.point, "cgroup.controllers"))
+		v2Has := describeList(inV2, "no controllers")
+		if !contains(inV2, "cpu") && !contains(inV2, "memory") && !contains(inV2, "pids") {
+			v2Has += " (none of cpu, memory, pids)"
+		}
 		mode.detail = fmt.Sprintf("hybrid: v1 hierarchies for %s under %s, cgroup2 at %s with %s; stages use the v1 files (cpu.cfs_quota_us, tasks)",
-			strings.Join(names, ", "), h.cgroupRoot, unified.point, describeList(readWords(filepath.Join(unified.point, "cgroup.controllers")), "no controllers"))
+			strings.Join(names, ", "), h.cgroupRoot, unified.point, v2Has)
 	case len(v1) > 0:
 		mode.detail = "v1 only (legacy): one hierarchy per controller under " + h.cgroupRoot + "; stages use the v1 files (cpu.cfs_quota_us, tasks)"
 	default:
