@@ -169,5 +169,35 @@ func (r *Report) Table() string {
 	for _, n := range r.Notes {
 		fmt.Fprintf(&b, "note: %s\n", n)
 	}
+	for _, m := range r.Measurements() {
+		fmt.Fprintf(&b, "measured: %s\n", m)
+	}
 	return b.String()
+}
+
+var (
+	percentage = regexp.MustCompile(`\d+(\.\d+)?%`)
+	measuring  = regexp.MustCompile(`(?i)measured|capped|share|counter`)
+	logPrefix  = regexp.MustCompile(`^\s*\S+_test\.go:\d+: `)
+)
+
+// Measurements are the shares the guest's tests logged (t.Logf lines with
+// a percentage: "--cpus 0.2: measured 20.1% of one CPU"), so the table
+// shows what the kernel actually did, not only that it passed.
+func (r *Report) Measurements() []string {
+	var out []string
+	for _, s := range r.Suites {
+		name := ""
+		for _, l := range s.Output {
+			if m := runLine.FindStringSubmatch(l); m != nil {
+				name = m[2]
+				continue
+			}
+			if !logPrefix.MatchString(l) || !percentage.MatchString(l) || !measuring.MatchString(l) {
+				continue
+			}
+			out = append(out, fmt.Sprintf("%s %s: %s", s.Rel, name, strings.TrimSpace(logPrefix.ReplaceAllString(l, ""))))
+		}
+	}
+	return out
 }

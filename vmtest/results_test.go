@@ -95,6 +95,7 @@ func TestTableListsEveryTestAndCountsSkipsApart(t *testing.T) {
 		"PASS      10.50s",
 		"3 passed, 2 failed, 1 skipped",
 		"note: kernel: 6.1.0-56-amd64",
+		"measured: 03-cgroups-cpu TestBusyLoopHeldNearTwentyPercent: measured 20.3%",
 	} {
 		if !strings.Contains(table, want) {
 			t.Errorf("table lacks %q:\n%s", want, table)

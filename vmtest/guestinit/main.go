@@ -181,6 +181,9 @@ func boot(plan vmtest.Plan) bool {
 			return fmt.Sprintf("busybox --install -s: %v\n%s", err, out)
 		}
 		unix.Sethostname([]byte("vmtest"))
+		// systemd raises pid_max to 2^22 on 64-bit machines (its
+		// 50-pid-max.conf); ps sizes its PID column from it.
+		os.WriteFile("/proc/sys/kernel/pid_max", []byte("4194304"), 0)
 		if out, err := exec.Command("ip", "link", "set", "lo", "up").CombinedOutput(); err != nil {
 			return fmt.Sprintf("ip link set lo up: %v\n%s", err, out)
 		}
