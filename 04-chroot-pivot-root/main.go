@@ -316,6 +316,9 @@ func showCopy(n *narrate.Narrator, root, p string) {
 // it pauses once so that the host can look at its own mount table while
 // the container is alive.
 func runChild(n *narrate.Narrator, mode, kind, root, marker, esc string, argv []string) error {
+	if sig := interrupted.Load(); sig != 0 {
+		return stage.ExitStatus(128 + int(sig))
+	}
 	switch {
 	case kind == "command":
 		n.Step("Run %s inside the rootfs, under %s", strings.Join(argv, " "), mode)
@@ -376,9 +379,9 @@ func runChild(n *narrate.Narrator, mode, kind, root, marker, esc string, argv []
 	if failed {
 		return stage.ExitStatus(1)
 	}
-	if sig := interrupted.Load(); sig != 0 {
-		return stage.ExitStatus(128 + int(sig))
-	}
+	// A signal that came while the child ran was the child's to act on
+	// (an interactive bash ignores Ctrl-C): it ended well, so go on.
+	interrupted.Store(0)
 	return nil
 }
 
