@@ -89,7 +89,12 @@ func FetchKernel(a Arch) (*Kernel, error) {
 	defer os.RemoveAll(tmp)
 	spec := pkg + ":" + a.Deb + "=" + version
 	if err := run(tmp, "apt-get", "download", "-q", spec); err != nil {
-		return nil, fmt.Errorf("apt-get download %s: %v", spec, err)
+		// Stale package lists name a version the archive no longer has:
+		// an older cached kernel still proves the stages on pure v2.
+		if k := newestCached(a); k != nil {
+			return k, nil
+		}
+		return nil, fmt.Errorf("apt-get download %s: %v (run `apt-get update` first)", spec, err)
 	}
 	debs, _ := filepath.Glob(filepath.Join(tmp, "*.deb"))
 	if len(debs) != 1 {
