@@ -51,6 +51,8 @@ func main() {
 			&cli.BoolFlag{Name: "keep", Usage: "leave everything mounted in the workdir to explore; prints how to clean up"},
 		},
 		run)
+	app.UsageText = "sudo go run ./" + name + " [--layers N] [--workdir DIR [--keep]]\n" +
+		"go run ./" + name + " chainid DIFFID...   (no root needed)"
 	app.Commands = []*cli.Command{{
 		Name:      "chainid",
 		Usage:     "print the chain ID of each prefix of a list of diffIDs (bottom layer first)",
@@ -98,16 +100,25 @@ func run(c *cli.Context) error {
 			return stage.Fail("overlayfs stacks at most %d lower layers; got %d: give --layers %d or fewer", layers.MaxLowerLayers, depth, layers.MaxLowerLayers)
 		}
 	}
-	w, err := newWorkdir(c.String("workdir"))
+	// Ctrl-C at any moment, from here on: stop, unmount and remove what
+	// exists so far. (Listening before the workdir exists leaves no moment
+	// where a Ctrl-C could leave it behind.)
+	var (
+		wmu sync.Mutex
+		w   *workdir
+	)
+	stopSignals := cleanupOnSignal(n, func() *workdir { wmu.Lock(); defer wmu.Unlock(); return w })
+	defer stopSignals()
+	nw, err := newWorkdir(c.String("workdir"))
 	if err != nil {
 		return err
 	}
+	wmu.Lock()
+	w = nw
+	wmu.Unlock()
 	keep := c.Bool("keep")
-	// Ctrl-C at any moment: unmount and remove what exists so far.
-	stopSignals := w.cleanupOnSignal(n)
-	defer stopSignals()
 	if err := layers.CheckUpperFS(w.dir); err != nil {
-		w.cleanup(n, false)
+		_ = w.remove()
 		return stage.Fail("%v", err)
 	}
 	if c.IsSet("layers") {
@@ -634,7 +645,7 @@ var (
 // mount and clean up. The handler does not clean up itself while the run
 // goes on creating files: it would race with it. If the run does not stop
 // within 3 seconds, it unmounts and removes everything itself.
-func (w *workdir) cleanupOnSignal(n *checkedNarrator) func() {
+func cleanupOnSignal(n *checkedNarrator, current func() *workdir) func() {
 	ch := make(chan os.Signal, 1)
 	signal.Notify(ch, unix.SIGINT, unix.SIGTERM, unix.SIGHUP)
 	done := make(chan struct{})
@@ -644,11 +655,13 @@ func (w *workdir) cleanupOnSignal(n *checkedNarrator) func() {
 			n.Warn("interrupted (%v): cleaning up", s)
 			interrupted.Store(true)
 			time.Sleep(3 * time.Second)
-			w.mu.Lock()
-			for i := len(w.mounted) - 1; i >= 0; i-- {
-				_ = unix.Unmount(w.mounted[i], unix.MNT_DETACH)
+			if w := current(); w != nil {
+				w.mu.Lock()
+				for i := len(w.mounted) - 1; i >= 0; i-- {
+					_ = unix.Unmount(w.mounted[i], unix.MNT_DETACH)
+				}
+				_ = w.remove()
 			}
-			_ = w.remove()
 			os.Exit(130)
 		case <-done:
 		}

@@ -1,12 +1,15 @@
 package main
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -203,5 +206,39 @@ func TestNotRootIsOneClearLine(t *testing.T) {
 	r := testkit.Run(t, testkit.RunOpts{AsUser: true}, stageBin(t))
 	if r.Code == 0 || !strings.Contains(r.Stderr, "needs root") || strings.Count(r.Stderr, "\n") != 1 {
 		t.Errorf("as nobody:\n%s", r)
+	}
+}
+
+// Ctrl-C at any moment: the run stops, unmounts and removes what it made.
+// The moment is not deterministic, so several delays are tried; at least
+// one must land inside the run.
+func TestCtrlCCleansUp(t *testing.T) {
+	testkit.RequireRoot(t)
+	testkit.CheckHost(t)
+	bin := stageBin(t)
+	before := workdirsLeft(t)
+	caught := 0
+	for _, delay := range []time.Duration{20, 40, 60, 80, 120} {
+		cmd := exec.Command(bin, "--layers", "500")
+		var out bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &out, &out
+		cmd.Env = append(os.Environ(), "NO_COLOR=1")
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(delay * time.Millisecond)
+		cmd.Process.Signal(syscall.SIGINT)
+		cmd.Wait()
+		code := cmd.ProcessState.ExitCode()
+		if strings.Contains(out.String(), "interrupted (interrupt): cleaning up") {
+			caught++
+			if code != 130 {
+				t.Errorf("after Ctrl-C at %v: exit %d, want 130\n%s", delay*time.Millisecond, code, out.String())
+			}
+		}
+		assertNothingNewLeft(t, before)
+	}
+	if caught == 0 {
+		t.Errorf("no SIGINT landed inside a run: the test proved nothing")
 	}
 }
