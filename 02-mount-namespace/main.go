@@ -126,6 +126,11 @@ func run(c *cli.Context) error {
 	stop()
 	link.Close()
 
+	// The child may have been interrupted between its mount and our look:
+	// whatever leaked is ours to remove either way.
+	if leaked == "" && !private {
+		leaked = newTmpfsOn(target, before)
+	}
 	if leaked != "" {
 		// The leaked copy is the host's own mount now: it outlives the child.
 		n.Step("Clean up the leak on the host")

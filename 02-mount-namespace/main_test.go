@@ -2,6 +2,7 @@ package main
 
 import (
 	"os"
+	"os/exec"
 	"regexp"
 	"strings"
 	"testing"
@@ -133,4 +134,26 @@ func TestOnASharedRootLikeSystemd(t *testing.T) {
 	if !strings.Contains(r.Stdout, "tmpfs-on-tmp-after:0") {
 		t.Fatalf("the leaked tmpfs was not removed from /tmp:\n%s", r.Stdout)
 	}
+}
+
+// `... --no-private | head -3` closes the pipe while the leaked mount
+// exists: the stage must still remove it (and its demo mount).
+func TestPipedIntoHeadStillCleansUp(t *testing.T) {
+	testkit.RequireRoot(t)
+	testkit.CheckHost(t)
+	cmd := exec.Command(testkit.Stage(t, "02-mount-namespace"), "--no-private")
+	cmd.Env = append(os.Environ(), "NO_COLOR=1")
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 64)
+	if _, err := out.Read(buf); err != nil {
+		t.Fatal(err)
+	}
+	out.Close()
+	_ = cmd.Wait()
 }

@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 
@@ -211,6 +212,11 @@ func containerInit(specPath string) {
 		os.Exit(exitNotFound)
 	}
 
+	// Ready: the runtime writes the limits that the setup itself would have
+	// tripped over (a Go runtime is several threads, and pids.max counts
+	// threads), then lets us go on.
+	link.Pause(n)
+
 	if spec.WaitStart {
 		// OCI create: everything is ready, and the creator may return; the
 		// user's program runs only at `start`, which opens the FIFO for
@@ -289,22 +295,19 @@ func mountInside(n *narrate.Narrator, root string, m Mount) {
 	if m.Why != "" {
 		n.Note("%s", m.Why)
 	}
-	// A bind mount ignores MS_RDONLY on its first mount: it takes a remount.
+	// Read-only is applied as a second step, a bind remount, which changes
+	// only this mount's flags. Never remount the filesystem itself read-only:
+	// a sysfs or proc without a namespace of its own shares its superblock
+	// with the host's, and the host's /sys would turn read-only too.
 	err := unix.Mount(m.Source, target, m.Type, flags&^unix.MS_RDONLY, data)
-	if err == nil && flags&unix.MS_BIND != 0 && flags&unix.MS_RDONLY != 0 {
-		err = unix.Mount(m.Source, target, "", flags|unix.MS_REMOUNT, "")
-	}
 	if err != nil && m.Type == "sysfs" {
 		// Without a network namespace of its own (--net host) the kernel
-		// refuses a new sysfs: bind the host's, read-only.
+		// may refuse a new sysfs: bind the host's instead.
 		err = unix.Mount("/sys", target, "", unix.MS_BIND|unix.MS_REC, "")
-		if err == nil {
-			err = unix.Mount("/sys", target, "", unix.MS_BIND|unix.MS_REMOUNT|unix.MS_RDONLY|unix.MS_REC, "")
-		}
 	}
-	if err == nil && flags&unix.MS_RDONLY != 0 && flags&unix.MS_BIND == 0 {
-		// Some filesystems take MS_RDONLY only on a remount.
-		_ = unix.Mount("", target, "", flags|unix.MS_REMOUNT, data)
+	if err == nil && flags&unix.MS_RDONLY != 0 {
+		perMount := flags & (unix.MS_NOSUID | unix.MS_NODEV | unix.MS_NOEXEC | unix.MS_RDONLY)
+		err = unix.Mount("", target, "", unix.MS_BIND|unix.MS_REMOUNT|perMount, "")
 	}
 	if err != nil {
 		initFail("mount %s on %s: %v", m.Source, m.Target, err)
@@ -317,6 +320,8 @@ func mountInside(n *narrate.Narrator, root string, m Mount) {
 // itself is PID 1: it gets no default signal handling, and if it never
 // calls wait(), orphaned children stay zombies forever.
 func tinyInit(path string, args []string) int {
+	// Named for what it is, in ps: not "exe".
+	_ = unix.Prctl(unix.PR_SET_NAME, uintptr(unsafe.Pointer(&[]byte("workshop-init\x00")[0])), 0, 0, 0)
 	sigs := make(chan os.Signal, 16)
 	signal.Notify(sigs)
 	cmd := exec.Command(path, args[1:]...)

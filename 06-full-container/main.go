@@ -21,6 +21,7 @@ package main
 
 import (
 	"errors"
+	"fmt"
 	"io/fs"
 	"os"
 	"os/exec"
@@ -416,6 +417,9 @@ func (rt *Runtime) create(o *runOptions) (ctr *Container, err error) {
 		return nil, err
 	}
 	st.CgroupPaths = ctr.Group.Paths()
+	if o.pids > 0 {
+		st.PidsLimit = o.pids
+	}
 
 	env := []string{defaultPATH, "HOSTNAME=" + st.Hostname, "HOME=/root"}
 	if t := os.Getenv("TERM"); t != "" {
@@ -503,11 +507,7 @@ func (rt *Runtime) createCgroup(path string, o *runOptions) (*cgroup.Group, erro
 			return nil, err
 		}
 	}
-	if o.pids > 0 {
-		if err := set(g.SetPids(o.pids)); err != nil {
-			return nil, err
-		}
-	}
+	// pids.max is written later, by ready(): see there.
 	return g, nil
 }
 
@@ -576,6 +576,7 @@ func (rt *Runtime) wait(ctr *Container, cmd *exec.Cmd, link *stage.Link) (int, e
 	defer runtime.UnlockOSThread()
 	stop := forwardSignals(cmd.Process)
 	for link.Paused(rt.n) {
+		rt.ready(ctr)
 		link.Resume(rt.n)
 	}
 	err := cmd.Wait()
@@ -593,6 +594,24 @@ func (rt *Runtime) wait(ctr *Container, cmd *exec.Cmd, link *stage.Link) (int, e
 		}
 	}
 	return status, nil
+}
+
+// ready is called when the container's setup is done, just before it runs
+// the user's command: the moment to write pids.max. Earlier, the limit
+// would count the runtime's own setup threads (a Go program runs several)
+// and could stop the setup itself; from now on the command, and everything
+// it forks, is held to it.
+func (rt *Runtime) ready(ctr *Container) {
+	if ctr.State.PidsLimit > 0 && ctr.Group != nil {
+		if rt.n != nil {
+			rt.cg.Trace = func(cmd string) { rt.n.Call("%s", cmd) }
+			defer func() { rt.cg.Trace = nil }()
+		}
+		if err := ctr.Group.SetPids(ctr.State.PidsLimit); err != nil {
+			fmt.Fprintf(os.Stderr, "%s: setting the pids limit: %v\n", name, err)
+			_ = unix.Kill(ctr.State.Pid, unix.SIGKILL)
+		}
+	}
 }
 
 // forwardSignals passes SIGINT, SIGTERM and SIGHUP to the container's PID 1.

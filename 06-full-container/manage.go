@@ -195,6 +195,7 @@ func monitor(root, id string) int {
 		return 1
 	}
 	for link.Paused(rt.n) {
+		rt.ready(ctr)
 		link.Resume(rt.n)
 	}
 	reported := false

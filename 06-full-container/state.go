@@ -56,6 +56,7 @@ type State struct {
 	MonitorStart uint64 `json:"monitorStart"`
 
 	Cgroup      string            `json:"cgroup"`
+	PidsLimit   int64             `json:"pidsLimit,omitempty"` // written once the setup is done`
 	CgroupPaths map[string]string `json:"cgroupPaths,omitempty"`
 
 	Annotations map[string]string `json:"annotations,omitempty"`

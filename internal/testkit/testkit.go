@@ -57,10 +57,19 @@ const lockPath = "/run/workshop-tests.lock"
 func Main(m *testing.M) {
 	unlock := lock()
 	code := m.Run()
+	for i := len(afterAll) - 1; i >= 0; i-- {
+		afterAll[i]()
+	}
 	cleanupBuilds()
 	unlock()
 	os.Exit(code)
 }
+
+var afterAll []func()
+
+// AfterAll registers f to run once every test of the package has run (for
+// what tests share, such as one image store), before Main exits.
+func AfterAll(f func()) { afterAll = append(afterAll, f) }
 
 func lock() func() {
 	if os.Geteuid() != 0 {

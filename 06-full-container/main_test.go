@@ -1,0 +1,565 @@
+package main
+
+import (
+	"archive/tar"
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io/fs"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/container-internals/workshop/internal/testkit"
+)
+
+func TestMain(m *testing.M) { testkit.Main(m) }
+
+var (
+	rootOnce sync.Once
+	rootDir  string
+)
+
+// sharedRoot is one --root for the package's tests: the default image is
+// built once, and every test's containers are separate anyway.
+func sharedRoot(t *testing.T) string {
+	rootOnce.Do(func() {
+		d, err := os.MkdirTemp("", "workshop-06-test-")
+		if err != nil {
+			t.Fatal(err)
+		}
+		rootDir = d
+		testkit.AfterAll(func() { os.RemoveAll(d) })
+	})
+	return rootDir
+}
+
+type opts = testkit.RunOpts
+
+// ctr runs the stage with the shared --root.
+func ctr(t *testing.T, o opts, args ...string) testkit.Result {
+	t.Helper()
+	bin := testkit.Stage(t, "06-full-container")
+	return testkit.Run(t, o, bin, append([]string{"--root", sharedRoot(t)}, args...)...)
+}
+
+func setup(t *testing.T) {
+	t.Helper()
+	testkit.RequireRoot(t)
+	testkit.CheckHost(t)
+	sharedRoot(t)
+}
+
+func oneLine(t *testing.T, r testkit.Result, want string) {
+	t.Helper()
+	lines := strings.Split(strings.TrimSpace(r.Stderr), "\n")
+	if r.Code == 0 || len(lines) != 1 || !strings.Contains(lines[0], want) {
+		t.Fatalf("want a non-zero exit and one line containing %q:\n%s", want, r)
+	}
+}
+
+// noContainersLeft checks that the runtime keeps no state after a test.
+func noContainersLeft(t *testing.T) {
+	t.Helper()
+	ents, _ := os.ReadDir(filepath.Join(sharedRoot(t), "containers"))
+	for _, e := range ents {
+		if e.IsDir() {
+			t.Errorf("container state left behind: %s", e.Name())
+		}
+	}
+	mounts, _ := os.ReadDir(filepath.Join(sharedRoot(t), "images", "image", "overlay2", "layerdb", "mounts"))
+	if len(mounts) != 0 {
+		t.Errorf("%d container layer records left behind", len(mounts))
+	}
+}
+
+func TestExitStatusIsTheCommands(t *testing.T) {
+	setup(t)
+	for _, tc := range []struct {
+		cmd  string
+		want int
+	}{{"exit 0", 0}, {"exit 3", 3}, {"sh -c 'kill -KILL $$'; exit $?", 137}} {
+		r := ctr(t, opts{}, "run", "--", "sh", "-c", tc.cmd)
+		if r.Code != tc.want {
+			t.Errorf("%q: want exit %d:\n%s", tc.cmd, tc.want, r)
+		}
+	}
+	noContainersLeft(t)
+}
+
+func TestCommandIsPIDOne(t *testing.T) {
+	setup(t)
+	r := ctr(t, opts{}, "run", "--", "sh", "-c", "echo $$")
+	if r.Code != 0 || r.Stdout != "1\n" {
+		t.Fatalf("want 1:\n%s", r)
+	}
+}
+
+func TestPsInsideSeesOnlyTheContainer(t *testing.T) {
+	setup(t)
+	r := ctr(t, opts{}, "run", "--", "ps", "-o", "pid,comm")
+	rows := strings.Split(strings.TrimSpace(r.Stdout), "\n")
+	if r.Code != 0 || len(rows) != 2 || strings.Fields(rows[1])[0] != "1" || strings.Fields(rows[1])[1] != "ps" {
+		t.Fatalf("ps inside should list only itself, as PID 1:\n%s", r)
+	}
+}
+
+func TestHostnameIsTheContainers(t *testing.T) {
+	setup(t)
+	r := ctr(t, opts{}, "run", "--hostname", "box", "--", "hostname")
+	if r.Stdout != "box\n" {
+		t.Fatalf("want box:\n%s", r)
+	}
+	host, _ := os.Hostname()
+	if host == "box" {
+		t.Fatal("the host's hostname changed")
+	}
+	// Default: the short container ID, as Docker's.
+	r = ctr(t, opts{}, "run", "--", "hostname")
+	if !regexp.MustCompile(`^[0-9a-f]{12}\n$`).MatchString(r.Stdout) {
+		t.Fatalf("want a 12-digit ID as hostname:\n%s", r)
+	}
+}
+
+func TestNetNoneHasOnlyLoopbackUp(t *testing.T) {
+	setup(t)
+	r := ctr(t, opts{}, "run", "--", "sh", "-c", "ls /sys/class/net; cat /sys/class/net/lo/operstate; ping -c1 -W1 127.0.0.1 >/dev/null && echo ping-ok")
+	if r.Code != 0 || r.Stdout != "lo\nunknown\nping-ok\n" {
+		t.Fatalf("want only lo, up and answering:\n%s", r)
+	}
+	r = ctr(t, opts{}, "run", "--net", "host", "--", "ls", "/sys/class/net")
+	if r.Code != 0 || strings.TrimSpace(r.Stdout) == "lo" {
+		t.Fatalf("--net host should see the host's interfaces:\n%s", r)
+	}
+}
+
+func TestVolumesBindAndReadOnly(t *testing.T) {
+	setup(t)
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "from-host"), []byte("hello\n"), 0o644)
+	r := ctr(t, opts{}, "run", "-v", dir+":/data", "--", "sh", "-c", "cat /data/from-host; echo back > /data/from-ctr")
+	if r.Code != 0 || r.Stdout != "hello\n" {
+		t.Fatalf("volume not readable:\n%s", r)
+	}
+	if b, _ := os.ReadFile(filepath.Join(dir, "from-ctr")); string(b) != "back\n" {
+		t.Fatalf("a write inside did not reach the host: %q", b)
+	}
+	r = ctr(t, opts{}, "run", "-v", dir+":/data:ro", "--", "sh", "-c", "echo no > /data/ro-write")
+	if r.Code == 0 {
+		t.Fatalf("a write to a :ro volume succeeded:\n%s", r)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "ro-write")); err == nil {
+		t.Fatal("the :ro volume was written on the host")
+	}
+	oneLine(t, ctr(t, opts{}, "run", "-v", "/no/such/dir:/data", "--", "true"), "does not exist")
+	oneLine(t, ctr(t, opts{}, "run", "-v", "relative", "--", "true"), "invalid -v")
+}
+
+func TestHardeningStopsMountAndSysrq(t *testing.T) {
+	setup(t)
+	r := ctr(t, opts{}, "run", "--", "sh", "-c",
+		"mkdir -p /mnt; mount -t tmpfs none /mnt 2>/dev/null && echo MOUNTED; "+
+			"echo h 2>/dev/null > /proc/sysrq-trigger && echo SYSRQ; "+
+			"cat /proc/kcore 2>/dev/null | wc -c; grep CapBnd /proc/self/status")
+	if r.Code != 0 || strings.Contains(r.Stdout, "MOUNTED") || strings.Contains(r.Stdout, "SYSRQ") {
+		t.Fatalf("mount or sysrq-trigger worked inside:\n%s", r)
+	}
+	// Docker's 14 capabilities, and no CAP_SYS_ADMIN (bit 21).
+	m := regexp.MustCompile(`CapBnd:\s+([0-9a-f]+)`).FindStringSubmatch(r.Stdout)
+	if m == nil {
+		t.Fatalf("no CapBnd:\n%s", r)
+	}
+	bnd, _ := strconv.ParseUint(m[1], 16, 64)
+	if bnd != 0xa80425fb || bnd&(1<<21) != 0 {
+		t.Fatalf("bounding set %x, want Docker's default a80425fb", bnd)
+	}
+	if !strings.HasPrefix(r.Stdout, "0\n") {
+		t.Fatalf("/proc/kcore is not masked:\n%s", r)
+	}
+	r = ctr(t, opts{}, "run", "--", "grep", "NoNewPrivs", "/proc/self/status")
+	if !strings.Contains(r.Stdout, "1") {
+		t.Fatalf("no_new_privs not set:\n%s", r)
+	}
+}
+
+func TestRootIsTheImageAndRootfsDirIsUnchanged(t *testing.T) {
+	setup(t)
+	dir := t.TempDir()
+	bb, err := exec.LookPath("busybox")
+	if err != nil {
+		testkit.Unavailable(t, "busybox is needed to make a root directory: apt-get install busybox-static")
+	}
+	os.MkdirAll(filepath.Join(dir, "bin"), 0o755)
+	data, _ := os.ReadFile(bb)
+	os.WriteFile(filepath.Join(dir, "bin", "busybox"), data, 0o755)
+	for _, a := range []string{"sh", "ls", "cat", "touch", "rm"} {
+		os.Symlink("busybox", filepath.Join(dir, "bin", a))
+	}
+	os.WriteFile(filepath.Join(dir, "only-here"), []byte("x"), 0o644)
+	os.WriteFile(filepath.Join(dir, "data"), []byte("original\n"), 0o644)
+	before := treeHash(t, dir)
+	r := ctr(t, opts{}, "run", "--rootfs", dir, "--", "sh", "-c", "ls /; touch /new; rm /only-here; echo changed >> /data; cat /data")
+	if r.Code != 0 || !strings.Contains(r.Stdout, "only-here") || !strings.HasSuffix(r.Stdout, "original\nchanged\n") {
+		t.Fatalf("run --rootfs:\n%s", r)
+	}
+	if after := treeHash(t, dir); after != before {
+		t.Fatal("--rootfs DIR was modified")
+	}
+	noContainersLeft(t)
+}
+
+func treeHash(t *testing.T, dir string) string {
+	h := sha256.New()
+	filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		fi, _ := os.Lstat(p)
+		fmt.Fprintf(h, "%s %v %d\n", p, fi.Mode(), fi.Size())
+		if fi.Mode().IsRegular() {
+			b, _ := os.ReadFile(p)
+			h.Write(b)
+		}
+		return nil
+	})
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+func TestMemoryHogIsKilledAndHostIsFine(t *testing.T) {
+	setup(t)
+	// tail -c 300m keeps the last 300 MB it read: from /dev/zero, it grows
+	// until the limit stops it.
+	r := ctr(t, opts{}, "run", "--memory", "32m", "--", "tail", "-c", "300m", "/dev/zero")
+	if r.Code != 137 {
+		t.Fatalf("a memory hog as PID 1 should end with 137 (OOM kill):\n%s", r)
+	}
+	// The host is fine, and so is the next container.
+	r = ctr(t, opts{}, "run", "--", "sh", "-c", "head -c 1m /dev/zero | wc -c")
+	if r.Code != 0 || strings.TrimSpace(r.Stdout) != "1048576" {
+		t.Fatalf("after the OOM kill, a new container does not run:\n%s", r)
+	}
+	oneLine(t, ctr(t, opts{}, "run", "--memory", "12q", "--", "true"), "invalid memory size")
+	noContainersLeft(t)
+}
+
+func TestForkBombStopsAtPidsLimit(t *testing.T) {
+	setup(t)
+	// The inner shell forks until the kernel refuses, and dies of it; its
+	// sleeps live on, re-parented to PID 1.
+	r := ctr(t, opts{}, "run", "-d", "--name", "forker", "--pids-limit", "10", "--", "sh", "-c",
+		"sh -c 'while :; do sleep 30 & done'; echo forked; sleep 30")
+	if r.Code != 0 {
+		t.Fatalf("run -d:\n%s", r)
+	}
+	defer ctr(t, opts{}, "rm", "-f", "forker")
+	var st State
+	json.Unmarshal([]byte(ctr(t, opts{}, "inspect", "forker").Stdout), &st)
+	current := func() int {
+		b, _ := os.ReadFile(filepath.Join(st.CgroupPaths["pids"], "pids.current"))
+		v, _ := strconv.Atoi(strings.TrimSpace(string(b)))
+		return v
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for time.Now().Before(deadline) && !strings.Contains(ctr(t, opts{}, "logs", "forker").Stdout, "forked") {
+		time.Sleep(50 * time.Millisecond)
+	}
+	if n := current(); n < 5 || n > 10 {
+		t.Fatalf("the container should be held at 10 processes at most (and have reached it), has %d", n)
+	}
+	events, _ := os.ReadFile(filepath.Join(st.CgroupPaths["pids"], "pids.events"))
+	if m := regexp.MustCompile(`max (\d+)`).FindSubmatch(events); m == nil || string(m[1]) == "0" {
+		t.Fatalf("pids.events should count refused forks: %q", events)
+	}
+	if logs := ctr(t, opts{}, "logs", "forker"); !strings.Contains(logs.Stdout, "can't fork") {
+		t.Fatalf("the shell should report failed forks:\n%s", logs)
+	}
+}
+
+func TestCPUQuotaHoldsTheLoopNearTarget(t *testing.T) {
+	setup(t)
+	r := ctr(t, opts{}, "run", "-d", "--name", "cpuhog", "--cpus", "0.2", "--", "sh", "-c", "while :; do :; done")
+	if r.Code != 0 {
+		t.Fatalf("run -d:\n%s", r)
+	}
+	defer ctr(t, opts{}, "rm", "-f", "cpuhog")
+	var st State
+	insp := ctr(t, opts{}, "inspect", "cpuhog")
+	if err := json.Unmarshal([]byte(insp.Stdout), &st); err != nil {
+		t.Fatalf("inspect: %v\n%s", err, insp)
+	}
+	usage := func() time.Duration {
+		p := st.CgroupPaths["cpuacct"]
+		file := filepath.Join(p, "cpuacct.usage")
+		if _, err := os.Stat(file); err != nil {
+			// cgroup v2: usage_usec in cpu.stat
+			b, _ := os.ReadFile(filepath.Join(st.CgroupPaths["cpu"], "cpu.stat"))
+			m := regexp.MustCompile(`usage_usec (\d+)`).FindSubmatch(b)
+			v, _ := strconv.ParseInt(string(m[1]), 10, 64)
+			return time.Duration(v) * time.Microsecond
+		}
+		b, _ := os.ReadFile(file)
+		v, _ := strconv.ParseInt(strings.TrimSpace(string(b)), 10, 64)
+		return time.Duration(v)
+	}
+	time.Sleep(500 * time.Millisecond)
+	u0, t0 := usage(), time.Now()
+	time.Sleep(3 * time.Second)
+	share := float64(usage()-u0) / float64(time.Since(t0)) * 100
+	t.Logf("--cpus 0.2: measured %.1f%% of one CPU over 3 s", share)
+	if share < 17 || share > 23 {
+		t.Fatalf("want about 20%%, measured %.1f%%", share)
+	}
+}
+
+func TestExecJoinsTheContainer(t *testing.T) {
+	setup(t)
+	r := ctr(t, opts{}, "run", "-d", "--name", "execme", "--hostname", "inside", "--", "sh", "-c", "echo hi > /tmp/made-inside; sleep 100")
+	if r.Code != 0 {
+		t.Fatalf("run -d:\n%s", r)
+	}
+	defer ctr(t, opts{}, "rm", "-f", "execme")
+	time.Sleep(100 * time.Millisecond)
+	r = ctr(t, opts{}, "exec", "execme", "--", "sh", "-c", "hostname; cat /tmp/made-inside; ps -o pid,comm | grep -c sleep; echo $$")
+	lines := strings.Split(strings.TrimSpace(r.Stdout), "\n")
+	if r.Code != 0 || len(lines) != 4 || lines[0] != "inside" || lines[1] != "hi" || lines[2] != "1" {
+		t.Fatalf("exec should see the container's hostname, files and processes:\n%s", r)
+	}
+	if pid, _ := strconv.Atoi(lines[3]); pid <= 1 || pid > 100 {
+		t.Fatalf("exec'd shell's PID should be a small number in the container's namespace, got %s", lines[3])
+	}
+	r = ctr(t, opts{Stdin: "typed\n"}, "exec", "-i", "execme", "--", "cat")
+	if r.Stdout != "typed\n" {
+		t.Fatalf("exec -i did not pass stdin:\n%s", r)
+	}
+	if r = ctr(t, opts{}, "exec", "execme", "--", "sh", "-c", "exit 4"); r.Code != 4 {
+		t.Fatalf("exec's status:\n%s", r)
+	}
+	oneLine(t, ctr(t, opts{}, "exec", "execme", "--", "no-such-cmd"), "command not found")
+	if ps := ctr(t, opts{}, "ps"); !strings.Contains(ps.Stdout, "execme") || !strings.Contains(ps.Stdout, "Up ") {
+		t.Fatalf("ps does not list the running container:\n%s", ps)
+	}
+	if r = ctr(t, opts{}, "stop", "-t", "1", "execme"); r.Code != 0 {
+		t.Fatalf("stop:\n%s", r)
+	}
+	oneLine(t, ctr(t, opts{}, "exec", "execme", "--", "true"), "is not running")
+	if ps := ctr(t, opts{}, "ps", "-a"); !strings.Contains(ps.Stdout, "Exited (137)") {
+		t.Fatalf("ps -a should show the stopped container:\n%s", ps)
+	}
+}
+
+func TestDetachedLogsAndRemove(t *testing.T) {
+	setup(t)
+	r := ctr(t, opts{}, "run", "-d", "--name", "logger", "--", "sh", "-c", "echo one; echo two >&2")
+	if r.Code != 0 || !regexp.MustCompile(`^[0-9a-f]{64}\n$`).MatchString(r.Stdout) {
+		t.Fatalf("run -d should print the container's ID:\n%s", r)
+	}
+	time.Sleep(300 * time.Millisecond)
+	if l := ctr(t, opts{}, "logs", "logger"); l.Stdout != "one\ntwo\n" {
+		t.Fatalf("logs:\n%s", l)
+	}
+	oneLine(t, ctr(t, opts{}, "run", "--name", "logger", "--", "true"), "in use")
+	if r = ctr(t, opts{}, "rm", "logger"); r.Code != 0 {
+		t.Fatalf("rm:\n%s", r)
+	}
+	noContainersLeft(t)
+}
+
+func TestCommitThenRunSeesTheChange(t *testing.T) {
+	setup(t)
+	r := ctr(t, opts{}, "run", "-d", "--name", "changer", "--", "sh", "-c", "echo committed > /etc/greeting; rm /etc/motd")
+	if r.Code != 0 {
+		t.Fatalf("run:\n%s", r)
+	}
+	defer ctr(t, opts{}, "rm", "-f", "changer")
+	time.Sleep(300 * time.Millisecond)
+	if r = ctr(t, opts{}, "commit", "changer", "greeted"); r.Code != 0 {
+		t.Fatalf("commit:\n%s", r)
+	}
+	r = ctr(t, opts{}, "run", "greeted", "--", "sh", "-c", "cat /etc/greeting; ls /etc/motd 2>&1")
+	if !strings.HasPrefix(r.Stdout, "committed\n") || !strings.Contains(r.Stdout, "No such file") {
+		t.Fatalf("the new image should hold the change and the deletion:\n%s", r)
+	}
+	if img := ctr(t, opts{}, "images"); !regexp.MustCompile(`greeted\s+latest\s+[0-9a-f]{12}\s+.*\s3\s`).MatchString(img.Stdout) {
+		t.Fatalf("images should list greeted with 3 layers:\n%s", img)
+	}
+}
+
+func TestImportExportTarAndSaveArchive(t *testing.T) {
+	setup(t)
+	bb, err := os.ReadFile("/bin/busybox")
+	if err != nil {
+		testkit.Unavailable(t, "busybox is needed: apt-get install busybox-static")
+	}
+	dir := t.TempDir()
+	// A `docker export`-style tar: one flat root filesystem.
+	export := filepath.Join(dir, "export.tar")
+	writeTar(t, export, []tarEntry{{"bin/busybox", bb, 0o755, ""}, {"bin/sh", nil, 0, "busybox"}, {"bin/cat", nil, 0, "busybox"}, {"bin/ls", nil, 0, "busybox"}, {"etc/flavour", []byte("exported\n"), 0o644, ""}})
+	if r := ctr(t, opts{}, "import", export, "exported"); r.Code != 0 {
+		t.Fatalf("import export tar:\n%s", r)
+	}
+	if r := ctr(t, opts{}, "run", "exported", "--", "cat", "/etc/flavour"); r.Stdout != "exported\n" {
+		t.Fatalf("run exported:\n%s", r)
+	}
+	// A `docker save` archive: two layers, the second deleting a file of the
+	// first (whiteout) and replacing a directory (opaque).
+	var l1, l2 bytes.Buffer
+	tarTo(t, &l1, []tarEntry{{"bin/busybox", bb, 0o755, ""}, {"bin/sh", nil, 0, "busybox"}, {"bin/ls", nil, 0, "busybox"}, {"bin/cat", nil, 0, "busybox"},
+		{"old", []byte("gone soon\n"), 0o644, ""}, {"d/a", []byte("a\n"), 0o644, ""}})
+	tarTo(t, &l2, []tarEntry{{".wh.old", nil, 0o644, ""}, {"d/.wh..wh..opq", nil, 0o644, ""}, {"d/b", []byte("b\n"), 0o644, ""}})
+	d1, d2 := digest(l1.Bytes()), digest(l2.Bytes())
+	cfg := fmt.Sprintf(`{"architecture":"amd64","os":"linux","config":{"Cmd":["sh"]},"rootfs":{"type":"layers","diff_ids":[%q,%q]}}`, d1, d2)
+	manifest := `[{"Config":"config.json","RepoTags":["saved:latest"],"Layers":["l1/layer.tar","l2/layer.tar"]}]`
+	save := filepath.Join(dir, "save.tar")
+	writeTar(t, save, []tarEntry{{"manifest.json", []byte(manifest), 0o644, ""}, {"config.json", []byte(cfg), 0o644, ""},
+		{"l1/layer.tar", l1.Bytes(), 0o644, ""}, {"l2/layer.tar", l2.Bytes(), 0o644, ""}})
+	if r := ctr(t, opts{}, "import", save, "saved"); r.Code != 0 {
+		t.Fatalf("import save archive:\n%s", r)
+	}
+	r := ctr(t, opts{}, "run", "saved", "--", "sh", "-c", "ls /old 2>&1; ls /d")
+	if !strings.Contains(r.Stdout, "No such file") || !strings.HasSuffix(r.Stdout, "b\n") || strings.Contains(r.Stdout, "a\n") {
+		t.Fatalf("whiteouts not honoured (want /old gone, /d holding only b):\n%s", r)
+	}
+	oneLine(t, ctr(t, opts{}, "import", filepath.Join(dir, "missing.tar"), "x"), "import")
+	noContainersLeft(t)
+}
+
+type tarEntry struct {
+	name string
+	data []byte
+	mode int64
+	link string
+}
+
+func tarTo(t *testing.T, w *bytes.Buffer, entries []tarEntry) {
+	tw := tar.NewWriter(w)
+	dirs := map[string]bool{}
+	for _, e := range entries {
+		for d := filepath.Dir(e.name); d != "." && !dirs[d]; d = filepath.Dir(d) {
+			dirs[d] = true
+			tw.WriteHeader(&tar.Header{Name: d + "/", Typeflag: tar.TypeDir, Mode: 0o755})
+		}
+		if e.link != "" {
+			tw.WriteHeader(&tar.Header{Name: e.name, Typeflag: tar.TypeSymlink, Linkname: e.link, Mode: 0o777})
+			continue
+		}
+		tw.WriteHeader(&tar.Header{Name: e.name, Typeflag: tar.TypeReg, Mode: e.mode, Size: int64(len(e.data))})
+		tw.Write(e.data)
+	}
+	if err := tw.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func writeTar(t *testing.T, path string, entries []tarEntry) {
+	var b bytes.Buffer
+	tarTo(t, &b, entries)
+	if err := os.WriteFile(path, b.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func digest(b []byte) string {
+	s := sha256.Sum256(b)
+	return "sha256:" + hex.EncodeToString(s[:])
+}
+
+func TestInitReapsAndForwardsSignals(t *testing.T) {
+	setup(t)
+	// An orphan (the inner sh exits, its sleep is re-parented to PID 1) must
+	// not stay a zombie once it ends.
+	r := ctr(t, opts{}, "run", "--init", "--", "sh", "-c", "sh -c 'sleep 0.2 &'; sleep 0.6; ps -o pid,stat,comm")
+	if r.Code != 0 || strings.Contains(r.Stdout, " Z ") || !regexp.MustCompile(`\n\s+1 \S+\s+workshop-init`).MatchString(r.Stdout) {
+		t.Fatalf("with --init, PID 1 should be the init and no zombie remain:\n%s", r)
+	}
+	// A signal to the container reaches the command through the init.
+	r = ctr(t, opts{}, "run", "-d", "--init", "--name", "sig", "--", "sh", "-c", "trap 'echo got TERM; exit 7' TERM; while :; do sleep 0.1; done")
+	if r.Code != 0 {
+		t.Fatalf("run -d --init:\n%s", r)
+	}
+	defer ctr(t, opts{}, "rm", "-f", "sig")
+	time.Sleep(300 * time.Millisecond)
+	if r = ctr(t, opts{}, "stop", "-t", "5", "sig"); r.Code != 0 {
+		t.Fatalf("stop:\n%s", r)
+	}
+	if l := ctr(t, opts{}, "logs", "sig"); !strings.Contains(l.Stdout, "got TERM") {
+		t.Fatalf("SIGTERM was not forwarded by the init:\n%s", l)
+	}
+	if ps := ctr(t, opts{}, "ps", "-a"); !strings.Contains(ps.Stdout, "Exited (7)") {
+		t.Fatalf("the command's status should be the container's:\n%s", ps)
+	}
+}
+
+func TestTwentyContainersAtOnce(t *testing.T) {
+	setup(t)
+	ctr(t, opts{}, "run", "--", "true") // the default image exists before the rush
+	var wg sync.WaitGroup
+	results := make([]testkit.Result, 20)
+	for i := range results {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			results[i] = ctr(t, opts{}, "run", "--name", fmt.Sprintf("many%d", i), "--", "sh", "-c", fmt.Sprintf("echo $$ %d; hostname", i))
+		}(i)
+	}
+	wg.Wait()
+	for i, r := range results {
+		if r.Code != 0 || !strings.HasPrefix(r.Stdout, fmt.Sprintf("1 %d\n", i)) {
+			t.Errorf("container %d:\n%s", i, r)
+		}
+	}
+	noContainersLeft(t)
+}
+
+func TestKilledRuntimeIsCleanedByTheNextCommand(t *testing.T) {
+	setup(t)
+	bin := testkit.Stage(t, "06-full-container")
+	cmd := exec.Command(bin, "--root", sharedRoot(t), "run", "--name", "orphan", "--memory", "64m", "--", "sleep", "100")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	// Wait until it runs, then kill the runtime without mercy.
+	deadline := time.Now().Add(5 * time.Second)
+	for time.Now().Before(deadline) {
+		if r := ctr(t, opts{}, "ps"); strings.Contains(r.Stdout, "orphan") {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	cmd.Process.Signal(syscall.SIGKILL)
+	cmd.Wait()
+	time.Sleep(100 * time.Millisecond)
+	// The next command notices and cleans up: no state, no cgroup.
+	if r := ctr(t, opts{}, "ps", "-a"); strings.Contains(r.Stdout, "orphan") {
+		t.Fatalf("ps still lists the dead runtime's container:\n%s", r)
+	}
+	noContainersLeft(t)
+}
+
+func TestBadInputGivesOneLineAndLeavesNothing(t *testing.T) {
+	setup(t)
+	oneLine(t, ctr(t, opts{}, "run", "no-such-image", "--", "true"), "unknown image")
+	r := ctr(t, opts{}, "run", "--", "no-such-command")
+	if r.Code != 127 {
+		t.Fatalf("want 127 for a command not in the root:\n%s", r)
+	}
+	oneLine(t, r, "command not found")
+	oneLine(t, ctr(t, opts{}, "run", "--memory", "lots", "--", "true"), "invalid memory size")
+	oneLine(t, ctr(t, opts{}, "run", "--cpus", "-1", "--", "true"), "cpus")
+	oneLine(t, ctr(t, opts{}, "run", "--net", "bridge", "--", "true"), "--net")
+	oneLine(t, ctr(t, opts{}, "exec", "nobody-here", "--", "true"), "no such container")
+	oneLine(t, ctr(t, opts{}, "run", "--bogus"), "flag provided but not defined")
+	noContainersLeft(t)
+}
+
+func TestNotRootGetsOneClearLine(t *testing.T) {
+	testkit.RequireRoot(t)
+	testkit.CheckHost(t)
+	r := testkit.Run(t, opts{AsUser: true}, testkit.Stage(t, "06-full-container"), "--root", "/tmp/nowhere", "run", "--", "true")
+	oneLine(t, r, "needs root")
+}
