@@ -593,6 +593,7 @@ func (g *Group) Remove() error {
 	}
 	for i := len(g.ancestor) - 1; i >= 0; i-- {
 		d := g.ancestor[i]
+		g.h.trace("rmdir %s", d)
 		if err := os.Remove(d); err == nil || os.IsNotExist(err) {
 			continue
 		} else if !errors.Is(err, syscall.EBUSY) && !errors.Is(err, syscall.ENOTEMPTY) {
