@@ -59,4 +59,5 @@ const (
 	TourPackage  = "vmtest/tour"  // each stage's default run, judged as `make tour` does
 	QuirkPackage = "vmtest/quirk" // stage 03 with cpu missing from the root's subtree_control
 	BootPackage  = "vmtest/boot"  // the guest's own setup: mounts, modules, controllers
+	LeaksPackage = "vmtest/leaks" // mounts and cgroups after everything, against after boot
 )

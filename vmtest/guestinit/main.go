@@ -27,6 +27,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/container-internals/workshop/internal/testkit"
 	"github.com/container-internals/workshop/vmtest"
 )
 
@@ -101,11 +102,13 @@ func work() {
 		fmt.Println(vmtest.MarkDone)
 		return
 	}
+	before, err := testkit.SnapshotHost()
 	for _, p := range plan.Packages {
 		runPackage(p, plan.PackageTimeout)
 	}
 	tour(plan)
 	quirk(plan)
+	leaks(before, err)
 	fmt.Println(vmtest.MarkDone)
 }
 
@@ -311,28 +314,64 @@ func quirk(plan vmtest.Plan) {
 		out, code := runStage(plan.QuirkStage, plan.StageTimeout)
 		after := read(ctl)
 		fmt.Printf("    %s after the run: %q\n", ctl, after)
-		switch {
-		case code == 0 && hasWord(after, "cpu"):
-			if why := judge(out, code); why != "" {
-				return "the stage enabled cpu but its run failed: " + why
-			}
-			fmt.Printf("%squirk: %s enabled cpu in the root's cgroup.subtree_control itself and passed\n", vmtest.MarkNote, plan.QuirkStage)
-			return ""
-		case code != 0:
-			var hint []string
-			for _, l := range strings.Split(out, "\n") {
-				if strings.Contains(l, "subtree_control") {
-					hint = append(hint, strings.TrimSpace(l))
-				}
-			}
-			if len(hint) == 0 {
-				return fmt.Sprintf("the stage failed (exit %d) without a line naming cgroup.subtree_control to tell the learner how to enable cpu", code)
-			}
-			fmt.Printf("%squirk: %s exited %d and told the learner: %s\n", vmtest.MarkNote, plan.QuirkStage, code, hint[len(hint)-1])
-			return ""
-		default:
-			return fmt.Sprintf("the stage exited 0 but cpu is still missing from %s (%q): it neither enabled it nor said how", ctl, after)
+		note, why := quirkVerdict(plan.QuirkStage, code, out, after)
+		if note != "" {
+			fmt.Printf("%squirk: %s\n", vmtest.MarkNote, note)
 		}
+		return why
+	})
+}
+
+// quirkVerdict judges a stage run with cpu missing from the root's
+// cgroup.subtree_control: given its exit status, its output and the file's
+// contents afterwards, either a note (what the stage did right) or why it
+// failed the learner.
+func quirkVerdict(stage string, code int, out, after string) (note, why string) {
+	ctl := cgroupRoot + "/cgroup.subtree_control"
+	switch {
+	case code == 0 && hasWord(after, "cpu"):
+		if why := judge(out, code); why != "" {
+			return "", "the stage enabled cpu but its run failed: " + why
+		}
+		return stage + " enabled cpu in the root's cgroup.subtree_control itself and passed", ""
+	case code != 0:
+		var hint []string
+		for _, l := range strings.Split(out, "\n") {
+			if strings.Contains(l, "subtree_control") {
+				hint = append(hint, strings.TrimSpace(l))
+			}
+		}
+		if len(hint) == 0 {
+			return "", fmt.Sprintf("the stage failed (exit %d) without a line naming cgroup.subtree_control to tell the learner how to enable cpu", code)
+		}
+		return fmt.Sprintf("%s exited %d and told the learner: %s", stage, code, hint[len(hint)-1]), ""
+	default:
+		return "", fmt.Sprintf("the stage exited 0 but cpu is still missing from %s (%q): it neither enabled it nor said how", ctl, after)
+	}
+}
+
+// leaks compares the guest's mounts and cgroups after everything ran with
+// what they were after boot: each test checks its own, this also covers the
+// default runs and anything a test's check could not see.
+func leaks(before testkit.HostState, snapErr error) {
+	s := begin(vmtest.LeaksPackage)
+	defer s.end()
+	s.test("TestNothingLeftBehind", func() string {
+		if snapErr != nil {
+			return "snapshot after boot: " + snapErr.Error()
+		}
+		var diff []string
+		for i := 0; i < 20; i++ { // lazy unmounts and cgroup removals take a moment
+			after, err := testkit.SnapshotHost()
+			if err != nil {
+				return "snapshot: " + err.Error()
+			}
+			if diff = testkit.Diff(before, after); len(diff) == 0 {
+				return ""
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		return "left behind after every suite ran:\n" + strings.Join(diff, "\n")
 	})
 }
 
