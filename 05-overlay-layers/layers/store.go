@@ -514,6 +514,22 @@ func (s *Store) ContainerRoot(id string) (ContainerRoot, error) {
 	return r, nil
 }
 
+// ContainerRoots lists the IDs of the containers that have a root in the
+// store (layerdb/mounts/), sorted.
+func (s *Store) ContainerRoots() ([]string, error) {
+	entries, err := os.ReadDir(s.mountdb(""))
+	if err != nil {
+		return nil, err
+	}
+	var ids []string
+	for _, e := range entries {
+		if !strings.HasSuffix(e.Name(), "-incomplete") {
+			ids = append(ids, e.Name())
+		}
+	}
+	return ids, nil
+}
+
 // Mount mounts the container's root at r.Merged.
 func (r ContainerRoot) Mount() error { return Mount(r.Merged, r.Lowers, r.Upper, r.Work) }
 

@@ -150,6 +150,12 @@ func TestContainerRootCommitKeepsOnlyTheReadWriteLayer(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if ids, err := s.ContainerRoots(); err != nil || len(ids) != 1 || ids[0] != "c1" {
+		t.Errorf("ContainerRoots = %v, %v; want [c1]", ids, err)
+	}
+	if _, err := s.CreateRoot("c1", img, "again", nil); err == nil {
+		t.Errorf("a second root for c1 was created")
+	}
 	if err := root.Mount(); err != nil {
 		t.Fatal(err)
 	}
