@@ -25,6 +25,12 @@ demo: build
 	@test -n "$(STAGE)" || { echo "usage: make demo STAGE=03"; exit 2; }
 	$(ROOTRUN) $(BIN)/$(firstword $(filter $(STAGE)%,$(STAGES))) --step
 
+## doctor: can this machine run every stage? (pass/warn/FAIL table, a fix under each failure)
+doctor:
+	@mkdir -p $(BIN)
+	$(GO) build -o $(BIN)/ ./cmd/doctor
+	$(ROOTRUN) $(BIN)/doctor
+
 ## test: go vet, then every test on the real kernel (packages one at a time)
 test: vet
 	$(GO) test -p 1 -count=1 -timeout 12m $(if $(SUDO),-exec '$(ROOTRUN)') ./...
