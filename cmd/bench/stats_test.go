@@ -1,0 +1,100 @@
+package main
+
+import (
+	"strings"
+	"testing"
+	"time"
+)
+
+func msList(v ...int) []time.Duration {
+	out := make([]time.Duration, len(v))
+	for i, x := range v {
+		out[i] = time.Duration(x) * time.Millisecond
+	}
+	return out
+}
+
+func TestMedianOfOddAndEvenCounts(t *testing.T) {
+	if got := median(msList(5, 1, 3)); got != 3*time.Millisecond {
+		t.Errorf("median(5,1,3) = %v, want 3ms", got)
+	}
+	if got := median(msList(4, 1, 3, 2)); got != 2500*time.Microsecond {
+		t.Errorf("median(4,1,3,2) = %v, want 2.5ms", got)
+	}
+	if got := median(nil); got != 0 {
+		t.Errorf("median() = %v, want 0", got)
+	}
+}
+
+func TestMedianLeavesItsInputAlone(t *testing.T) {
+	d := msList(3, 1, 2)
+	median(d)
+	if d[0] != 3*time.Millisecond {
+		t.Errorf("median sorted its caller's slice: %v", d)
+	}
+}
+
+func TestP90IsNearestRank(t *testing.T) {
+	var d []time.Duration
+	for i := 10; i >= 1; i-- { // 10 ms ... 1 ms
+		d = append(d, time.Duration(i)*time.Millisecond)
+	}
+	if got := percentile(d, 90); got != 9*time.Millisecond {
+		t.Errorf("p90 of 1..10 ms = %v, want 9ms", got)
+	}
+	if got := percentile(d, 100); got != 10*time.Millisecond {
+		t.Errorf("p100 = %v, want the largest", got)
+	}
+	if got := percentile(msList(7), 90); got != 7*time.Millisecond {
+		t.Errorf("p90 of one run = %v, want it", got)
+	}
+}
+
+func TestVerdictsSayByHowMuchATargetIsMissed(t *testing.T) {
+	v := atMostTimes("run <= 2x unshare", 40*time.Millisecond, 5*time.Millisecond, 2)
+	if v.pass || !strings.Contains(v.got, "8.0x") || !strings.Contains(v.got, "4.0x over") {
+		t.Errorf("40 ms vs 5 ms at most 2x: %+v", v)
+	}
+	v = atMostTimes("run <= 2x unshare", 9*time.Millisecond, 5*time.Millisecond, 2)
+	if !v.pass {
+		t.Errorf("9 ms vs 5 ms should pass 2x: %+v", v)
+	}
+	v = fasterBy("3x faster than runc", 40*time.Millisecond, 100*time.Millisecond, 3)
+	if v.pass || !strings.Contains(v.got, "2.5x faster") {
+		t.Errorf("40 ms vs runc 100 ms: %+v", v)
+	}
+	if v := below("rss", 9<<10, 10<<10); !v.pass || v.got != "9.0 MB" {
+		t.Errorf("9 MB under 10 MB: %+v", v)
+	}
+	if v := below("rss", 12<<10, 10<<10); v.pass || !strings.Contains(v.got, "1.2x the limit") {
+		t.Errorf("12 MB under 10 MB: %+v", v)
+	}
+}
+
+func TestTableAlignsRowsAndMarksEachTarget(t *testing.T) {
+	rows := []row{
+		timingRow("run /bin/true: 06-full-container", msList(40, 41, 42)),
+		{what: "run /bin/true: runc", skipped: "skipped: runc is not installed"},
+	}
+	verdicts := []verdict{
+		atMostTimes("run <= 2x unshare", 41*time.Millisecond, 5*time.Millisecond, 2),
+		{target: "run >= 3x faster than runc", skip: "runc is not installed"},
+		below("monitor < 10 MB", 7<<10, 10<<10),
+	}
+	got := table(rows, verdicts)
+	want := `measurement                           median         p90
+run /bin/true: 06-full-container     41.0 ms     42.0 ms
+run /bin/true: runc               skipped: runc is not installed
+
+target                      verdict measured
+run <= 2x unshare           MISS    41.0 ms = 8.2x 5.0 ms (4.1x over the 2x allowed)
+run >= 3x faster than runc  SKIP    runc is not installed
+monitor < 10 MB             PASS    7.0 MB
+`
+	if got != want {
+		t.Errorf("table:\n%s\nwant:\n%s", got, want)
+	}
+	if k := missed(verdicts); k != 1 {
+		t.Errorf("missed = %d, want 1 (a skip is not a miss)", k)
+	}
+}
