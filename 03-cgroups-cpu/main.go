@@ -496,6 +496,9 @@ func bar(share float64) string {
 // remove the group before the program exits with 128+signal, as a shell
 // reports it.
 func (e *experiment) catchSignals() {
+	// A reader that goes away (`| head`) must not kill the stage before it
+	// cleans up: with SIGPIPE ignored, narration writes just fail.
+	signal.Ignore(syscall.SIGPIPE)
 	sigs := make(chan os.Signal, 1)
 	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
 	go func() {

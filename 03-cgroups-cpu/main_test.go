@@ -453,3 +453,42 @@ func TestAGroupInUseByAnotherRunIsLeftAlone(t *testing.T) {
 	}
 	assertGone(t, name, pid)
 }
+
+// TestClosedPipeStillCleansUp is `sudo go run ./03-cgroups-cpu | head -2`:
+// the reader goes away, and the stage must still stop its loop and remove
+// its group rather than die of SIGPIPE.
+func TestClosedPipeStillCleansUp(t *testing.T) {
+	testkit.RequireRoot(t)
+	testkit.CheckHost(t)
+	name := "workshop-test-pipe"
+	cmd := exec.Command(testkit.Stage(t, stageDir), "--seconds", "1", "--cgroup-name", name)
+	cmd.Env = append(os.Environ(), "NO_COLOR=1")
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	sc := bufio.NewScanner(out)
+	pid := 0
+	for sc.Scan() {
+		if m := regexp.MustCompile(pidLine).FindStringSubmatch(sc.Text()); m != nil {
+			pid, _ = strconv.Atoi(m[1])
+			break
+		}
+	}
+	out.Close()
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case <-done:
+	case <-time.After(30 * time.Second):
+		_ = cmd.Process.Kill()
+		t.Fatal("the stage did not end after its reader went away")
+	}
+	if ws := cmd.ProcessState.Sys().(syscall.WaitStatus); ws.Signaled() {
+		t.Errorf("the stage died of %v", ws.Signal())
+	}
+	assertGone(t, name, pid)
+}
