@@ -4,6 +4,7 @@ go 1.22
 
 require (
 	github.com/fatih/color v1.18.0
+	github.com/opencontainers/runtime-spec v1.2.1
 	github.com/urfave/cli/v2 v2.27.7
 	golang.org/x/sys v0.30.0
 )

@@ -79,16 +79,28 @@ func dropBounding(keep uint64) error {
 	return nil
 }
 
-// keepOnly sets the calling thread's effective, permitted and inheritable
-// capabilities to keep.
-func keepOnly(keep uint64) error {
+// setCaps sets the calling thread's effective, permitted and inheritable
+// capabilities.
+func setCaps(effective, permitted, inheritable uint64) error {
 	hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
 	var data [2]unix.CapUserData
-	lo, hi := uint32(keep), uint32(keep>>32)
-	data[0] = unix.CapUserData{Effective: lo, Permitted: lo, Inheritable: lo}
-	data[1] = unix.CapUserData{Effective: hi, Permitted: hi, Inheritable: hi}
+	data[0] = unix.CapUserData{Effective: uint32(effective), Permitted: uint32(permitted), Inheritable: uint32(inheritable)}
+	data[1] = unix.CapUserData{Effective: uint32(effective >> 32), Permitted: uint32(permitted >> 32), Inheritable: uint32(inheritable >> 32)}
 	if err := unix.Capset(&hdr, &data[0]); err != nil {
 		return fmt.Errorf("capset: %v", err)
+	}
+	return nil
+}
+
+// raiseAmbient adds capabilities to the ambient set: the only way a
+// non-root program keeps a capability across exec without file caps.
+func raiseAmbient(bits uint64) error {
+	for c := uintptr(0); c < 64; c++ {
+		if bits&(1<<c) != 0 {
+			if err := unix.Prctl(unix.PR_CAP_AMBIENT, unix.PR_CAP_AMBIENT_RAISE, c, 0, 0); err != nil {
+				return fmt.Errorf("raising ambient capability %d: %v", c, err)
+			}
+		}
 	}
 	return nil
 }

@@ -45,6 +45,13 @@ func containerInit(specPath string) {
 	// The runtime moves us into the container's cgroups, then says go.
 	link.WaitGo(n)
 
+	for kind, path := range spec.JoinNamespaces {
+		n.Call("setns(open(%q), CLONE_NEW%s)   # join an existing namespace", path, strings.ToUpper(kind))
+		if err := joinNamespace(kind, path); err != nil {
+			initFail("joining the %s namespace %s: %v", kind, path, err)
+		}
+	}
+
 	if has(spec.Namespaces, "cgroup") {
 		n.Step("Enter a new cgroup namespace (stage 03's cgroups, seen from inside)")
 		// Unshared now, after the move into the container's cgroups, so that
@@ -187,10 +194,8 @@ func containerInit(specPath string) {
 			initFail("no_new_privs: %v", err)
 		}
 	}
-	if len(spec.Groups) > 0 || spec.GID != 0 || spec.UID != 0 {
-		if err := unix.Setgroups(spec.Groups); err != nil {
-			initFail("setgroups: %v", err)
-		}
+	if spec.Umask != nil {
+		unix.Umask(int(*spec.Umask))
 	}
 
 	// The process environment becomes the container's: nothing of the host's.
@@ -257,20 +262,43 @@ func switchUser(spec *Spec, keep uint64) error {
 	if err := dropBounding(keep); err != nil {
 		return err
 	}
+	var eff, perm, inh, amb uint64 = keep, keep, keep, 0
+	if cs := spec.CapSets; cs != nil {
+		eff, _ = capBits(cs.Effective)
+		perm, _ = capBits(cs.Permitted)
+		inh, _ = capBits(cs.Inheritable)
+		amb, _ = capBits(cs.Ambient)
+		if spec.UID != 0 {
+			// Keep the permitted set through the change of user, so that
+			// the configured capabilities can be set afterwards.
+			if err := unix.Prctl(unix.PR_SET_KEEPCAPS, 1, 0, 0, 0); err != nil {
+				return fmt.Errorf("keepcaps: %v", err)
+			}
+		}
+	}
+	if err := unix.Setgroups(spec.Groups); err != nil {
+		return fmt.Errorf("setgroups: %v", err)
+	}
 	if spec.GID != 0 {
 		if err := unix.Setresgid(spec.GID, spec.GID, spec.GID); err != nil {
 			return fmt.Errorf("setgid %d: %v", spec.GID, err)
 		}
 	}
 	if spec.UID != 0 {
-		// Leaving uid 0 clears the permitted and effective sets: a non-root
-		// user starts with no capabilities at all, as under Docker.
+		// Leaving uid 0 clears the effective set (and, without keepcaps,
+		// the permitted one): a non-root user of `run` has no capabilities
+		// at all, as under Docker.
 		if err := unix.Setresuid(spec.UID, spec.UID, spec.UID); err != nil {
 			return fmt.Errorf("setuid %d: %v", spec.UID, err)
 		}
-		return nil
+		if spec.CapSets == nil {
+			return nil
+		}
 	}
-	return keepOnly(keep)
+	if err := setCaps(eff, perm, inh); err != nil {
+		return err
+	}
+	return raiseAmbient(amb)
 }
 
 // mountInside makes one of the spec's mounts under the new root.
@@ -299,6 +327,12 @@ func mountInside(n *narrate.Narrator, root string, m Mount) {
 	// only this mount's flags. Never remount the filesystem itself read-only:
 	// a sysfs or proc without a namespace of its own shares its superblock
 	// with the host's, and the host's /sys would turn read-only too.
+	if m.Type == "cgroup" || m.Type == "cgroup2" {
+		if err := mountCgroupfs(target, flags); err != nil {
+			initFail("mounting the cgroup filesystem on %s: %v", m.Target, err)
+		}
+		return
+	}
 	err := unix.Mount(m.Source, target, m.Type, flags&^unix.MS_RDONLY, data)
 	if err != nil && m.Type == "sysfs" {
 		// Without a network namespace of its own (--net host) the kernel
@@ -312,6 +346,63 @@ func mountInside(n *narrate.Narrator, root string, m Mount) {
 	if err != nil {
 		initFail("mount %s on %s: %v", m.Source, m.Target, err)
 	}
+}
+
+// mountCgroupfs shows the container its own cgroups at target: with a
+// cgroup namespace, a cgroup filesystem mounted here has the container's
+// cgroup as its root. On cgroup v2 that is one mount; on v1 (and hybrid
+// hosts) a tmpfs holding one mount per hierarchy, as /sys/fs/cgroup is.
+func mountCgroupfs(target string, flags uintptr) error {
+	b, err := os.ReadFile("/proc/self/cgroup")
+	if err != nil {
+		return err
+	}
+	flags &^= unix.MS_BIND | unix.MS_REC
+	var v1 []string
+	unified := false
+	for _, l := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+		parts := strings.SplitN(l, ":", 3)
+		if len(parts) != 3 {
+			continue
+		}
+		if parts[0] == "0" {
+			unified = true
+		} else if parts[1] != "" {
+			v1 = append(v1, parts[1])
+		}
+	}
+	if len(v1) == 0 && unified {
+		return unix.Mount("cgroup2", target, "cgroup2", flags, "")
+	}
+	if err := unix.Mount("tmpfs", target, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, "mode=755"); err != nil {
+		return err
+	}
+	for _, ctrls := range v1 {
+		dir := filepath.Join(target, strings.TrimPrefix(ctrls, "name="))
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return err
+		}
+		opts := ctrls
+		if strings.HasPrefix(ctrls, "name=") {
+			opts = "none," + ctrls
+		}
+		if err := unix.Mount("cgroup", dir, "cgroup", flags, opts); err != nil {
+			return fmt.Errorf("%s: %v", ctrls, err)
+		}
+	}
+	if unified {
+		dir := filepath.Join(target, "unified")
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return err
+		}
+		if err := unix.Mount("cgroup2", dir, "cgroup2", flags, ""); err != nil {
+			return err
+		}
+	}
+	if flags&unix.MS_RDONLY != 0 {
+		return unix.Mount("", target, "", unix.MS_BIND|unix.MS_REMOUNT|unix.MS_RDONLY|unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, "")
+	}
+	return nil
 }
 
 // tinyInit is --init: PID 1 that runs the command as its child, passes on
@@ -355,6 +446,20 @@ func tinyInit(path string, args []string) int {
 		}
 	}
 	return 0
+}
+
+var nsFlags = map[string]int{"net": unix.CLONE_NEWNET, "ipc": unix.CLONE_NEWIPC, "uts": unix.CLONE_NEWUTS,
+	"cgroup": unix.CLONE_NEWCGROUP, "pid": unix.CLONE_NEWPID, "mnt": unix.CLONE_NEWNS}
+
+// joinNamespace enters an existing namespace: this thread only, which is
+// the thread that will exec.
+func joinNamespace(kind, path string) error {
+	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(fd)
+	return unix.Setns(fd, nsFlags[kind])
 }
 
 func initFail(format string, args ...any) {

@@ -75,7 +75,7 @@ func main() {
 		},
 		demo)
 	app.UsageText = "sudo go run ./06-full-container [--root DIR] COMMAND [flags] [args]"
-	app.Commands = commands()
+	app.Commands = append(commands(), ociCommands()...)
 	for _, cmd := range app.Commands {
 		cmd.OnUsageError = stage.UsageError
 	}
@@ -514,21 +514,33 @@ func (rt *Runtime) createCgroup(path string, o *runOptions) (*cgroup.Group, erro
 // startAndWait starts the container's first process and waits for it. With
 // ready, it reports (once) that the container runs, or why it could not.
 func (rt *Runtime) startAndWait(ctr *Container, stdio []*os.File) (int, error) {
-	cmd, link, err := rt.start(ctr, stdio)
+	cmd, link, err := rt.start(ctr, stdio, true)
 	if err != nil {
 		return 0, err
 	}
 	return rt.wait(ctr, cmd, link)
 }
 
-func (rt *Runtime) start(ctr *Container, stdio []*os.File) (*exec.Cmd, *stage.Link, error) {
+// start clones the container's first process. attached: the caller will
+// wait for it (run, the monitor), and it must die with the caller; an OCI
+// `create` returns while it lives on.
+func (rt *Runtime) start(ctr *Container, stdio []*os.File, attached bool) (*exec.Cmd, *stage.Link, error) {
 	n, st := rt.n, ctr.State
 	n.Step("Clone the container's first process into new namespaces (stages 01 and 02)")
-	flags := uintptr(unix.CLONE_NEWPID | unix.CLONE_NEWNS | unix.CLONE_NEWUTS | unix.CLONE_NEWIPC)
-	if has(ctr.Spec.Namespaces, "net") {
-		flags |= unix.CLONE_NEWNET
+	var flags uintptr
+	var names []string
+	for _, k := range []struct {
+		kind, name string
+		flag       uintptr
+	}{{"pid", "CLONE_NEWPID", unix.CLONE_NEWPID}, {"mnt", "CLONE_NEWNS", unix.CLONE_NEWNS},
+		{"uts", "CLONE_NEWUTS", unix.CLONE_NEWUTS}, {"ipc", "CLONE_NEWIPC", unix.CLONE_NEWIPC},
+		{"net", "CLONE_NEWNET", unix.CLONE_NEWNET}} {
+		if has(ctr.Spec.Namespaces, k.kind) {
+			flags |= k.flag
+			names = append(names, k.name)
+		}
 	}
-	n.Call("clone(CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC%s)   # re-exec of /proc/self/exe", map[bool]string{true: " | CLONE_NEWNET", false: ""}[flags&unix.CLONE_NEWNET != 0])
+	n.Call("clone(%s)   # re-exec of /proc/self/exe", strings.Join(names, " | "))
 	cmd := exec.Command("/proc/self/exe", initArg, rt.dirs.configPath(st.ID))
 	cmd.Args[0] = "workshop-init"
 	if stdio == nil {
@@ -536,35 +548,47 @@ func (rt *Runtime) start(ctr *Container, stdio []*os.File) (*exec.Cmd, *stage.Li
 	}
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = stdio[0], stdio[1], stdio[2]
 	cmd.Env = append(os.Environ(), n.Env())
-	// Pdeathsig: if the runtime dies, so does the container. It is tied to
-	// the thread that forks, so that thread stays ours until the wait.
-	runtime.LockOSThread()
-	cmd.SysProcAttr = &unix.SysProcAttr{Cloneflags: flags, Pdeathsig: unix.SIGKILL}
+	cmd.SysProcAttr = &unix.SysProcAttr{Cloneflags: flags}
+	if attached {
+		// Pdeathsig: if the runtime dies, so does the container. It is tied
+		// to the thread that forks, so that thread stays ours until the wait.
+		runtime.LockOSThread()
+		cmd.SysProcAttr.Pdeathsig = unix.SIGKILL
+	}
+	unlock := func() {
+		if attached {
+			runtime.UnlockOSThread()
+		}
+	}
 	link, err := stage.LinkTo(cmd)
 	if err != nil {
-		runtime.UnlockOSThread()
+		unlock()
 		return nil, nil, err
 	}
 	if err := cmd.Start(); err != nil {
-		runtime.UnlockOSThread()
+		unlock()
 		link.Close()
 		return nil, nil, stage.Fail("cannot start the container: %v", err)
 	}
 	link.Started()
 	st.Pid, st.PidStart = cmd.Process.Pid, startTime(cmd.Process.Pid)
-	st.Monitor, st.MonitorStart = os.Getpid(), startTime(os.Getpid())
+	if attached {
+		st.Monitor, st.MonitorStart = os.Getpid(), startTime(os.Getpid())
+	}
 	n.Say("the container's PID 1 is PID %d on the host", st.Pid)
 	if ctr.Group != nil {
 		n.Call("echo %d > cgroup.procs   # in %s", st.Pid, strings.Join(ctr.Group.Dirs(), ", "))
 		if err := ctr.Group.Add(st.Pid); err != nil {
 			_ = cmd.Process.Kill()
 			_ = cmd.Wait()
-			runtime.UnlockOSThread()
+			unlock()
 			link.Close()
 			return nil, nil, stage.Fail("moving the container into its cgroup: %v", err)
 		}
 	}
-	st.Status = Running
+	if attached {
+		st.Status = Running
+	}
 	if err := rt.dirs.save(st); err != nil {
 		_ = cmd.Process.Kill()
 	}

@@ -102,8 +102,10 @@ func (rt *Runtime) reap() {
 		if err != nil || st.Status == Stopped || alive(st.Monitor, st.MonitorStart) {
 			continue
 		}
-		if st.Status == Created && st.Bundle != "" && alive(st.Pid, st.PidStart) {
-			continue // an OCI container waiting for `start`: its creator returned on purpose
+		if st.Bundle != "" {
+			// An OCI container: its creator returned on purpose, and what
+			// remains is for `delete` to remove, once it is stopped.
+			continue
 		}
 		if alive(st.Pid, st.PidStart) {
 			_ = unix.Kill(st.Pid, unix.SIGKILL)
@@ -188,7 +190,7 @@ func monitor(root, id string) int {
 		return 1
 	}
 	devnull, _ := os.Open(os.DevNull)
-	cmd, link, err := rt.start(ctr, []*os.File{devnull, log, log})
+	cmd, link, err := rt.start(ctr, []*os.File{devnull, log, log}, true)
 	if err != nil {
 		fmt.Fprintln(report, err)
 		rt.destroy(ctr, true)

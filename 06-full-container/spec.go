@@ -24,6 +24,7 @@ type Spec struct {
 	UID      int      `json:"uid"`
 	GID      int      `json:"gid"`
 	Groups   []int    `json:"groups,omitempty"`
+	Umask    *uint32  `json:"umask,omitempty"`
 
 	// The root: an overlay of Lowers (bottom first) with Upper on top,
 	// mounted at Rootfs. No Upper: a read-only root.
@@ -36,16 +37,20 @@ type Spec struct {
 	// rootfs), bound onto itself instead of an overlay.
 	BindRoot bool `json:"bindRoot,omitempty"`
 
-	Namespaces  []string    `json:"namespaces"` // kinds the clone created: pid, mnt, uts, ipc, net, cgroup
-	Propagation uintptr     `json:"propagation"`
-	Mounts      []Mount     `json:"mounts"`
-	Devices     []Device    `json:"devices"`
-	Symlinks    [][2]string `json:"symlinks"` // {target, link} inside the root
+	Namespaces []string `json:"namespaces"` // kinds to create: pid, mnt, uts, ipc, net, cgroup
+	// JoinNamespaces are existing namespaces (kind -> /proc/PID/ns/KIND or
+	// a bind-mounted one) the container enters with setns instead.
+	JoinNamespaces map[string]string `json:"joinNamespaces,omitempty"`
+	Propagation    uintptr           `json:"propagation"`
+	Mounts         []Mount           `json:"mounts"`
+	Devices        []Device          `json:"devices"`
+	Symlinks       [][2]string       `json:"symlinks"` // {target, link} inside the root
 
 	MaskedPaths   []string          `json:"maskedPaths"`
 	ReadonlyPaths []string          `json:"readonlyPaths"`
 	Sysctl        map[string]string `json:"sysctl,omitempty"`
-	Capabilities  []string          `json:"capabilities"` // the ones to keep
+	Capabilities  []string          `json:"capabilities"` // the bounding set: what root keeps at exec
+	CapSets       *CapSets          `json:"capSets,omitempty"`
 	NoNewPrivs    bool              `json:"noNewPrivileges"`
 	Rlimits       []Rlimit          `json:"rlimits,omitempty"`
 	OOMScoreAdj   *int              `json:"oomScoreAdj,omitempty"`
@@ -54,6 +59,12 @@ type Spec struct {
 	// WaitStart: set up everything, then wait for `start` (OCI create).
 	WaitStart bool   `json:"waitStart,omitempty"`
 	StartFifo string `json:"startFifo,omitempty"`
+}
+
+// CapSets are the other capability sets of an OCI config (`run` uses the
+// bounding set alone, as Docker does for root).
+type CapSets struct {
+	Effective, Permitted, Inheritable, Ambient []string
 }
 
 // Mount is one mount made inside the new root, before pivot_root.

@@ -1,0 +1,690 @@
+package main
+
+// The OCI runtime interface: the five verbs runc, crun and youki obey
+// (create, start, state, kill, delete) and `spec`, so that Docker or
+// containerd can use this runtime for real images. A bundle is a directory
+// holding a root filesystem and config.json; config.json is read with the
+// runtime spec's own Go types and turned into the same Spec that `run`
+// builds, so both paths share every line of the container's setup.
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"github.com/urfave/cli/v2"
+	"golang.org/x/sys/unix"
+
+	"github.com/container-internals/workshop/03-cgroups-cpu/cgroup"
+	"github.com/container-internals/workshop/internal/stage"
+)
+
+func ociCommands() []*cli.Command {
+	return []*cli.Command{
+		{Name: "create", Usage: "OCI: set up a container from a bundle; its process waits for start", ArgsUsage: "ID",
+			Flags: []cli.Flag{
+				&cli.StringFlag{Name: "bundle", Aliases: []string{"b"}, Value: ".", Usage: "the bundle `DIR` (config.json and the root filesystem)"},
+				&cli.StringFlag{Name: "pid-file", Usage: "write the container process's PID to `FILE`"},
+				&cli.StringFlag{Name: "console-socket", Usage: "not supported (process.terminal must be false)"},
+			}, Action: createCmd},
+		{Name: "start", Usage: "OCI: run the program of a created container", ArgsUsage: "ID", Action: startCmd},
+		{Name: "state", Usage: "OCI: print a container's state as JSON", ArgsUsage: "ID", Action: stateCmd},
+		{Name: "kill", Usage: "OCI: send a signal (TERM, KILL, 9 ...) to the container's process", ArgsUsage: "ID [SIGNAL]",
+			Flags: []cli.Flag{&cli.BoolFlag{Name: "all", Aliases: []string{"a"}, Usage: "signal every process of the container"}}, Action: killCmd},
+		{Name: "delete", Usage: "OCI: remove a stopped container's resources", ArgsUsage: "ID",
+			Flags: []cli.Flag{&cli.BoolFlag{Name: "force", Aliases: []string{"f"}, Usage: "kill it first if it is not stopped"}}, Action: deleteCmd},
+		{Name: "spec", Usage: "OCI: write a default config.json, as `runc spec` does",
+			Flags: []cli.Flag{&cli.StringFlag{Name: "bundle", Aliases: []string{"b"}, Value: ".", Usage: "write it in `DIR`"}}, Action: specCmd},
+	}
+}
+
+var idRE = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.+-]{0,127}$`)
+
+func createCmd(c *cli.Context) error {
+	if c.Args().Len() != 1 {
+		return stage.Fail("usage: create [--bundle DIR] [--pid-file FILE] ID")
+	}
+	id := c.Args().First()
+	if !idRE.MatchString(id) {
+		return stage.Fail("invalid container ID %q: use letters, digits, '_', '.', '+' and '-'", id)
+	}
+	if c.IsSet("console-socket") {
+		return stage.Fail("--console-socket is not supported: set process.terminal to false in config.json")
+	}
+	bundle, err := filepath.Abs(c.String("bundle"))
+	if err != nil {
+		return stage.Fail("--bundle: %v", err)
+	}
+	b, err := os.ReadFile(filepath.Join(bundle, "config.json"))
+	if err != nil {
+		return stage.Fail("no bundle at %s: it needs a config.json (make one with `spec`) and a root filesystem", bundle)
+	}
+	var cfg specs.Spec
+	if err := json.Unmarshal(b, &cfg); err != nil {
+		return stage.Fail("%s/config.json: %v", bundle, err)
+	}
+	spec, res, err := fromOCI(&cfg, bundle)
+	if err != nil {
+		return stage.Fail("config.json: %v", err)
+	}
+	rt, err := openRuntime(c, false)
+	if err != nil {
+		return err
+	}
+	ctr, err := rt.createFromBundle(id, bundle, spec, res, cfg.Annotations)
+	if err != nil {
+		return err
+	}
+	// The container's process waits at the FIFO; this command returns, as
+	// runc's does. Whoever started us (containerd's shim) reaps it.
+	cmd, link, err := rt.start(ctr, nil, false)
+	if err != nil {
+		rt.destroy(ctr, true)
+		return err
+	}
+	for link.Paused(rt.n) {
+		rt.ready(ctr)
+		link.Resume(rt.n)
+	}
+	link.Close()
+	if !link.Completed() {
+		// It died during setup (its message is on our stderr already).
+		err := cmd.Wait()
+		rt.destroy(ctr, true)
+		if status, ok := stage.StatusOf(err); ok && status != 0 {
+			return stage.ExitStatus(status)
+		}
+		return stage.Fail("the container's process exited during setup")
+	}
+	ctr.State.Status = Created
+	if err := rt.dirs.save(ctr.State); err != nil {
+		return err
+	}
+	if p := c.String("pid-file"); p != "" {
+		if err := os.WriteFile(p, []byte(strconv.Itoa(ctr.State.Pid)), 0o644); err != nil {
+			return stage.Fail("--pid-file: %v", err)
+		}
+	}
+	_ = cmd.Process.Release()
+	return nil
+}
+
+// createFromBundle records an OCI container and its cgroups. Its root is
+// the bundle's own directory, used as it is (no layers: the caller, such as
+// containerd, prepared it).
+func (rt *Runtime) createFromBundle(id, bundle string, spec *Spec, res *runOptions, annotations map[string]string) (*Container, error) {
+	unlock, err := rt.dirs.lock()
+	if err != nil {
+		return nil, stage.Fail("cannot lock %s: %v", rt.dirs.State, err)
+	}
+	defer unlock()
+	if _, err := os.Stat(rt.dirs.containerDir(id)); err == nil {
+		return nil, stage.Fail("a container with ID %s exists already: `delete` it first, or choose another ID", id)
+	}
+	all, _ := rt.dirs.all()
+	for _, s := range all {
+		if s.Name == id {
+			return nil, stage.Fail("the name %s is in use by container %s", id, s.ID[:12])
+		}
+	}
+	cgroupPath := "workshop/" + id
+	if res.name != "" {
+		cgroupPath = res.name
+	}
+	st := &State{ID: id, Name: id, Image: bundle, RootDir: spec.Rootfs, Bundle: bundle, Command: spec.Args,
+		Hostname: spec.Hostname, Created: time.Now().UTC(), Status: Creating, Cgroup: cgroupPath,
+		Annotations: annotations}
+	st.Monitor, st.MonitorStart = os.Getpid(), startTime(os.Getpid())
+	if err := os.MkdirAll(rt.dirs.containerDir(id), 0o700); err != nil {
+		return nil, err
+	}
+	ctr := &Container{State: st, Spec: spec}
+	fail := func(err error) (*Container, error) {
+		rt.destroyLocked(ctr, true)
+		return nil, err
+	}
+	if err := rt.dirs.save(st); err != nil {
+		return fail(err)
+	}
+	if ctr.Group, err = rt.createCgroup(cgroupPath, res); err != nil {
+		return fail(err)
+	}
+	st.CgroupPaths = ctr.Group.Paths()
+	if res.pids > 0 {
+		st.PidsLimit = res.pids
+	}
+	spec.ID = id
+	spec.WaitStart = true
+	spec.StartFifo = filepath.Join(rt.dirs.containerDir(id), "exec.fifo")
+	if err := unix.Mkfifo(spec.StartFifo, 0o600); err != nil {
+		return fail(err)
+	}
+	if err := writeSpec(rt.dirs.configPath(id), spec); err != nil {
+		return fail(err)
+	}
+	if err := rt.dirs.save(st); err != nil {
+		return fail(err)
+	}
+	return ctr, nil
+}
+
+// ociStatus is the status the spec asks for, read from the process itself:
+// a container whose process has exited is stopped, whoever noticed or not.
+func ociStatus(st *State) string {
+	if st.Status == Creating {
+		return Creating
+	}
+	if !alive(st.Pid, st.PidStart) {
+		return Stopped
+	}
+	if st.Status == Created {
+		return Created
+	}
+	return Running
+}
+
+func ociContainer(c *cli.Context) (*Runtime, *State, error) {
+	if c.Args().Len() < 1 {
+		return nil, nil, stage.Fail("give the container ID")
+	}
+	rt, err := openRuntime(c, false)
+	if err != nil {
+		return nil, nil, err
+	}
+	id := c.Args().First()
+	st, err := rt.dirs.load(id)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil, stage.Fail("container %s does not exist", id)
+	}
+	if err != nil {
+		return nil, nil, stage.Fail("%v", err)
+	}
+	return rt, st, nil
+}
+
+func startCmd(c *cli.Context) error {
+	rt, st, err := ociContainer(c)
+	if err != nil {
+		return err
+	}
+	if s := ociStatus(st); s != Created {
+		return stage.Fail("container %s is %s: start needs a created container", st.ID, s)
+	}
+	fifo := filepath.Join(rt.dirs.containerDir(st.ID), "exec.fifo")
+	// Non-blocking, so that a process that died meanwhile cannot hang us:
+	// opening the reading end releases the process blocked opening the
+	// writing end; it then writes one byte and execs the program.
+	fd, err := unix.Open(fifo, unix.O_RDONLY|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return stage.Fail("container %s: %v", st.ID, err)
+	}
+	defer unix.Close(fd)
+	buf := make([]byte, 1)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		n, err := unix.Read(fd, buf)
+		if n == 1 {
+			break
+		}
+		if (err != nil && err != unix.EAGAIN) || time.Now().After(deadline) || !alive(st.Pid, st.PidStart) {
+			return stage.Fail("container %s did not start: its process is gone", st.ID)
+		}
+		time.Sleep(time.Millisecond)
+	}
+	_ = os.Remove(fifo)
+	st.Status = Running
+	return rt.dirs.save(st)
+}
+
+func stateCmd(c *cli.Context) error {
+	_, st, err := ociContainer(c)
+	if err != nil {
+		return err
+	}
+	out := specs.State{Version: specs.Version, ID: st.ID, Status: specs.ContainerState(ociStatus(st)),
+		Bundle: st.Bundle, Annotations: st.Annotations}
+	if out.Status != specs.StateStopped {
+		out.Pid = st.Pid
+	}
+	b, _ := json.MarshalIndent(out, "", "  ")
+	fmt.Println(string(b))
+	return nil
+}
+
+func killCmd(c *cli.Context) error {
+	rt, st, err := ociContainer(c)
+	if err != nil {
+		return err
+	}
+	sig := unix.SIGTERM
+	if c.Args().Len() > 1 {
+		if sig, err = parseSignal(c.Args().Get(1)); err != nil {
+			return err
+		}
+	}
+	if s := ociStatus(st); s != Created && s != Running {
+		return stage.Fail("container %s is %s: there is no process to signal", st.ID, s)
+	}
+	if c.Bool("all") {
+		if g, err := rt.cg.Open(st.Cgroup, allControllers...); err == nil {
+			procs, _ := g.Procs()
+			for _, p := range procs {
+				_ = unix.Kill(p, sig)
+			}
+			return nil
+		}
+	}
+	if err := unix.Kill(st.Pid, sig); err != nil {
+		return stage.Fail("kill %s: %v", st.ID, err)
+	}
+	return nil
+}
+
+func parseSignal(s string) (unix.Signal, error) {
+	if n, err := strconv.Atoi(s); err == nil {
+		if n <= 0 || n > 64 {
+			return 0, stage.Fail("invalid signal %q: give a name such as TERM or KILL, or a number 1-64", s)
+		}
+		return unix.Signal(n), nil
+	}
+	name := strings.ToUpper(s)
+	if !strings.HasPrefix(name, "SIG") {
+		name = "SIG" + name
+	}
+	if sig := unix.SignalNum(name); sig != 0 {
+		return sig, nil
+	}
+	return 0, stage.Fail("invalid signal %q: give a name such as TERM or KILL, or a number 1-64", s)
+}
+
+func deleteCmd(c *cli.Context) error {
+	rt, st, err := ociContainer(c)
+	if err != nil {
+		return err
+	}
+	if s := ociStatus(st); s != Stopped {
+		if !c.Bool("force") {
+			return stage.Fail("container %s is %s: delete needs a stopped container (`kill` it, or `delete --force`)", st.ID, s)
+		}
+		_ = unix.Kill(st.Pid, unix.SIGKILL)
+		if !waitGone(st, 5*time.Second) {
+			return stage.Fail("container %s: its process did not die after SIGKILL", st.ID)
+		}
+	}
+	rt.destroy(&Container{State: st}, true)
+	return nil
+}
+
+// specCmd writes the default config.json: the same container `run` makes,
+// with the root filesystem in the bundle's rootfs/ directory.
+func specCmd(c *cli.Context) error {
+	path := filepath.Join(c.String("bundle"), "config.json")
+	if _, err := os.Stat(path); err == nil {
+		return stage.Fail("%s exists already: remove it first", path)
+	}
+	b, _ := json.MarshalIndent(defaultOCISpec(), "", "\t")
+	if err := os.WriteFile(path, append(b, '\n'), 0o644); err != nil {
+		return stage.Fail("%v", err)
+	}
+	return nil
+}
+
+func defaultOCISpec() *specs.Spec {
+	var mounts []specs.Mount
+	for _, m := range defaultMounts() {
+		mounts = append(mounts, specs.Mount{Destination: m.Target, Type: m.Type, Source: m.Source, Options: mountOptions(m)})
+	}
+	rlimit := specs.POSIXRlimit{Type: "RLIMIT_NOFILE", Hard: 1024, Soft: 1024}
+	return &specs.Spec{
+		Version: specs.Version,
+		Process: &specs.Process{
+			User: specs.User{UID: 0, GID: 0},
+			Args: []string{"sh"},
+			Env:  []string{defaultPATH, "TERM=xterm"},
+			Cwd:  "/",
+			Capabilities: &specs.LinuxCapabilities{Bounding: defaultCaps, Effective: defaultCaps,
+				Permitted: defaultCaps},
+			Rlimits:         []specs.POSIXRlimit{rlimit},
+			NoNewPrivileges: true,
+		},
+		Root:     &specs.Root{Path: "rootfs", Readonly: true},
+		Hostname: "workshop",
+		Mounts:   mounts,
+		Linux: &specs.Linux{
+			Namespaces: []specs.LinuxNamespace{{Type: specs.PIDNamespace}, {Type: specs.NetworkNamespace},
+				{Type: specs.IPCNamespace}, {Type: specs.UTSNamespace}, {Type: specs.MountNamespace},
+				{Type: specs.CgroupNamespace}},
+			MaskedPaths:   defaultMasked,
+			ReadonlyPaths: defaultReadonly,
+		},
+	}
+}
+
+// mountOptions writes a Mount's flags the way config.json spells them.
+func mountOptions(m Mount) []string {
+	var out []string
+	for _, o := range mountOptionTable {
+		if o.set && o.flag != 0 && m.Flags&o.flag == o.flag && o.name != "rw" {
+			out = append(out, o.name)
+		}
+	}
+	if m.Data != "" {
+		out = append(out, strings.Split(m.Data, ",")...)
+	}
+	return out
+}
+
+var mountOptionTable = []struct {
+	name string
+	flag uintptr
+	set  bool // set the flag (true) or clear it (false)
+}{
+	{"ro", unix.MS_RDONLY, true}, {"rw", unix.MS_RDONLY, false},
+	{"nosuid", unix.MS_NOSUID, true}, {"suid", unix.MS_NOSUID, false},
+	{"nodev", unix.MS_NODEV, true}, {"dev", unix.MS_NODEV, false},
+	{"noexec", unix.MS_NOEXEC, true}, {"exec", unix.MS_NOEXEC, false},
+	{"strictatime", unix.MS_STRICTATIME, true}, {"relatime", unix.MS_RELATIME, true},
+	{"noatime", unix.MS_NOATIME, true}, {"nodiratime", unix.MS_NODIRATIME, true},
+	{"sync", unix.MS_SYNCHRONOUS, true}, {"async", unix.MS_SYNCHRONOUS, false},
+	{"bind", unix.MS_BIND, true}, {"rbind", unix.MS_BIND | unix.MS_REC, true},
+}
+
+var propagationTable = map[string]uintptr{
+	"private": unix.MS_PRIVATE, "rprivate": unix.MS_PRIVATE, "slave": unix.MS_SLAVE, "rslave": unix.MS_SLAVE,
+	"shared": unix.MS_SHARED, "rshared": unix.MS_SHARED, "unbindable": unix.MS_UNBINDABLE, "runbindable": unix.MS_UNBINDABLE,
+}
+
+var rlimitTable = map[string]int{
+	"RLIMIT_AS": unix.RLIMIT_AS, "RLIMIT_CORE": unix.RLIMIT_CORE, "RLIMIT_CPU": unix.RLIMIT_CPU,
+	"RLIMIT_DATA": unix.RLIMIT_DATA, "RLIMIT_FSIZE": unix.RLIMIT_FSIZE, "RLIMIT_LOCKS": unix.RLIMIT_LOCKS,
+	"RLIMIT_MEMLOCK": unix.RLIMIT_MEMLOCK, "RLIMIT_MSGQUEUE": unix.RLIMIT_MSGQUEUE, "RLIMIT_NICE": unix.RLIMIT_NICE,
+	"RLIMIT_NOFILE": unix.RLIMIT_NOFILE, "RLIMIT_NPROC": unix.RLIMIT_NPROC, "RLIMIT_RSS": unix.RLIMIT_RSS,
+	"RLIMIT_RTPRIO": unix.RLIMIT_RTPRIO, "RLIMIT_RTTIME": unix.RLIMIT_RTTIME, "RLIMIT_SIGPENDING": unix.RLIMIT_SIGPENDING,
+	"RLIMIT_STACK": unix.RLIMIT_STACK,
+}
+
+// fromOCI turns config.json into the runtime's Spec (and the resource
+// limits into the options `run` takes). Whatever it cannot honour it
+// refuses, naming the field: a runtime that silently ignores a setting is
+// worse than one that says no.
+func fromOCI(c *specs.Spec, bundle string) (*Spec, *runOptions, error) {
+	if !strings.HasPrefix(c.Version, "1.") {
+		return nil, nil, fmt.Errorf("ociVersion %q: this runtime reads version 1.x configs", c.Version)
+	}
+	refuse := func(field string) error { return fmt.Errorf("%s is not supported by this runtime: remove it", field) }
+	switch {
+	case c.Process == nil:
+		return nil, nil, errors.New("process is missing: it says what to run")
+	case c.Root == nil:
+		return nil, nil, errors.New("root is missing: it names the root filesystem")
+	case c.Linux == nil:
+		return nil, nil, errors.New("linux is missing")
+	case c.Hooks != nil:
+		return nil, nil, refuse("hooks")
+	case c.Domainname != "":
+		return nil, nil, refuse("domainname")
+	}
+	p, l := c.Process, c.Linux
+	switch {
+	case p.Terminal:
+		return nil, nil, errors.New("process.terminal is not supported (it needs a console socket): set it to false")
+	case len(p.Args) == 0:
+		return nil, nil, errors.New("process.args is empty: say what to run")
+	case p.ApparmorProfile != "":
+		return nil, nil, refuse("process.apparmorProfile")
+	case p.SelinuxLabel != "":
+		return nil, nil, refuse("process.selinuxLabel")
+	case p.Scheduler != nil:
+		return nil, nil, refuse("process.scheduler")
+	case p.IOPriority != nil:
+		return nil, nil, refuse("process.ioPriority")
+	case p.ExecCPUAffinity != nil:
+		return nil, nil, refuse("process.execCPUAffinity")
+	case len(l.UIDMappings) > 0 || len(l.GIDMappings) > 0:
+		return nil, nil, refuse("linux.uidMappings/gidMappings (user namespaces)")
+	case l.Seccomp != nil:
+		return nil, nil, refuse("linux.seccomp")
+	case l.IntelRdt != nil:
+		return nil, nil, refuse("linux.intelRdt")
+	case l.Personality != nil:
+		return nil, nil, refuse("linux.personality")
+	case len(l.TimeOffsets) > 0:
+		return nil, nil, refuse("linux.timeOffsets")
+	case l.MountLabel != "":
+		return nil, nil, refuse("linux.mountLabel")
+	}
+	root := c.Root.Path
+	if !filepath.IsAbs(root) {
+		root = filepath.Join(bundle, root)
+	}
+	if fi, err := os.Stat(root); err != nil || !fi.IsDir() {
+		return nil, nil, fmt.Errorf("root.path %s is not a directory: put the root filesystem there", root)
+	}
+	s := &Spec{
+		Hostname: c.Hostname, Args: p.Args, Env: p.Env, Cwd: p.Cwd,
+		UID: int(p.User.UID), GID: int(p.User.GID), Umask: p.User.Umask,
+		Rootfs: root, BindRoot: true, Readonly: c.Root.Readonly,
+		Propagation: unix.MS_SLAVE, Devices: defaultDevices(), Symlinks: defaultSymlinks(),
+		MaskedPaths: l.MaskedPaths, ReadonlyPaths: l.ReadonlyPaths, Sysctl: l.Sysctl,
+		NoNewPrivs: p.NoNewPrivileges, OOMScoreAdj: p.OOMScoreAdj,
+		JoinNamespaces: map[string]string{},
+	}
+	for _, g := range p.User.AdditionalGids {
+		s.Groups = append(s.Groups, int(g))
+	}
+	if p.Capabilities != nil {
+		caps := p.Capabilities
+		for field, list := range map[string][]string{"bounding": caps.Bounding, "effective": caps.Effective,
+			"permitted": caps.Permitted, "inheritable": caps.Inheritable, "ambient": caps.Ambient} {
+			if _, err := capBits(list); err != nil {
+				return nil, nil, fmt.Errorf("process.capabilities.%s: %v", field, err)
+			}
+		}
+		s.Capabilities = caps.Bounding
+		s.CapSets = &CapSets{Effective: caps.Effective, Permitted: caps.Permitted, Inheritable: caps.Inheritable, Ambient: caps.Ambient}
+	}
+	for i, r := range p.Rlimits {
+		t, ok := rlimitTable[r.Type]
+		if !ok {
+			return nil, nil, fmt.Errorf("process.rlimits[%d].type %q is not a Linux resource limit", i, r.Type)
+		}
+		s.Rlimits = append(s.Rlimits, Rlimit{Type: t, Soft: r.Soft, Hard: r.Hard})
+	}
+	if l.RootfsPropagation != "" {
+		prop, ok := propagationTable[l.RootfsPropagation]
+		if !ok {
+			return nil, nil, fmt.Errorf("linux.rootfsPropagation %q: use private, slave, shared or unbindable (r-)", l.RootfsPropagation)
+		}
+		s.Propagation = prop
+	}
+	// Namespaces: new ones, or joined by path. A mount namespace of its own
+	// is required (everything below mounts); joining PID or mount
+	// namespaces by path would need a second fork: refused.
+	hasMount := false
+	for i, ns := range l.Namespaces {
+		kind, ok := map[specs.LinuxNamespaceType]string{specs.PIDNamespace: "pid", specs.NetworkNamespace: "net",
+			specs.MountNamespace: "mnt", specs.IPCNamespace: "ipc", specs.UTSNamespace: "uts",
+			specs.CgroupNamespace: "cgroup"}[ns.Type]
+		if !ok {
+			return nil, nil, fmt.Errorf("linux.namespaces[%d].type %q is not supported (user and time namespaces are not)", i, ns.Type)
+		}
+		if ns.Path != "" {
+			if kind == "pid" || kind == "mnt" {
+				return nil, nil, fmt.Errorf("linux.namespaces[%d].path: joining an existing %s namespace is not supported", i, kind)
+			}
+			if _, err := os.Stat(ns.Path); err != nil {
+				return nil, nil, fmt.Errorf("linux.namespaces[%d].path %s: %v", i, ns.Path, err)
+			}
+			s.JoinNamespaces[kind] = ns.Path
+			continue
+		}
+		hasMount = hasMount || kind == "mnt"
+		s.Namespaces = append(s.Namespaces, kind)
+	}
+	if !hasMount {
+		return nil, nil, errors.New("linux.namespaces must include a new mount namespace")
+	}
+	if s.Hostname != "" && !has(s.Namespaces, "uts") && s.JoinNamespaces["uts"] == "" {
+		return nil, nil, errors.New("hostname needs a uts namespace in linux.namespaces")
+	}
+	for i, m := range c.Mounts {
+		mm, err := ociMount(m, bundle)
+		if err != nil {
+			return nil, nil, fmt.Errorf("mounts[%d] (%s): %v", i, m.Destination, err)
+		}
+		s.Mounts = append(s.Mounts, mm)
+	}
+	for i, d := range l.Devices {
+		typ, ok := map[string]uint32{"c": unix.S_IFCHR, "u": unix.S_IFCHR, "b": unix.S_IFBLK, "p": unix.S_IFIFO}[d.Type]
+		if !ok || !filepath.IsAbs(d.Path) {
+			return nil, nil, fmt.Errorf("linux.devices[%d]: type must be c, b, u or p and path absolute", i)
+		}
+		dev := Device{Path: d.Path, Type: typ, Major: uint32(d.Major), Minor: uint32(d.Minor), Mode: 0o666}
+		if d.FileMode != nil {
+			dev.Mode = uint32(d.FileMode.Perm())
+		}
+		if d.UID != nil {
+			dev.UID = int(*d.UID)
+		}
+		if d.GID != nil {
+			dev.GID = int(*d.GID)
+		}
+		s.Devices = append(s.Devices, dev)
+	}
+	res, err := ociResources(l)
+	if err != nil {
+		return nil, nil, err
+	}
+	return s, res, nil
+}
+
+// ociMount turns one mounts[] entry into a Mount.
+func ociMount(m specs.Mount, bundle string) (Mount, error) {
+	if !filepath.IsAbs(m.Destination) {
+		return Mount{}, errors.New("destination must be an absolute path")
+	}
+	if len(m.UIDMappings) > 0 || len(m.GIDMappings) > 0 {
+		return Mount{}, errors.New("idmapped mounts are not supported")
+	}
+	out := Mount{Source: m.Source, Target: m.Destination, Type: m.Type}
+	var data []string
+	for _, o := range m.Options {
+		found := false
+		for _, t := range mountOptionTable {
+			if t.name == o {
+				if t.set {
+					out.Flags |= t.flag
+				} else {
+					out.Flags &^= t.flag
+				}
+				found = true
+			}
+		}
+		if _, ok := propagationTable[o]; ok {
+			found = true // the root's propagation covers the mounts under it
+		}
+		if !found {
+			if strings.Contains(o, "=") || o == "newinstance" {
+				data = append(data, o)
+				continue
+			}
+			return Mount{}, fmt.Errorf("option %q is not supported", o)
+		}
+	}
+	out.Data = strings.Join(data, ",")
+	switch m.Type {
+	case "proc", "tmpfs", "devpts", "mqueue", "sysfs", "cgroup", "cgroup2":
+	case "bind", "":
+		if out.Flags&unix.MS_BIND == 0 {
+			return Mount{}, fmt.Errorf("type %q needs the bind or rbind option", m.Type)
+		}
+		out.Type = ""
+		if !filepath.IsAbs(out.Source) {
+			out.Source = filepath.Join(bundle, out.Source)
+		}
+		if _, err := os.Stat(out.Source); err != nil {
+			return Mount{}, fmt.Errorf("source %s does not exist", out.Source)
+		}
+	default:
+		return Mount{}, fmt.Errorf("type %q is not supported (proc, tmpfs, devpts, mqueue, sysfs, cgroup, bind are)", m.Type)
+	}
+	return out, nil
+}
+
+// ociResources reads linux.resources and cgroupsPath.
+func ociResources(l *specs.Linux) (*runOptions, error) {
+	o := &runOptions{cpuQuota: -1, cpuPeriod: 100000, memory: -1, pids: -1}
+	if l.CgroupsPath != "" {
+		p := strings.Trim(l.CgroupsPath, "/")
+		if strings.Contains(p, ":") || strings.Contains(p, "..") || p == "" {
+			return nil, fmt.Errorf("linux.cgroupsPath %q: give a path such as /workshop/ID (systemd slice:prefix:name form is not supported)", l.CgroupsPath)
+		}
+		o.name = p
+	}
+	r := l.Resources
+	if r == nil {
+		return o, nil
+	}
+	refuse := func(field string) error {
+		return fmt.Errorf("linux.resources.%s is not supported by this runtime: remove it", field)
+	}
+	switch {
+	case r.BlockIO != nil:
+		return nil, refuse("blockIO")
+	case len(r.HugepageLimits) > 0:
+		return nil, refuse("hugepageLimits")
+	case r.Network != nil:
+		return nil, refuse("network")
+	case len(r.Rdma) > 0:
+		return nil, refuse("rdma")
+	case len(r.Unified) > 0:
+		return nil, refuse("unified")
+	}
+	for i, d := range r.Devices {
+		// The device cgroup: only "deny everything" is honoured, and it is
+		// what the missing device nodes give anyway (there are none but the
+		// ones created in /dev). Allow rules would need the devices
+		// controller (v1) or eBPF (v2).
+		if d.Allow {
+			return nil, fmt.Errorf("linux.resources.devices[%d]: allow rules are not supported; only the nodes of linux.devices exist inside", i)
+		}
+	}
+	if m := r.Memory; m != nil {
+		switch {
+		case m.Reservation != nil, m.Kernel != nil, m.KernelTCP != nil, m.Swappiness != nil, m.DisableOOMKiller != nil, m.CheckBeforeUpdate != nil:
+			return nil, refuse("memory (only limit and swap are)")
+		case m.Swap != nil && (m.Limit == nil || *m.Swap != *m.Limit):
+			return nil, refuse("memory.swap other than equal to memory.limit (no swap)")
+		}
+		if m.Limit != nil && *m.Limit > 0 {
+			o.memory = *m.Limit
+		}
+	}
+	if c := r.CPU; c != nil {
+		switch {
+		case c.Shares != nil, c.Burst != nil, c.RealtimeRuntime != nil, c.RealtimePeriod != nil, c.Cpus != "", c.Mems != "", c.Idle != nil:
+			return nil, refuse("cpu (only quota and period are)")
+		}
+		if c.Period != nil {
+			o.cpuPeriod = *c.Period
+		}
+		if c.Quota != nil && *c.Quota > 0 {
+			o.cpuQuota = *c.Quota
+			if err := cgroup.ValidateCPU(o.cpuQuota, o.cpuPeriod); err != nil {
+				return nil, fmt.Errorf("linux.resources.cpu: %v", err)
+			}
+		}
+	}
+	if r.Pids != nil && r.Pids.Limit > 0 {
+		o.pids = r.Pids.Limit
+	}
+	return o, nil
+}
