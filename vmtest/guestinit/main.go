@@ -216,7 +216,8 @@ func boot(plan vmtest.Plan) bool {
 				errs = append(errs, fmt.Sprintf("echo +%s > %s/cgroup.subtree_control: %v", c, cgroupRoot, err))
 			}
 		}
-		fmt.Printf("%skernel: %s\n", vmtest.MarkNote, release())
+		up, _ := os.ReadFile("/proc/uptime")
+		fmt.Printf("%skernel: %s, up %ss when the suites start\n", vmtest.MarkNote, release(), strings.Fields(string(up) + " ?")[0])
 		fmt.Printf("%scgroup.controllers: %s\n", vmtest.MarkNote, read(cgroupRoot+"/cgroup.controllers"))
 		fmt.Printf("%sroot cgroup.subtree_control: %s\n", vmtest.MarkNote, read(cgroupRoot+"/cgroup.subtree_control"))
 		return strings.Join(errs, "\n")
