@@ -134,13 +134,14 @@ func runGuest(t *testing.T, arch Arch, timeout time.Duration) {
 	tablePath := filepath.Join(os.TempDir(), "workshop-vmtest-"+arch.Deb+".results")
 	os.WriteFile(tablePath, []byte(table), 0o644)
 	t.Logf("results from the pure cgroup v2 guest (also in %s):\n%s", tablePath, table)
+	problems := rep.Problems()
 	if runErr != nil {
-		t.Error(runErr)
+		problems = append(problems, runErr.Error())
 	}
-	for _, p := range rep.Problems() {
+	for _, p := range problems {
 		t.Error(p)
 	}
-	if t.Failed() {
+	if len(problems) > 0 { // a failed guest test shows its own output above
 		t.Logf("the guest's whole console is in %s; its last lines:\n%s", logPath, tail(console.String(), 40))
 	}
 }
