@@ -126,6 +126,15 @@ func containerInit(specPath string) {
 		initFail("pivot_root into %s: %v", spec.Rootfs, err)
 	}
 
+	// Kernel parameters of the container's own namespaces, while /proc/sys
+	// can still be written.
+	for k, v := range spec.Sysctl {
+		n.Call("sysctl %s=%s", k, v)
+		if err := writeSysctl(k, v); err != nil {
+			initFail("sysctl %s: %v", k, err)
+		}
+	}
+
 	n.Step("Harden, as Docker does by default")
 	masked := 0
 	for _, p := range spec.MaskedPaths {
@@ -165,12 +174,6 @@ func containerInit(specPath string) {
 		n.Call("ioctl(SIOCSIFFLAGS, lo, IFF_UP)   # a new network namespace has only lo, and it is down")
 		if err := loopbackUp(); err != nil {
 			initFail("bringing up lo: %v", err)
-		}
-	}
-	for k, v := range spec.Sysctl {
-		n.Call("sysctl %s=%s", k, v)
-		if err := writeSysctl(k, v); err != nil {
-			initFail("sysctl %s: %v", k, err)
 		}
 	}
 	for _, r := range spec.Rlimits {

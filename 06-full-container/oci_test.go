@@ -1,0 +1,301 @@
+package main
+
+import (
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+
+	"github.com/container-internals/workshop/internal/testkit"
+)
+
+// bundle makes an OCI bundle: a busybox root filesystem and the config.json
+// that `spec` writes, changed by edit.
+func bundle(t *testing.T, edit func(*specs.Spec)) string {
+	t.Helper()
+	bb, err := os.ReadFile("/bin/busybox")
+	if err != nil {
+		testkit.Unavailable(t, "busybox is needed for a bundle's root: apt-get install busybox-static")
+	}
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "rootfs", "bin")
+	if err := os.MkdirAll(bin, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(bin, "busybox"), bb, 0o755)
+	for _, a := range []string{"sh", "cat", "echo", "id", "ps", "hostname", "sleep", "grep", "touch", "wc", "readlink", "ls", "mount", "true"} {
+		os.Symlink("busybox", filepath.Join(bin, a))
+	}
+	for _, d := range []string{"proc", "dev", "sys", "tmp", "etc"} {
+		os.MkdirAll(filepath.Join(dir, "rootfs", d), 0o755)
+	}
+	r := testkit.Run(t, opts{}, testkit.Stage(t, "06-full-container"), "spec", "--bundle", dir)
+	if r.Code != 0 {
+		t.Fatalf("spec:\n%s", r)
+	}
+	b, _ := os.ReadFile(filepath.Join(dir, "config.json"))
+	var cfg specs.Spec
+	if err := json.Unmarshal(b, &cfg); err != nil {
+		t.Fatalf("spec wrote an unreadable config.json: %v", err)
+	}
+	if edit != nil {
+		edit(&cfg)
+	}
+	b, _ = json.Marshal(&cfg)
+	os.WriteFile(filepath.Join(dir, "config.json"), b, 0o644)
+	return dir
+}
+
+// create runs `create` with the container's output going to a file, as a
+// shim hands runc its pipes; it returns that file's path.
+func create(t *testing.T, dir, id string) (string, testkit.Result) {
+	t.Helper()
+	out := filepath.Join(t.TempDir(), "out")
+	f, _ := os.Create(out)
+	defer f.Close()
+	cmd := exec.Command(testkit.Stage(t, "06-full-container"), "--root", sharedRoot(t), "create", "--bundle", dir, "--pid-file", out+".pid", id)
+	cmd.Stdout, cmd.Stderr = f, f
+	err := cmd.Run()
+	code := 0
+	if err != nil {
+		code = cmd.ProcessState.ExitCode()
+	}
+	b, _ := os.ReadFile(out)
+	return out, testkit.Result{Stdout: string(b), Code: code}
+}
+
+func ociState(t *testing.T, id string) specs.State {
+	t.Helper()
+	r := ctr(t, opts{}, "state", id)
+	var s specs.State
+	if r.Code != 0 || json.Unmarshal([]byte(r.Stdout), &s) != nil {
+		t.Fatalf("state %s:\n%s", id, r)
+	}
+	return s
+}
+
+func waitStopped(t *testing.T, id string) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		if ociState(t, id).Status == specs.StateStopped {
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Fatalf("%s did not stop", id)
+}
+
+func TestOCILifecycle(t *testing.T) {
+	setup(t)
+	dir := bundle(t, func(c *specs.Spec) {
+		c.Process.Args = []string{"sh", "-c", "echo ran as PID $$ on $(hostname)"}
+		c.Annotations = map[string]string{"org.example.course": "workshop"}
+	})
+	out, r := create(t, dir, "life")
+	if r.Code != 0 {
+		t.Fatalf("create:\n%s", r)
+	}
+	st := ociState(t, "life")
+	if st.Status != specs.StateCreated || st.Pid <= 1 || st.Bundle != dir || st.Annotations["org.example.course"] != "workshop" {
+		t.Fatalf("after create, want created with a pid, the bundle and the annotations: %+v", st)
+	}
+	pidFile, _ := os.ReadFile(out + ".pid")
+	if string(pidFile) != strconv.Itoa(st.Pid) {
+		t.Fatalf("--pid-file says %q, state says %d", pidFile, st.Pid)
+	}
+	time.Sleep(200 * time.Millisecond)
+	if b, _ := os.ReadFile(out); len(b) != 0 {
+		t.Fatalf("the program ran before start: %q", b)
+	}
+	oneLine(t, ctr(t, opts{}, "delete", "life"), "delete needs a stopped container")
+	if r := ctr(t, opts{}, "start", "life"); r.Code != 0 {
+		t.Fatalf("start:\n%s", r)
+	}
+	waitStopped(t, "life")
+	if b, _ := os.ReadFile(out); string(b) != "ran as PID 1 on workshop\n" {
+		t.Fatalf("the program's output did not arrive on create's stdout: %q", b)
+	}
+	oneLine(t, ctr(t, opts{}, "start", "life"), "start needs a created container")
+	oneLine(t, ctr(t, opts{}, "kill", "life", "TERM"), "no process to signal")
+	if r := ctr(t, opts{}, "delete", "life"); r.Code != 0 {
+		t.Fatalf("delete:\n%s", r)
+	}
+	oneLine(t, ctr(t, opts{}, "state", "life"), "does not exist")
+	noContainersLeft(t)
+}
+
+func TestOCIKillAndForcedDelete(t *testing.T) {
+	setup(t)
+	dir := bundle(t, func(c *specs.Spec) {
+		c.Process.Args = []string{"sh", "-c", "trap 'echo got TERM; exit 0' TERM; while :; do sleep 0.1; done"}
+	})
+	out, r := create(t, dir, "sleeper")
+	if r.Code != 0 {
+		t.Fatalf("create:\n%s", r)
+	}
+	_, dup := create(t, dir, "sleeper")
+	if dup.Code == 0 || !strings.Contains(dup.Stdout, "exists already") {
+		t.Fatalf("a second create with the same ID must fail:\n%s", dup)
+	}
+	ctr(t, opts{}, "start", "sleeper")
+	if s := ociState(t, "sleeper"); s.Status != specs.StateRunning {
+		t.Fatalf("want running after start: %+v", s)
+	}
+	oneLine(t, ctr(t, opts{}, "delete", "sleeper"), "running")
+	oneLine(t, ctr(t, opts{}, "kill", "sleeper", "NOSUCHSIG"), "invalid signal")
+	time.Sleep(200 * time.Millisecond)
+	if r := ctr(t, opts{}, "kill", "sleeper", "TERM"); r.Code != 0 {
+		t.Fatalf("kill TERM:\n%s", r)
+	}
+	waitStopped(t, "sleeper")
+	if b, _ := os.ReadFile(out); !strings.Contains(string(b), "got TERM") {
+		t.Fatalf("TERM did not reach the program: %q", b)
+	}
+	ctr(t, opts{}, "delete", "sleeper")
+	// delete --force on a running one.
+	create(t, dir, "forced")
+	ctr(t, opts{}, "start", "forced")
+	if r := ctr(t, opts{}, "delete", "--force", "forced"); r.Code != 0 {
+		t.Fatalf("delete --force:\n%s", r)
+	}
+	oneLine(t, ctr(t, opts{}, "start", "no-such-id"), "does not exist")
+	_, missing := create(t, filepath.Join(t.TempDir(), "nothing"), "nobundle")
+	if missing.Code == 0 || !strings.Contains(missing.Stdout, "no bundle") {
+		t.Fatalf("create without a bundle must fail:\n%s", missing)
+	}
+	noContainersLeft(t)
+}
+
+func TestOCIConfigFieldsAreHonoured(t *testing.T) {
+	setup(t)
+	// A detached container whose network namespace the bundle will join.
+	r := ctr(t, opts{}, "run", "-d", "--name", "netowner", "--", "sleep", "100")
+	if r.Code != 0 {
+		t.Fatalf("run -d:\n%s", r)
+	}
+	defer ctr(t, opts{}, "rm", "-f", "netowner")
+	var owner State
+	json.Unmarshal([]byte(ctr(t, opts{}, "inspect", "netowner").Stdout), &owner)
+	wantNet, _ := os.Readlink("/proc/" + strconv.Itoa(owner.Pid) + "/ns/net")
+
+	data := t.TempDir()
+	os.WriteFile(filepath.Join(data, "f"), []byte("from the host\n"), 0o644)
+	os.Chmod(data, 0o777)
+	mem, pids, quota, period := int64(64<<20), int64(20), int64(20000), uint64(100000)
+	dir := bundle(t, func(c *specs.Spec) {
+		c.Hostname = "ocibox"
+		c.Process.User = specs.User{UID: 1000, GID: 1000, AdditionalGids: []uint32{2000}}
+		c.Process.Capabilities = &specs.LinuxCapabilities{
+			Bounding: []string{"CAP_KILL", "CAP_NET_BIND_SERVICE"}, Permitted: []string{"CAP_NET_BIND_SERVICE"},
+			Effective: []string{"CAP_NET_BIND_SERVICE"}, Inheritable: []string{"CAP_NET_BIND_SERVICE"}, Ambient: []string{"CAP_NET_BIND_SERVICE"}}
+		c.Process.Rlimits = []specs.POSIXRlimit{{Type: "RLIMIT_NOFILE", Hard: 64, Soft: 64}}
+		c.Mounts = append(c.Mounts,
+			specs.Mount{Destination: "/scratch", Type: "tmpfs", Source: "tmpfs", Options: []string{"nosuid", "size=1m"}},
+			specs.Mount{Destination: "/data", Type: "bind", Source: data, Options: []string{"rbind", "ro"}},
+			specs.Mount{Destination: "/sys/fs/cgroup", Type: "cgroup", Source: "cgroup", Options: []string{"ro", "nosuid", "nodev", "noexec"}})
+		c.Linux.Sysctl = map[string]string{"net.ipv4.ip_unprivileged_port_start": "99"}
+		for i, ns := range c.Linux.Namespaces {
+			if ns.Type == specs.NetworkNamespace {
+				c.Linux.Namespaces[i].Path = "/proc/" + strconv.Itoa(owner.Pid) + "/ns/net"
+			}
+		}
+		c.Linux.Resources = &specs.LinuxResources{Memory: &specs.LinuxMemory{Limit: &mem},
+			Pids: &specs.LinuxPids{Limit: pids}, CPU: &specs.LinuxCPU{Quota: &quota, Period: &period}}
+		c.Process.Args = []string{"sh", "-c", strings.Join([]string{
+			"hostname", "id -u", "id -G", "ulimit -n",
+			"grep -E '^Cap(Bnd|Eff|Amb)' /proc/self/status | tr -s '\\t' ' '",
+			"grep ' /scratch ' /proc/self/mountinfo | grep -c tmpfs",
+			"cat /data/f", "touch /data/new 2>/dev/null && echo DATA-WRITABLE",
+			"touch /rootfile 2>/dev/null && echo ROOT-WRITABLE",
+			"cat /proc/kcore 2>/dev/null | wc -c",
+			"echo 1 2>/dev/null > /proc/sys/kernel/domainname && echo PROCSYS-WRITABLE",
+			"cat /proc/sys/net/ipv4/ip_unprivileged_port_start",
+			"readlink /proc/self/ns/net",
+			"ls /sys/fs/cgroup | grep -c memory",
+		}, "; ")}
+	})
+	out, r := create(t, dir, "fields")
+	if r.Code != 0 {
+		t.Fatalf("create:\n%s", r)
+	}
+	defer ctr(t, opts{}, "delete", "--force", "fields")
+	// The cgroup limits are in place before the program runs.
+	var st State
+	b, _ := os.ReadFile(filepath.Join(sharedRoot(t), "containers", "fields", "state.json"))
+	json.Unmarshal(b, &st)
+	for file, want := range map[string]string{
+		filepath.Join(st.CgroupPaths["memory"], "memory.limit_in_bytes"): "67108864",
+		filepath.Join(st.CgroupPaths["pids"], "pids.max"):                "20",
+		filepath.Join(st.CgroupPaths["cpu"], "cpu.cfs_quota_us"):         "20000",
+	} {
+		if got, err := os.ReadFile(file); err != nil || strings.TrimSpace(string(got)) != want {
+			t.Errorf("%s = %q, want %s (%v)", file, got, want, err)
+		}
+	}
+	ctr(t, opts{}, "start", "fields")
+	waitStopped(t, "fields")
+	got, _ := os.ReadFile(out)
+	want := []string{"ocibox", "1000", "1000 2000", "64",
+		"CapEff: 0000000000000400", "CapBnd: 0000000000000420", "CapAmb: 0000000000000400",
+		"1", "from the host", "0", "99", wantNet, "1"}
+	lines := strings.Split(strings.TrimSpace(string(got)), "\n")
+	if strings.Join(lines, "\n") != strings.Join(want, "\n") {
+		t.Fatalf("inside the container:\n%s\nwant:\n%s", got, strings.Join(want, "\n"))
+	}
+}
+
+func TestOCIUnsupportedFieldsAreRefused(t *testing.T) {
+	setup(t)
+	cases := map[string]func(*specs.Spec){
+		"linux.seccomp":                 func(c *specs.Spec) { c.Linux.Seccomp = &specs.LinuxSeccomp{DefaultAction: "SCMP_ACT_ALLOW"} },
+		"hooks":                         func(c *specs.Spec) { c.Hooks = &specs.Hooks{} },
+		"process.terminal":              func(c *specs.Spec) { c.Process.Terminal = true },
+		"linux.uidMappings":             func(c *specs.Spec) { c.Linux.UIDMappings = []specs.LinuxIDMapping{{HostID: 1000, Size: 1}} },
+		"linux.resources.blockIO":       func(c *specs.Spec) { c.Linux.Resources = &specs.LinuxResources{BlockIO: &specs.LinuxBlockIO{}} },
+		"linux.namespaces[0].path":      func(c *specs.Spec) { c.Linux.Namespaces[0].Path = "/proc/self/ns/pid" },
+		"process.capabilities.bounding": func(c *specs.Spec) { c.Process.Capabilities.Bounding = []string{"CAP_FLY"} },
+		"process.rlimits[0].type":       func(c *specs.Spec) { c.Process.Rlimits[0].Type = "RLIMIT_WISHES" },
+		"option \"nosuchopt\"":          func(c *specs.Spec) { c.Mounts[0].Options = append(c.Mounts[0].Options, "nosuchopt") },
+		"linux.resources.cpu": func(c *specs.Spec) {
+			s := uint64(512)
+			c.Linux.Resources = &specs.LinuxResources{CPU: &specs.LinuxCPU{Shares: &s}}
+		},
+		"root.path":                       func(c *specs.Spec) { c.Root.Path = "no-such-rootfs" },
+		"linux.namespaces must include a": func(c *specs.Spec) { c.Linux.Namespaces = c.Linux.Namespaces[:1] },
+	}
+	for field, edit := range cases {
+		dir := bundle(t, edit)
+		_, r := create(t, dir, "refused")
+		lines := strings.Split(strings.TrimSpace(r.Stdout), "\n")
+		if r.Code == 0 || len(lines) != 1 || !strings.Contains(lines[0], field) {
+			t.Errorf("%s: want create to fail with one line naming it:\n%s", field, r)
+			ctr(t, opts{}, "delete", "--force", "refused")
+		}
+	}
+	noContainersLeft(t)
+	if ents, _ := filepath.Glob("/sys/fs/cgroup/*/workshop/refused"); len(ents) > 0 {
+		t.Fatalf("a refused create left cgroups: %v", ents)
+	}
+}
+
+func TestOCISpecRefusesToOverwrite(t *testing.T) {
+	setup(t)
+	dir := t.TempDir()
+	bin := testkit.Stage(t, "06-full-container")
+	if r := testkit.Run(t, opts{}, bin, "spec", "--bundle", dir); r.Code != 0 {
+		t.Fatalf("spec:\n%s", r)
+	}
+	oneLine(t, testkit.Run(t, opts{}, bin, "spec", "--bundle", dir), "exists already")
+	b, _ := os.ReadFile(filepath.Join(dir, "config.json"))
+	if !regexp.MustCompile(`"ociVersion": "1\.`).Match(b) {
+		t.Fatalf("config.json lacks ociVersion:\n%s", b)
+	}
+}
