@@ -171,27 +171,33 @@ func AddHostTools(a *Initramfs, tools []string) ([]string, error) {
 		if err != nil {
 			continue // not on this host: the tests that need it will say so
 		}
-		files := []string{p}
+		// The program lands in /usr/bin whatever directory of PATH it came
+		// from; its libraries keep their own paths.
+		real, err := filepath.EvalSymlinks(p)
+		if err != nil {
+			return nil, err
+		}
+		if err := addHostPath(a, "/usr/bin/"+t, real); err != nil {
+			return nil, err
+		}
 		out, err := exec.Command("ldd", p).Output()
 		if err == nil {
 			for _, l := range strings.Split(string(out), "\n") {
 				for _, f := range strings.Fields(l) {
-					if strings.HasPrefix(f, "/") {
-						files = append(files, f)
+					if !strings.HasPrefix(f, "/") {
+						continue
+					}
+					real, err := filepath.EvalSymlinks(f)
+					if err != nil {
+						return nil, err
+					}
+					if err := addHostPath(a, f, real); err != nil {
+						return nil, err
 					}
 				}
 			}
 		}
-		for _, f := range files {
-			real, err := filepath.EvalSymlinks(f)
-			if err != nil {
-				return nil, err
-			}
-			if err := addHostPath(a, f, real); err != nil {
-				return nil, err
-			}
-		}
-		added = append(added, p)
+		added = append(added, "/usr/bin/"+t)
 	}
 	sort.Strings(added)
 	return added, nil
