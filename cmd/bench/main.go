@@ -23,6 +23,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 )
@@ -46,6 +47,9 @@ func main() {
 	}
 	verdicts, err := b.run()
 	b.cleanup()
+	if interrupted.Load() {
+		os.Exit(130) // a command failing because of Ctrl-C is no error of its own
+	}
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "bench: %v\n", err)
 		os.Exit(1)
@@ -88,16 +92,21 @@ func newBench(bin string, runs int) (*bench, error) {
 	}
 	b := &bench{bin: abs, runs: runs, tmp: tmp, root: filepath.Join(tmp, "root"),
 		rootfs: filepath.Join(tmp, "rootfs"), before: workshopCgroups()}
+	// Ctrl-C: stop after the command that runs now, then clean up as usual.
 	sigs := make(chan os.Signal, 1)
 	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
 	go func() {
 		<-sigs
-		fmt.Fprintln(os.Stderr, "bench: interrupted: cleaning up")
-		b.cleanup()
-		os.Exit(130)
+		interrupted.Store(true)
+		b.say("interrupted: cleaning up")
 	}()
 	return b, nil
 }
+
+var (
+	interrupted    atomic.Bool
+	errInterrupted = errors.New("interrupted")
+)
 
 func (b *bench) say(format string, args ...any) {
 	fmt.Fprintf(os.Stderr, "bench: "+format+"\n", args...)
@@ -192,6 +201,9 @@ func (b *bench) run() ([]verdict, error) {
 	b.say("timing %d runs of each (interleaved)", b.runs)
 	for i := 0; i < b.runs; i++ {
 		for _, c := range contenders {
+			if interrupted.Load() {
+				return nil, errInterrupted
+			}
 			if c.argv == nil {
 				continue
 			}
@@ -203,6 +215,9 @@ func (b *bench) run() ([]verdict, error) {
 		}
 	}
 
+	if interrupted.Load() {
+		return nil, errInterrupted
+	}
 	b.say("weighing the foreground run while its container sleeps")
 	foregroundKB, err := b.foregroundRSS()
 	if err != nil {
@@ -430,7 +445,9 @@ func (b *bench) cleanup() {
 		b.say("removing %s: %v", b.tmp, err)
 	}
 	for g := range workshopCgroups() {
-		if !b.before[g] {
+		// A group with processes belongs to a container that still runs:
+		// another runtime's (tests, a learner), not ours, which all ended.
+		if procs, err := os.ReadFile(filepath.Join(g, "cgroup.procs")); err == nil && len(bytes.TrimSpace(procs)) == 0 && !b.before[g] {
 			b.say("left behind: cgroup %s", g)
 		}
 	}
