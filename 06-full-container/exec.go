@@ -23,8 +23,11 @@ func execCmd(c *cli.Context) error {
 	if ref == "" && len(args) > 0 {
 		ref, args = args[0], args[1:]
 	}
-	if ref == "" || len(args) == 0 {
-		return stage.Fail("usage: exec [-i] NAME -- CMD ARGS...")
+	if c.IsSet("process") {
+		ref, args = c.Args().First(), nil
+	}
+	if ref == "" || (len(args) == 0 && !c.IsSet("process")) {
+		return stage.Fail("usage: exec [-i] NAME -- CMD ARGS...   (or: exec --process FILE [--detach] ID)")
 	}
 	rt, err := runtimeFor(c)
 	if err != nil {
@@ -34,17 +37,43 @@ func execCmd(c *cli.Context) error {
 	if err != nil {
 		return stage.Fail("%v", err)
 	}
-	if st.Status != Running || !alive(st.Pid, st.PidStart) {
+	if (st.Status != Running && st.Status != Created) || !alive(st.Pid, st.PidStart) {
 		return stage.Fail("container %s is not running: exec needs a running container; start a new one with `run -d`", st.Name)
+	}
+	specPath := rt.dirs.configPath(st.ID)
+	if p := c.String("process"); p != "" {
+		base, err := readSpec(specPath)
+		if err != nil {
+			return stage.Fail("%v", err)
+		}
+		ps, err := processSpec(base, p)
+		if err != nil {
+			return stage.Fail("exec --process: %v", err)
+		}
+		f, err := os.CreateTemp(rt.dirs.containerDir(st.ID), "exec-*.json")
+		if err != nil {
+			return err
+		}
+		f.Close()
+		defer os.Remove(f.Name())
+		if err := writeSpec(f.Name(), ps); err != nil {
+			return err
+		}
+		specPath, args = f.Name(), ps.Args
 	}
 	var dirs []string
 	for _, d := range st.CgroupPaths {
 		dirs = append(dirs, d)
 	}
-	helper := exec.Command("/proc/self/exe", append([]string{execArg, strconv.Itoa(st.Pid), rt.dirs.configPath(st.ID), strings.Join(dirs, ","), "--"}, args...)...)
+	mode := "attach"
+	if c.Bool("detach") {
+		mode = "detach"
+	}
+	helper := exec.Command("/proc/self/exe", append([]string{execArg, strconv.Itoa(st.Pid), specPath,
+		strings.Join(dirs, ","), mode, c.String("pid-file"), "--"}, args...)...)
 	helper.Args[0] = "workshop-exec"
 	helper.Stdout, helper.Stderr = os.Stdout, os.Stderr
-	if c.Bool("interactive") {
+	if c.Bool("interactive") || c.IsSet("process") {
 		helper.Stdin = os.Stdin
 	}
 	if err := helper.Start(); err != nil {
@@ -64,7 +93,8 @@ func execCmd(c *cli.Context) error {
 }
 
 // execInside runs in a fresh copy of the runtime: args are the container's
-// PID, its spec, its cgroup directories, "--", the command.
+// PID, its spec, its cgroup directories, attach or detach, a PID file (or
+// ""), "--", the command.
 //
 // Joining a mount namespace from Go needs care. setns(CLONE_NEWNS) refuses a
 // thread that shares its filesystem context (root, cwd, umask) with other
@@ -75,7 +105,7 @@ func execCmd(c *cli.Context) error {
 // command is forked from this same thread, and inherits them all.
 func execInside(args []string) int {
 	runtime.LockOSThread()
-	pid, specPath, cgroupDirs, argv := args[0], args[1], args[2], args[4:]
+	pid, specPath, cgroupDirs, mode, pidFile, argv := args[0], args[1], args[2], args[3], args[4], args[6:]
 	spec, err := readSpec(specPath)
 	if err != nil {
 		return execFail("reading the container's spec: %v", err)
@@ -89,6 +119,14 @@ func execInside(args []string) int {
 		}
 		if err := os.WriteFile(d+"/cgroup.procs", []byte(strconv.Itoa(os.Getpid())), 0o644); err != nil {
 			return execFail("joining the cgroup %s: %v", d, err)
+		}
+	}
+	// The PID file is the caller's path, on the host: open it while the
+	// host's filesystem is still in view.
+	var pidOut *os.File
+	if pidFile != "" {
+		if pidOut, err = os.OpenFile(pidFile, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o644); err != nil {
+			return execFail("--pid-file: %v", err)
 		}
 	}
 	// Open every namespace before joining any: once in the container's
@@ -142,6 +180,14 @@ func execInside(args []string) int {
 	if err != nil {
 		return execFail("%v", err)
 	}
+	for _, r := range spec.Rlimits {
+		if err := unix.Setrlimit(r.Type, &unix.Rlimit{Cur: r.Soft, Max: r.Hard}); err != nil {
+			return execFail("setrlimit %d: %v", r.Type, err)
+		}
+	}
+	if spec.Umask != nil {
+		unix.Umask(int(*spec.Umask))
+	}
 	if spec.NoNewPrivs {
 		if err := unix.Prctl(unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0); err != nil {
 			return execFail("no_new_privs: %v", err)
@@ -161,6 +207,18 @@ func execInside(args []string) int {
 	if err := cmd.Start(); err != nil {
 		fmt.Fprintf(os.Stderr, "%s: cannot run %s: %v\n", name, argv[0], err)
 		return exitNotExec
+	}
+	if pidOut != nil {
+		_, err := pidOut.WriteString(strconv.Itoa(cmd.Process.Pid))
+		pidOut.Close()
+		if err != nil {
+			return execFail("--pid-file: %v", err)
+		}
+	}
+	if mode == "detach" {
+		// The process lives on; its new parent is whoever reaps orphans
+		// here (containerd's shim is a subreaper, as it is for runc).
+		return 0
 	}
 	stop := stage.ForwardSignals(cmd.Process)
 	err = cmd.Wait()

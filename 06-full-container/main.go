@@ -72,14 +72,25 @@ func main() {
 			"command, it runs a short demonstration that checks what a container is.",
 		[]cli.Flag{
 			&cli.StringFlag{Name: "root", Usage: "keep images and container state under `DIR` (default /var/lib/workshop and /run/workshop)"},
+			// What containerd's shim passes to every OCI runtime.
+			&cli.StringFlag{Name: "log", Usage: "also write errors to `FILE` (OCI callers read it)"},
+			&cli.StringFlag{Name: "log-format", Value: "text", Usage: "text or json, for --log"},
+			&cli.BoolFlag{Name: "systemd-cgroup", Usage: "not supported: configure the caller for the cgroupfs driver"},
 		},
 		demo)
+	app.Before = func(c *cli.Context) error {
+		logFile, logJSON = c.String("log"), c.String("log-format") == "json"
+		if c.Bool("systemd-cgroup") {
+			return stage.Fail("--systemd-cgroup is not supported: use the cgroupfs driver (Docker: \"exec-opts\": [\"native.cgroupdriver=cgroupfs\"])")
+		}
+		return nil
+	}
 	app.UsageText = "sudo go run ./06-full-container [--root DIR] COMMAND [flags] [args]"
 	app.Commands = append(commands(), ociCommands()...)
 	for _, cmd := range app.Commands {
 		cmd.OnUsageError = stage.UsageError
 	}
-	stage.Main(app)
+	stage.MainWith(app, writeLog)
 }
 
 func commands() []*cli.Command {
@@ -106,8 +117,15 @@ func commands() []*cli.Command {
 			Action: runCmd,
 		},
 		{Name: "exec", Usage: "run a command inside a running container (setns)", ArgsUsage: "NAME -- CMD ARGS...",
-			Flags: []cli.Flag{&cli.BoolFlag{Name: "interactive", Aliases: []string{"i"}, Usage: "attach standard input"}}, Action: execCmd},
-		{Name: "ps", Usage: "list containers", Flags: []cli.Flag{&cli.BoolFlag{Name: "all", Aliases: []string{"a"}, Usage: "stopped ones too"}}, Action: psCmd},
+			Flags: []cli.Flag{&cli.BoolFlag{Name: "interactive", Aliases: []string{"i"}, Usage: "attach standard input"},
+				// The OCI callers' form: `exec --process process.json --detach --pid-file F ID`.
+				&cli.StringFlag{Name: "process", Usage: "OCI: run the process described in `FILE` (JSON) instead of CMD"},
+				&cli.BoolFlag{Name: "detach", Aliases: []string{"d"}, Usage: "return once the process runs"},
+				&cli.StringFlag{Name: "pid-file", Usage: "write the process's host PID to `FILE`"},
+			}, Action: execCmd},
+		{Name: "ps", Usage: "list containers; with an ID, the host PIDs of its processes", ArgsUsage: "[ID]", Flags: []cli.Flag{
+			&cli.BoolFlag{Name: "all", Aliases: []string{"a"}, Usage: "stopped ones too"},
+			&cli.StringFlag{Name: "format", Aliases: []string{"f"}, Value: "table", Usage: "table or json (json: as `runc ps` prints for `docker top`)"}}, Action: psCmd},
 		{Name: "logs", Usage: "print a detached container's output", ArgsUsage: "NAME", Action: logsCmd},
 		{Name: "stop", Usage: "SIGTERM, then SIGKILL after a timeout", ArgsUsage: "NAME",
 			Flags: []cli.Flag{&cli.IntFlag{Name: "time", Aliases: []string{"t"}, Value: 10, Usage: "`seconds` to wait before SIGKILL"}}, Action: stopCmd},

@@ -240,6 +240,29 @@ func psCmd(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
+	if c.Args().Len() == 1 {
+		// `ps ID`: the host PIDs of the container's processes, from its
+		// cgroup (what `docker top` asks an OCI runtime for).
+		st, err := rt.dirs.find(c.Args().First())
+		if err != nil {
+			return stage.Fail("%v", err)
+		}
+		pids := []int{}
+		if g, err := rt.cg.Open(st.Cgroup, allControllers...); err == nil {
+			if p, err := g.Procs(); err == nil {
+				pids = append(pids, p...)
+			}
+		}
+		if c.String("format") == "json" {
+			b, _ := json.Marshal(pids)
+			fmt.Println(string(b))
+			return nil
+		}
+		for _, p := range pids {
+			fmt.Println(p)
+		}
+		return nil
+	}
 	all, err := rt.dirs.all()
 	if err != nil {
 		return err

@@ -34,6 +34,9 @@ func ociCommands() []*cli.Command {
 				&cli.StringFlag{Name: "bundle", Aliases: []string{"b"}, Value: ".", Usage: "the bundle `DIR` (config.json and the root filesystem)"},
 				&cli.StringFlag{Name: "pid-file", Usage: "write the container process's PID to `FILE`"},
 				&cli.StringFlag{Name: "console-socket", Usage: "not supported (process.terminal must be false)"},
+				&cli.BoolFlag{Name: "no-pivot", Usage: "not supported: this runtime always uses pivot_root"},
+				&cli.BoolFlag{Name: "no-new-keyring", Usage: "accepted: this runtime never makes a session keyring"},
+				&cli.IntFlag{Name: "preserve-fds", Usage: "not supported (must be 0)"},
 			}, Action: createCmd},
 		{Name: "start", Usage: "OCI: run the program of a created container", ArgsUsage: "ID", Action: startCmd},
 		{Name: "state", Usage: "OCI: print a container's state as JSON", ArgsUsage: "ID", Action: stateCmd},
@@ -56,8 +59,13 @@ func createCmd(c *cli.Context) error {
 	if !idRE.MatchString(id) {
 		return stage.Fail("invalid container ID %q: use letters, digits, '_', '.', '+' and '-'", id)
 	}
-	if c.IsSet("console-socket") {
+	switch {
+	case c.IsSet("console-socket"):
 		return stage.Fail("--console-socket is not supported: set process.terminal to false in config.json")
+	case c.Bool("no-pivot"):
+		return stage.Fail("--no-pivot is not supported: this runtime always changes root with pivot_root")
+	case c.Int("preserve-fds") > 0:
+		return stage.Fail("--preserve-fds is not supported")
 	}
 	bundle, err := filepath.Abs(c.String("bundle"))
 	if err != nil {
@@ -687,4 +695,72 @@ func ociResources(l *specs.Linux) (*runOptions, error) {
 		o.pids = r.Pids.Limit
 	}
 	return o, nil
+}
+
+var (
+	logFile string
+	logJSON bool
+)
+
+// writeLog appends a failure to --log, where containerd's shim looks for
+// the reason a runtime command failed.
+func writeLog(err error) {
+	var st stage.ExitStatus
+	if logFile == "" || errors.As(err, &st) {
+		return
+	}
+	f, ferr := os.OpenFile(logFile, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if ferr != nil {
+		return
+	}
+	defer f.Close()
+	if logJSON {
+		b, _ := json.Marshal(map[string]string{"level": "error", "msg": err.Error(), "time": time.Now().UTC().Format(time.RFC3339Nano)})
+		fmt.Fprintf(f, "%s\n", b)
+		return
+	}
+	fmt.Fprintf(f, "%s error: %v\n", time.Now().UTC().Format(time.RFC3339), err)
+}
+
+// processSpec reads an OCI process.json (exec --process) into a copy of the
+// container's Spec: what to run, as whom, with which capabilities.
+func processSpec(base *Spec, path string) (*Spec, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	var p specs.Process
+	if err := json.Unmarshal(b, &p); err != nil {
+		return nil, fmt.Errorf("%s: %v", path, err)
+	}
+	if p.Terminal {
+		return nil, errors.New("process.terminal is not supported (it needs a console socket)")
+	}
+	if len(p.Args) == 0 {
+		return nil, errors.New("process.args is empty")
+	}
+	if p.ApparmorProfile != "" || p.SelinuxLabel != "" || p.Scheduler != nil || p.IOPriority != nil {
+		return nil, errors.New("process.apparmorProfile, selinuxLabel, scheduler and ioPriority are not supported")
+	}
+	s := *base
+	s.Args, s.Env, s.Cwd = p.Args, p.Env, p.Cwd
+	s.UID, s.GID, s.Umask = int(p.User.UID), int(p.User.GID), p.User.Umask
+	s.Groups = nil
+	for _, g := range p.User.AdditionalGids {
+		s.Groups = append(s.Groups, int(g))
+	}
+	s.NoNewPrivs = p.NoNewPrivileges
+	if c := p.Capabilities; c != nil {
+		s.Capabilities = c.Bounding
+		s.CapSets = &CapSets{Effective: c.Effective, Permitted: c.Permitted, Inheritable: c.Inheritable, Ambient: c.Ambient}
+	}
+	s.Rlimits = nil
+	for i, r := range p.Rlimits {
+		t, ok := rlimitTable[r.Type]
+		if !ok {
+			return nil, fmt.Errorf("process.rlimits[%d].type %q is not a Linux resource limit", i, r.Type)
+		}
+		s.Rlimits = append(s.Rlimits, Rlimit{Type: t, Soft: r.Soft, Hard: r.Hard})
+	}
+	return &s, nil
 }

@@ -299,3 +299,56 @@ func TestOCISpecRefusesToOverwrite(t *testing.T) {
 		t.Fatalf("config.json lacks ociVersion:\n%s", b)
 	}
 }
+
+// What containerd's shim does with an OCI runtime besides the five verbs:
+// --log (JSON) for errors, `ps --format json ID` for `docker top`, and
+// `exec --process FILE --detach --pid-file F ID` for `docker exec -d`.
+func TestOCICallersExtras(t *testing.T) {
+	setup(t)
+	dir := bundle(t, func(c *specs.Spec) { c.Process.Args = []string{"sleep", "100"} })
+	if _, r := create(t, dir, "shimmed"); r.Code != 0 {
+		t.Fatalf("create:\n%s", r)
+	}
+	defer ctr(t, opts{}, "delete", "--force", "shimmed")
+	ctr(t, opts{}, "start", "shimmed")
+	st := ociState(t, "shimmed")
+
+	logPath := filepath.Join(t.TempDir(), "log.json")
+	_, dup := create(t, dir, "shimmed") // fails: the ID is taken
+	r := ctr(t, opts{}, "--log", logPath, "--log-format", "json", "start", "shimmed")
+	if dup.Code == 0 || r.Code == 0 {
+		t.Fatalf("a second create and a second start must fail:\n%s\n%s", dup, r)
+	}
+	var entry map[string]string
+	b, _ := os.ReadFile(logPath)
+	if json.Unmarshal(b, &entry) != nil || entry["level"] != "error" || !strings.Contains(entry["msg"], "start needs a created container") {
+		t.Fatalf("--log --log-format json should hold the error as JSON: %q", b)
+	}
+	oneLine(t, ctr(t, opts{}, "--systemd-cgroup", "state", "shimmed"), "cgroupfs")
+
+	r = ctr(t, opts{}, "ps", "--format", "json", "shimmed")
+	var pids []int
+	if json.Unmarshal([]byte(r.Stdout), &pids) != nil || len(pids) != 1 || pids[0] != st.Pid {
+		t.Fatalf("ps --format json should list the container's one process (%d):\n%s", st.Pid, r)
+	}
+
+	proc := filepath.Join(t.TempDir(), "process.json")
+	os.WriteFile(proc, []byte(`{"user":{"uid":0,"gid":0},"args":["sh","-c","echo exec PID $$ on $(hostname)"],"env":["PATH=/bin"],"cwd":"/"}`), 0o644)
+	r = ctr(t, opts{}, "exec", "--process", proc, "shimmed")
+	if r.Code != 0 || !regexp.MustCompile(`^exec PID \d+ on workshop\n$`).MatchString(r.Stdout) {
+		t.Fatalf("exec --process:\n%s", r)
+	}
+	os.WriteFile(proc, []byte(`{"user":{"uid":0,"gid":0},"args":["sleep","50"],"env":["PATH=/bin"],"cwd":"/"}`), 0o644)
+	pidFile := filepath.Join(t.TempDir(), "exec.pid")
+	// (Not through ctr: the detached process keeps its stdio, and a pipe
+	// would make the caller wait for it.)
+	detached := exec.Command(testkit.Stage(t, "06-full-container"), "--root", sharedRoot(t), "exec", "--process", proc, "--detach", "--pid-file", pidFile, "shimmed")
+	start := time.Now()
+	if err := detached.Run(); err != nil || time.Since(start) > 5*time.Second {
+		t.Fatalf("exec --detach should return at once: %v after %v", err, time.Since(start))
+	}
+	b, _ = os.ReadFile(pidFile)
+	if r = ctr(t, opts{}, "ps", "--format", "json", "shimmed"); !strings.Contains(r.Stdout, string(b)) || len(b) == 0 {
+		t.Fatalf("the detached exec's PID %q should be one of the container's: %s", b, r.Stdout)
+	}
+}

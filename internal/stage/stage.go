@@ -71,6 +71,12 @@ func (e ExitStatus) Error() string { return fmt.Sprintf("exit status %d", int(e)
 // Main runs the app and exits. An error becomes one line on stderr, prefixed
 // by the stage's name, and exit status 1 (or the status it carries).
 func Main(app *cli.App) {
+	MainWith(app, nil)
+}
+
+// MainWith is Main with a hook that sees the error before it is reported
+// (stage 06 also writes it to the log file its OCI callers read).
+func MainWith(app *cli.App, onError func(error)) {
 	// A learner piping a stage into `head` closes the pipe early. Without
 	// this, the next write would kill the stage with SIGPIPE before it
 	// cleans up (mounts, cgroups); handled, the write just fails. (Notify,
@@ -78,6 +84,9 @@ func Main(app *cli.App) {
 	// stages exec.)
 	signal.Notify(make(chan os.Signal, 1), unix.SIGPIPE)
 	err := app.Run(os.Args)
+	if err != nil && onError != nil {
+		onError(err)
+	}
 	os.Exit(report(app.Name, err))
 }
 
