@@ -2,13 +2,18 @@ package vmtest
 
 import (
 	"context"
+	"crypto/sha256"
 	"fmt"
 	"io"
 	"os"
 	"os/exec"
+	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // VM is one boot of the guest.
@@ -78,12 +83,13 @@ func (vm VM) Run(ctx context.Context) (timedOut bool, err error) {
 	return false, nil
 }
 
-// ChooseAccel picks KVM when WORKSHOP_VM_ACCEL=kvm, else TCG (QEMU's own
-// CPU emulation, slower but available everywhere). KVM is not the default
-// even where /dev/kvm exists: nested KVM is often there but broken (this
-// project's CI machine has a /dev/kvm on which guests hang at boot), and a
-// guest that hangs costs the whole timeout.
-func ChooseAccel(a Arch) (accel, why string) {
+// ChooseAccel picks QEMU's accelerator: WORKSHOP_VM_ACCEL=kvm or tcg
+// decides; otherwise KVM when /dev/kvm is usable and a probe boot on it
+// works, else TCG (QEMU's own CPU emulation: slower, available everywhere).
+// The probe matters: nested KVM is often there but broken (on this
+// project's CI machine a guest on /dev/kvm hangs at boot), and a hang would
+// cost the whole timeout. Its verdict is cached per host kernel and QEMU.
+func ChooseAccel(a Arch, kernel, busybox string) (accel, why string) {
 	switch v := os.Getenv("WORKSHOP_VM_ACCEL"); v {
 	case "kvm", "tcg":
 		return v, "WORKSHOP_VM_ACCEL=" + v
@@ -91,25 +97,80 @@ func ChooseAccel(a Arch) (accel, why string) {
 	default:
 		return "tcg", fmt.Sprintf("WORKSHOP_VM_ACCEL=%q is not kvm or tcg", v)
 	}
-	if a.GOARCH != hostGOARCH() {
-		return "tcg", "a foreign architecture is always emulated"
+	if a.GOARCH != runtime.GOARCH {
+		return "tcg", "another architecture is always emulated"
 	}
-	if _, err := os.Stat("/dev/kvm"); err != nil {
-		return "tcg", "no /dev/kvm"
+	f, err := os.OpenFile("/dev/kvm", os.O_RDWR, 0)
+	if err != nil {
+		return "tcg", "no usable /dev/kvm"
 	}
-	return "tcg", "/dev/kvm exists but KVM is opt-in (WORKSHOP_VM_ACCEL=kvm): nested KVM often hangs"
+	f.Close()
+	var uts unix.Utsname
+	unix.Uname(&uts)
+	qemu, _ := exec.LookPath(a.QEMU)
+	fi, _ := os.Stat(qemu)
+	key := fmt.Sprintf("%s %s %d %d %s", unix.ByteSliceToString(uts.Release[:]), qemu, fiSize(fi), fiTime(fi), kernel)
+	sum := sha256.Sum256([]byte(key))
+	verdictFile := filepath.Join(CacheDir(), fmt.Sprintf("kvm-probe-%x", sum[:8]))
+	if b, err := os.ReadFile(verdictFile); err == nil {
+		v := strings.TrimSpace(string(b))
+		if v == "ok" {
+			return "kvm", "/dev/kvm works (probed earlier)"
+		}
+		return "tcg", "/dev/kvm exists but a probe boot failed earlier: " + v + " (WORKSHOP_VM_ACCEL=kvm forces it)"
+	}
+	verdict := probeKVM(a, kernel, busybox)
+	os.MkdirAll(CacheDir(), 0o755)
+	os.WriteFile(verdictFile, []byte(verdict+"\n"), 0o644)
+	if verdict == "ok" {
+		return "kvm", "/dev/kvm works (probe boot)"
+	}
+	return "tcg", "/dev/kvm exists but a probe boot failed: " + verdict + " (WORKSHOP_VM_ACCEL=kvm forces it)"
 }
 
-func hostGOARCH() string {
-	out, err := exec.Command("uname", "-m").Output()
+func fiSize(fi os.FileInfo) int64 {
+	if fi == nil {
+		return 0
+	}
+	return fi.Size()
+}
+
+func fiTime(fi os.FileInfo) int64 {
+	if fi == nil {
+		return 0
+	}
+	return fi.ModTime().Unix()
+}
+
+// probeKVM boots the kernel on KVM with an initramfs that only says hello
+// and powers off; "ok" or what went wrong.
+func probeKVM(a Arch, kernel, busybox string) string {
+	dir, err := os.MkdirTemp("", "workshop-kvm-probe-")
 	if err != nil {
-		return ""
+		return err.Error()
 	}
-	switch strings.TrimSpace(string(out)) {
-	case "x86_64":
-		return "amd64"
-	case "aarch64":
-		return "arm64"
+	defer os.RemoveAll(dir)
+	ramfs := NewInitramfs()
+	ramfs.HostFile("bin/busybox", busybox)
+	ramfs.File("init", 0o755, []byte("#!/bin/busybox sh\n/bin/busybox echo vmtest-kvm-ok\n/bin/busybox poweroff -f\n"))
+	initrd := filepath.Join(dir, "probe.gz")
+	if err := ramfs.WriteFile(initrd); err != nil {
+		return err.Error()
 	}
-	return ""
+	var out strings.Builder
+	vm := VM{Arch: a, Kernel: kernel, Initrd: initrd, Memory: 256, CPUs: 1, Accel: "kvm", Timeout: 20 * time.Second, Console: &out}
+	timedOut, err := vm.Run(context.Background())
+	switch {
+	case strings.Contains(out.String(), "vmtest-kvm-ok"):
+		return "ok"
+	case timedOut:
+		return "the guest hung for 20 s"
+	case err != nil:
+		msg := strings.TrimSpace(out.String())
+		if i := strings.LastIndex(msg, "\n"); i >= 0 {
+			msg = msg[i+1:]
+		}
+		return fmt.Sprintf("%v: %s", err, msg)
+	}
+	return "the guest never said hello"
 }

@@ -108,7 +108,7 @@ func runGuest(t *testing.T, arch Arch, timeout time.Duration) {
 	t.Logf("built %d test binaries and %d programs, initramfs %d MiB (%d MiB unpacked) in %s",
 		len(plan.Packages), len(plan.Stages), fi.Size()>>20, ramfs.Size()>>20, built.Round(time.Second))
 
-	accel, why := ChooseAccel(arch)
+	accel, why := ChooseAccel(arch, kernel.Image, busybox)
 	var console bytes.Buffer
 	logPath := filepath.Join(os.TempDir(), "workshop-vmtest-"+arch.Deb+".log")
 	logFile, err := os.Create(logPath)
