@@ -109,6 +109,7 @@ func work() {
 	tour(plan)
 	quirk(plan)
 	leaks(before, err)
+	kernelLog()
 	fmt.Println(vmtest.MarkDone)
 }
 
@@ -374,6 +375,30 @@ func leaks(before testkit.HostState, snapErr error) {
 		}
 		return "left behind after every suite ran:\n" + strings.Join(diff, "\n")
 	})
+}
+
+// kernelLog prints the kernel's warnings and errors of the whole run
+// (overlayfs naming an option it refuses, an OOM kill, a WARN_ON) into the
+// console log, outside any suite: loglevel=1 kept them off the console while
+// the tests ran, and they are what explains an EINVAL.
+func kernelLog() {
+	out, err := exec.Command("dmesg", "-r").Output()
+	if err != nil {
+		fmt.Printf("guestinit: dmesg: %v\n", err)
+		return
+	}
+	fmt.Println("guestinit: the kernel's warnings and errors during the run (dmesg):")
+	for _, l := range strings.Split(string(out), "\n") {
+		// "<N>" or "<facility*8+N>": keep levels 0 (emergency) to 4 (warning).
+		if len(l) > 3 && l[0] == '<' {
+			if end := strings.IndexByte(l, '>'); end > 0 {
+				var n int
+				if _, err := fmt.Sscanf(l[1:end], "%d", &n); err == nil && n%8 <= 4 {
+					fmt.Printf("    dmesg | %s\n", l[end+1:])
+				}
+			}
+		}
+	}
 }
 
 func runStage(name, timeout string) (string, int) {
