@@ -133,6 +133,31 @@ func (r *Report) Problems() []string {
 	return out
 }
 
+// Summary formats one line per suite: how many tests passed, failed,
+// skipped, and the suite's time in the guest.
+func (r *Report) Summary() string {
+	var b strings.Builder
+	w := len("package")
+	for _, s := range r.Suites {
+		if len(s.Rel) > w {
+			w = len(s.Rel)
+		}
+	}
+	fmt.Fprintf(&b, "%-*s  %5s %5s %5s %9s\n", w, "package", "pass", "fail", "skip", "time")
+	for _, s := range r.Suites {
+		n := map[string]int{}
+		for _, t := range s.Tests {
+			n[t.Verdict]++
+		}
+		verdict := fmt.Sprintf("%8.1fs", s.Seconds)
+		if !s.Complete {
+			verdict = "  did not finish"
+		}
+		fmt.Fprintf(&b, "%-*s  %5d %5d %5d %s\n", w, s.Rel, n["PASS"], n["FAIL"], n["SKIP"], verdict)
+	}
+	return b.String()
+}
+
 // Table formats every test's result, one per line, for the host's log.
 func (r *Report) Table() string {
 	var b strings.Builder

@@ -88,6 +88,13 @@ func TestParseBlamesASuiteThatExitedWithoutAFailingTest(t *testing.T) {
 	}
 }
 
+func TestSummaryCountsEachSuite(t *testing.T) {
+	sum := Parse(strings.NewReader(console)).Summary()
+	if !strings.Contains(sum, "03-cgroups-cpu      2     2     1     11.2s") {
+		t.Errorf("summary:\n%s", sum)
+	}
+}
+
 func TestTableListsEveryTestAndCountsSkipsApart(t *testing.T) {
 	table := Parse(strings.NewReader(console)).Table()
 	for _, want := range []string{

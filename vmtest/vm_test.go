@@ -128,7 +128,7 @@ func runGuest(t *testing.T, arch Arch, timeout time.Duration) {
 
 	rep := Parse(bytes.NewReader(console.Bytes()))
 	report(t, rep)
-	table := rep.Table()
+	table := rep.Summary() + "\n" + rep.Table()
 	table += fmt.Sprintf("timing: build+pack %s, guest %s (%s, %s), total %s\n",
 		built.Round(time.Second), guest.Round(time.Second), arch.Deb, accel, time.Since(start).Round(time.Second))
 	tablePath := filepath.Join(os.TempDir(), "workshop-vmtest-"+arch.Deb+".results")
