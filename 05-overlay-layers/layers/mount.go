@@ -93,7 +93,12 @@ func HasLowerdirPlus() bool {
 			return
 		}
 		defer unix.Close(fd)
-		lowerdirPlus = unix.FsconfigSetString(fd, "lowerdir+", "/") == nil
+		// Before overlayfs moved to the new mount API (Linux 6.5), its
+		// context is a "legacy" one that accepts ANY key and only fails at
+		// create time. So a key that cannot exist must be refused too, or
+		// the kernel is not really parsing keys and has no lowerdir+.
+		lowerdirPlus = unix.FsconfigSetString(fd, "lowerdir+", "/") == nil &&
+			unix.FsconfigSetString(fd, "x-workshop-no-such-option", "1") != nil
 	})
 	return lowerdirPlus
 }
