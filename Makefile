@@ -31,6 +31,10 @@ doctor:
 	$(GO) build -o $(BIN)/ ./cmd/doctor
 	$(ROOTRUN) $(BIN)/doctor
 
+## bench: time run and exec against unshare (and runc, crun, bwrap when installed); the waiting process's memory
+bench: build
+	$(ROOTRUN) $(BIN)/bench --bin $(BIN)/06-full-container $(if $(RUNS),--runs $(RUNS))
+
 ## test: go vet, then every test on the real kernel (packages one at a time)
 test: vet
 	$(GO) test -p 1 -count=1 -timeout 12m $(if $(SUDO),-exec '$(ROOTRUN)') ./...

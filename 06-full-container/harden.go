@@ -68,7 +68,8 @@ func lastCap() uintptr {
 // process gets at exec, so this is what really takes CAP_SYS_ADMIN away. It
 // needs CAP_SETPCAP, so it comes before any change of user.
 func dropBounding(keep uint64) error {
-	for c := uintptr(0); c <= lastCap(); c++ {
+	last := lastCap()
+	for c := uintptr(0); c <= last; c++ {
 		if keep&(1<<c) != 0 {
 			continue
 		}

@@ -136,28 +136,27 @@ func containerInit(specPath string) {
 	}
 
 	n.Step("Harden, as Docker does by default")
-	masked := 0
+	var masked, readonly []string
 	for _, p := range spec.MaskedPaths {
 		ok, err := maskPath(p)
 		if err != nil {
 			initFail("masking %s: %v", p, err)
 		}
 		if ok {
-			masked++
+			masked = append(masked, p)
 		}
 	}
-	n.Call("mount /dev/null (files) or an empty read-only tmpfs (directories) over %d paths: %s ...", masked, strings.Join(first(spec.MaskedPaths, 3), ", "))
-	readonly := 0
+	n.Call("mount /dev/null (files) or an empty read-only tmpfs (directories) over %d paths: %s", len(masked), strings.Join(masked, ", "))
 	for _, p := range spec.ReadonlyPaths {
 		ok, err := readonlyPath(p)
 		if err != nil {
 			initFail("making %s read-only: %v", p, err)
 		}
 		if ok {
-			readonly++
+			readonly = append(readonly, p)
 		}
 	}
-	n.Call("bind-mount read-only %d paths: %s", readonly, strings.Join(spec.ReadonlyPaths, ", "))
+	n.Call("bind-mount read-only %d paths: %s", len(readonly), strings.Join(readonly, ", "))
 	if spec.Readonly {
 		n.Call(`mount("", "/", "", MS_BIND | MS_REMOUNT | MS_RDONLY, "")`)
 		if err := unix.Mount("", "/", "", unix.MS_BIND|unix.MS_REMOUNT|unix.MS_RDONLY, ""); err != nil {
@@ -477,13 +476,6 @@ func has(list []string, s string) bool {
 		}
 	}
 	return false
-}
-
-func first(list []string, k int) []string {
-	if len(list) < k {
-		return list
-	}
-	return list[:k]
 }
 
 func propagationName(p uintptr) string {

@@ -578,12 +578,31 @@ func (rt *Runtime) start(ctr *Container, stdio []*os.File, attached bool) (*exec
 			runtime.UnlockOSThread()
 		}
 	}
+	// On a pure cgroup v2 host clone3(CLONE_INTO_CGROUP) starts the process
+	// inside its cgroup: no window outside it, and no write to cgroup.procs
+	// (which waits for the kernel's RCU grace period: milliseconds).
+	intoCgroup := false
+	if ctr.Group != nil {
+		if dirs := ctr.Group.Dirs(); len(dirs) == 1 && isCgroup2(dirs[0]) {
+			if fd, err := unix.Open(dirs[0], unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0); err == nil {
+				defer unix.Close(fd)
+				cmd.SysProcAttr.UseCgroupFD, cmd.SysProcAttr.CgroupFD = true, fd
+				intoCgroup = true
+			}
+		}
+	}
 	link, err := stage.LinkTo(cmd)
 	if err != nil {
 		unlock()
 		return nil, nil, err
 	}
-	if err := cmd.Start(); err != nil {
+	err = cmd.Start()
+	if err != nil && intoCgroup {
+		// A kernel before 5.7 has no CLONE_INTO_CGROUP: move it afterwards.
+		cmd.SysProcAttr.UseCgroupFD, intoCgroup = false, false
+		err = cmd.Start()
+	}
+	if err != nil {
 		unlock()
 		link.Close()
 		return nil, nil, stage.Fail("cannot start the container: %v", err)
@@ -594,7 +613,9 @@ func (rt *Runtime) start(ctr *Container, stdio []*os.File, attached bool) (*exec
 		st.Monitor, st.MonitorStart = os.Getpid(), startTime(os.Getpid())
 	}
 	n.Say("the container's PID 1 is PID %d on the host", st.Pid)
-	if ctr.Group != nil {
+	if intoCgroup {
+		n.Call("clone3(..., CLONE_INTO_CGROUP, %s)   # born inside its cgroup", ctr.Group.Dirs()[0])
+	} else if ctr.Group != nil {
 		n.Call("echo %d > cgroup.procs   # in %s", st.Pid, strings.Join(ctr.Group.Dirs(), ", "))
 		if err := ctr.Group.Add(st.Pid); err != nil {
 			_ = cmd.Process.Kill()
@@ -684,6 +705,12 @@ func forwardSignals(p *os.Process) func() {
 		}
 	}()
 	return func() { signal.Stop(ch); close(done) }
+}
+
+// isCgroup2 tells a cgroup v2 directory by its filesystem's magic number.
+func isCgroup2(dir string) bool {
+	var fs unix.Statfs_t
+	return unix.Statfs(dir, &fs) == nil && fs.Type == unix.CGROUP2_SUPER_MAGIC
 }
 
 func short(digest string) string {

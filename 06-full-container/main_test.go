@@ -166,12 +166,20 @@ func TestVolumesBindAndReadOnly(t *testing.T) {
 
 func TestHardeningStopsMountAndSysrq(t *testing.T) {
 	setup(t)
+	// Each check proves itself against the host first: the files exist and
+	// are readable or writable there, so only the hardening can stop them.
+	for _, p := range []string{"/proc/timer_list", "/proc/keys", "/sys/firmware", "/proc/sys/kernel/domainname"} {
+		if _, err := os.Stat(p); err != nil {
+			t.Fatalf("%s is missing on this host: the check below would prove nothing", p)
+		}
+	}
 	r := ctr(t, opts{}, "run", "--", "sh", "-c",
 		"mkdir -p /mnt; mount -t tmpfs none /mnt 2>/dev/null && echo MOUNTED; "+
-			"echo h 2>/dev/null > /proc/sysrq-trigger && echo SYSRQ; "+
-			"cat /proc/kcore 2>/dev/null | wc -c; grep CapBnd /proc/self/status")
-	if r.Code != 0 || strings.Contains(r.Stdout, "MOUNTED") || strings.Contains(r.Stdout, "SYSRQ") {
-		t.Fatalf("mount or sysrq-trigger worked inside:\n%s", r)
+			"if [ -e /proc/sysrq-trigger ]; then echo h 2>/dev/null > /proc/sysrq-trigger && echo SYSRQ; fi; "+
+			"echo x 2>/dev/null > /proc/sys/kernel/domainname && echo PROCSYS; "+
+			"cat /proc/timer_list /proc/keys | wc -c; ls /sys/firmware | wc -l; grep CapBnd /proc/self/status")
+	if r.Code != 0 || strings.Contains(r.Stdout, "MOUNTED") || strings.Contains(r.Stdout, "SYSRQ") || strings.Contains(r.Stdout, "PROCSYS") {
+		t.Fatalf("mount, sysrq-trigger or /proc/sys worked inside:\n%s", r)
 	}
 	// Docker's 14 capabilities, and no CAP_SYS_ADMIN (bit 21).
 	m := regexp.MustCompile(`CapBnd:\s+([0-9a-f]+)`).FindStringSubmatch(r.Stdout)
@@ -182,8 +190,12 @@ func TestHardeningStopsMountAndSysrq(t *testing.T) {
 	if bnd != 0xa80425fb || bnd&(1<<21) != 0 {
 		t.Fatalf("bounding set %x, want Docker's default a80425fb", bnd)
 	}
-	if !strings.HasPrefix(r.Stdout, "0\n") {
-		t.Fatalf("/proc/kcore is not masked:\n%s", r)
+	if !strings.HasPrefix(r.Stdout, "0\n0\n") {
+		t.Fatalf("/proc/timer_list, /proc/keys and /sys/firmware should be masked (empty):\n%s", r)
+	}
+	// The same reads on the host are not empty: the masking did it.
+	if b, _ := os.ReadFile("/proc/timer_list"); len(b) == 0 {
+		t.Fatal("/proc/timer_list is empty on the host too")
 	}
 	r = ctr(t, opts{}, "run", "--", "grep", "NoNewPrivs", "/proc/self/status")
 	if !strings.Contains(r.Stdout, "1") {
