@@ -1,7 +1,9 @@
 // Command bench measures stage 06's runtime against the issue's targets:
 // how long `run -- /bin/true` takes from start to exit, beside `unshare ...
 // chroot` on the same root filesystem (and runc, crun and bwrap when they
-// are installed); how long `exec` takes; how much memory the runtime
+// are installed); how long the OCI lifecycle takes (create, start, wait
+// for the exit, delete: what containerd's shim does for `docker run`),
+// beside runc and crun; how long `exec` takes; how much memory the runtime
 // process that waits for a container keeps resident.
 //
 //	make build && sudo bin/bench --bin bin/06-full-container --runs 50
@@ -26,6 +28,8 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // The issue's targets.
@@ -66,8 +70,12 @@ type bench struct {
 	root   string // the runtime's --root
 	rootfs string // the default image's root, exported for the others
 	names  []string
+	oci    []ociContainer  // OCI containers created and not yet deleted
 	before map[string]bool // cgroups named workshop/* before we started
 }
+
+// ociContainer is one container made by an OCI runtime's create.
+type ociContainer struct{ runtime, state, id string }
 
 func newBench(bin string, runs int) (*bench, error) {
 	if os.Geteuid() != 0 {
@@ -143,6 +151,8 @@ type contender struct {
 	label string
 	dir   string
 	argv  func(i int) []string
+	// cycle, instead of argv: a sequence of commands, timed as a whole.
+	cycle func(i int) (time.Duration, error)
 	times []time.Duration
 }
 
@@ -194,6 +204,44 @@ func (b *bench) run() ([]verdict, error) {
 		}
 		contenders = append(contenders, c)
 	}
+
+	// The OCI lifecycle, as containerd's shim drives it for `docker run`:
+	// create (the process waits), start, wait for its exit, delete. The
+	// shim is the containers' subreaper, so it is told of the exit by
+	// wait4, not by polling `state`; so are we.
+	if err := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); err != nil {
+		return nil, fmt.Errorf("prctl(PR_SET_CHILD_SUBREAPER): %v", err)
+	}
+	oursBundle, err := b.ociBundle("06-full-container", exec.Command(b.bin, "spec", "--bundle", "."))
+	if err != nil {
+		return nil, err
+	}
+	oursCycle := &contender{label: "create+start+delete /bin/true: 06-full-container", cycle: func(i int) (time.Duration, error) {
+		return b.lifecycle(b.bin, b.root, oursBundle, fmt.Sprintf("bench-oci-%d", i))
+	}}
+	contenders = append(contenders, oursCycle)
+	var runcCycle *contender
+	for _, tool := range []string{"runc", "crun"} {
+		c := &contender{label: "create+start+delete /bin/true: " + tool}
+		path, err := exec.LookPath(tool)
+		bundle := filepath.Join(b.tmp, tool+"-bundle")
+		switch {
+		case err != nil:
+			skipped[c.label] = "skipped: " + tool + " is not installed"
+		case skipped["run /bin/true: "+tool] != "":
+			skipped[c.label] = skipped["run /bin/true: "+tool]
+		default:
+			state := filepath.Join(b.tmp, tool+"-oci-state")
+			c.cycle = func(i int) (time.Duration, error) {
+				return b.lifecycle(path, state, bundle, fmt.Sprintf("bench-oci-%s-%d", tool, i))
+			}
+			if tool == "runc" {
+				runcCycle = c
+			}
+		}
+		contenders = append(contenders, c)
+	}
+
 	contenders = append(contenders, &contender{label: "exec /bin/true into a running one", argv: func(int) []string {
 		return []string{b.bin, "--root", b.root, "exec", name, "--", "/bin/true"}
 	}})
@@ -204,10 +252,16 @@ func (b *bench) run() ([]verdict, error) {
 			if interrupted.Load() {
 				return nil, errInterrupted
 			}
-			if c.argv == nil {
+			var d time.Duration
+			var err error
+			switch {
+			case c.cycle != nil:
+				d, err = c.cycle(i)
+			case c.argv != nil:
+				d, err = timed(c.dir, c.argv(i)...)
+			default:
 				continue
 			}
-			d, err := timed(c.dir, c.argv(i)...)
 			if err != nil {
 				return nil, err
 			}
@@ -246,6 +300,12 @@ func (b *bench) run() ([]verdict, error) {
 		verdicts = append(verdicts, fasterBy("run >= 3x faster than runc", ours, median(runc.times), minFasterRunc))
 	} else {
 		verdicts = append(verdicts, verdict{target: "run >= 3x faster than runc", skip: "runc is not installed"})
+	}
+	const cycleTarget = "create+start+delete >= 3x faster than runc"
+	if runcCycle != nil {
+		verdicts = append(verdicts, fasterBy(cycleTarget, median(oursCycle.times), median(runcCycle.times), minFasterRunc))
+	} else {
+		verdicts = append(verdicts, verdict{target: cycleTarget, skip: "runc is not installed"})
 	}
 	verdicts = append(verdicts,
 		below("monitor VmRSS < 10 MB (detached)", monitorKB, maxMonitorKB),
@@ -308,15 +368,27 @@ func (b *bench) prepare(tool string) (*contender, string) {
 	}
 	// runc and crun: an OCI bundle whose config.json is their own default
 	// (`spec`), pointed at our root, running /bin/true without a terminal.
-	bundle := filepath.Join(b.tmp, tool+"-bundle")
-	state := filepath.Join(b.tmp, tool+"-state")
-	if err := os.MkdirAll(bundle, 0o755); err != nil {
+	bundle, err := b.ociBundle(tool, exec.Command(path, "spec"))
+	if err != nil {
 		return nil, "skipped: " + err.Error()
 	}
-	spec := exec.Command(path, "spec")
+	state := filepath.Join(b.tmp, tool+"-state")
+	return &contender{label: label, dir: bundle, argv: func(i int) []string {
+		return []string{path, "--root", state, "run", "--bundle", bundle, fmt.Sprintf("bench-%s-%d", tool, i)}
+	}}, ""
+}
+
+// ociBundle makes an OCI bundle in tmp/TOOL-bundle: the config.json that
+// spec (the tool's own `spec` command, run in the bundle) writes, pointed
+// at our exported root and running /bin/true without a terminal.
+func (b *bench) ociBundle(tool string, spec *exec.Cmd) (string, error) {
+	bundle := filepath.Join(b.tmp, tool+"-bundle")
+	if err := os.MkdirAll(bundle, 0o755); err != nil {
+		return "", err
+	}
 	spec.Dir = bundle
 	if out, err := spec.CombinedOutput(); err != nil {
-		return nil, fmt.Sprintf("skipped: %s spec: %v: %s", tool, err, strings.TrimSpace(string(out)))
+		return "", fmt.Errorf("%s spec: %v: %s", tool, err, strings.TrimSpace(string(out)))
 	}
 	cfgPath := filepath.Join(bundle, "config.json")
 	raw, err := os.ReadFile(cfgPath)
@@ -325,11 +397,11 @@ func (b *bench) prepare(tool string) (*contender, string) {
 		err = json.Unmarshal(raw, &cfg)
 	}
 	if err != nil {
-		return nil, "skipped: reading " + tool + "'s config.json: " + err.Error()
+		return "", fmt.Errorf("reading %s's config.json: %v", tool, err)
 	}
 	process, _ := cfg["process"].(map[string]any)
 	if process == nil {
-		return nil, "skipped: " + tool + "'s config.json has no process"
+		return "", fmt.Errorf("%s's config.json has no process", tool)
 	}
 	process["terminal"] = false
 	process["args"] = []string{"/bin/true"}
@@ -338,11 +410,61 @@ func (b *bench) prepare(tool string) (*contender, string) {
 		err = os.WriteFile(cfgPath, raw, 0o644)
 	}
 	if err != nil {
-		return nil, "skipped: writing " + tool + "'s config.json: " + err.Error()
+		return "", fmt.Errorf("writing %s's config.json: %v", tool, err)
 	}
-	return &contender{label: label, dir: bundle, argv: func(i int) []string {
-		return []string{path, "--root", state, "run", "--bundle", bundle, fmt.Sprintf("bench-%s-%d", tool, i)}
-	}}, ""
+	return bundle, nil
+}
+
+// lifecycle runs /bin/true through an OCI runtime's verbs, as containerd's
+// shim does: `create --bundle B --pid-file F ID` (the process waits),
+// `start ID`, wait4 for the process's exit (we are its subreaper, as the
+// shim is), `delete -f ID`. It returns how long all that took.
+func (b *bench) lifecycle(runtime, state, bundle, id string) (time.Duration, error) {
+	pidFile := filepath.Join(b.tmp, "oci.pid")
+	// The container's output goes to a file: a pipe would stay open as
+	// long as the container runs, and create must return before that.
+	out, err := os.Create(filepath.Join(b.tmp, "oci.out"))
+	if err != nil {
+		return 0, err
+	}
+	defer out.Close()
+	verb := func(args ...string) error {
+		cmd := exec.Command(runtime, append([]string{"--root", state}, args...)...)
+		cmd.Stdout, cmd.Stderr = out, out
+		if err := cmd.Run(); err != nil {
+			msg, _ := os.ReadFile(out.Name())
+			return fmt.Errorf("%s %s: %v: %s", filepath.Base(runtime), strings.Join(args, " "), err, strings.TrimSpace(string(msg)))
+		}
+		return nil
+	}
+	_ = os.Remove(pidFile)
+	c := ociContainer{runtime: runtime, state: state, id: id}
+	b.oci = append(b.oci, c)
+	start := time.Now()
+	if err := verb("create", "--bundle", bundle, "--pid-file", pidFile, id); err != nil {
+		return 0, err
+	}
+	raw, err := os.ReadFile(pidFile)
+	pid, perr := strconv.Atoi(strings.TrimSpace(string(raw)))
+	if err != nil || perr != nil || pid <= 0 {
+		return 0, fmt.Errorf("%s create: no PID in --pid-file (%q)", filepath.Base(runtime), raw)
+	}
+	if err := verb("start", id); err != nil {
+		return 0, err
+	}
+	var ws unix.WaitStatus
+	if _, err := unix.Wait4(pid, &ws, 0, nil); err != nil {
+		return 0, fmt.Errorf("%s: waiting for the container's process %d: %v", filepath.Base(runtime), pid, err)
+	}
+	if !ws.Exited() || ws.ExitStatus() != 0 {
+		return 0, fmt.Errorf("%s: /bin/true in the container did not exit 0 (wait status %#x)", filepath.Base(runtime), uint32(ws))
+	}
+	if err := verb("delete", "-f", id); err != nil {
+		return 0, err
+	}
+	d := time.Since(start)
+	b.oci = b.oci[:len(b.oci)-1]
+	return d, nil
 }
 
 // foregroundRSS runs a container in the foreground and weighs the `run`
@@ -432,6 +554,14 @@ func (b *bench) cleanup() {
 		_, _ = b.rt("rm", "-f", n)
 	}
 	b.names = nil
+	for _, c := range b.oci {
+		cmd := exec.Command(c.runtime, "--root", c.state, "delete", "-f", c.id)
+		if out, err := cmd.CombinedOutput(); err != nil {
+			b.say("%s delete -f %s: %v: %s", filepath.Base(c.runtime), c.id, err, strings.TrimSpace(string(out)))
+		}
+	}
+	b.oci = nil
+	reapOrphans()
 	if ents, _ := os.ReadDir(filepath.Join(b.root, "containers")); len(ents) > 0 {
 		for _, e := range ents {
 			if e.IsDir() {
@@ -449,6 +579,17 @@ func (b *bench) cleanup() {
 		// another runtime's (tests, a learner), not ours, which all ended.
 		if procs, err := os.ReadFile(filepath.Join(g, "cgroup.procs")); err == nil && len(bytes.TrimSpace(procs)) == 0 && !b.before[g] {
 			b.say("left behind: cgroup %s", g)
+		}
+	}
+}
+
+// reapOrphans collects the exit status of any container process left to
+// us as their subreaper (after a failed lifecycle), so none stays a zombie.
+func reapOrphans() {
+	for {
+		var ws unix.WaitStatus
+		if pid, err := unix.Wait4(-1, &ws, unix.WNOHANG, nil); pid <= 0 || err != nil {
+			return
 		}
 	}
 }
