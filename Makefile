@@ -6,6 +6,7 @@ SUDO    := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 ROOTRUN := $(if $(SUDO),sudo env PATH="$(PATH)" WORKSHOP_STRICT=$(WORKSHOP_STRICT) NO_COLOR=$(NO_COLOR))
 STAGES  := $(sort $(patsubst %/main.go,%,$(wildcard [0-9][0-9]-*/main.go)))
 BIN     := bin
+PKGS    ?= ./...
 
 .PHONY: all build tour test vet fmt fmt-check demo doctor bench clean
 
@@ -37,7 +38,7 @@ bench: build
 
 ## test: go vet, then every test on the real kernel (packages one at a time)
 test: vet
-	$(GO) test -p 1 -count=1 -timeout 12m $(if $(SUDO),-exec '$(ROOTRUN)') ./...
+	$(GO) test -p 1 -count=1 -timeout 12m $(if $(SUDO),-exec '$(ROOTRUN)') $(PKGS)
 
 vet:
 	$(GO) vet ./...
