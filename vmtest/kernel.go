@@ -52,8 +52,14 @@ type Kernel struct {
 }
 
 // Modules the guest loads, in order, as paths below lib/modules/RELEASE/.
-// overlayfs is a module in Debian's kernel (stage 05 and 06 need it).
-var guestModules = []string{"kernel/fs/overlayfs/overlay.ko"}
+// overlayfs is a module in Debian's kernel (stages 05 and 06 need it); so is
+// the driver of the guest's network card (an emulated Intel e1000, a module
+// with no dependencies on both architectures), which gives `--net host` an
+// interface besides lo to see, as on a learner's VM.
+var guestModules = []string{
+	"kernel/fs/overlayfs/overlay.ko",
+	"kernel/drivers/net/ethernet/intel/e1000/e1000.ko",
+}
 
 // FetchKernel returns the kernel of Debian's linux-image-ARCH metapackage,
 // downloading the package it depends on (without installing it) the first
@@ -136,6 +142,7 @@ func FetchKernel(a Arch) (*Kernel, error) {
 			return nil, err
 		}
 	}
+	os.RemoveAll(dir) // an incomplete cache, from before a module was added
 	if err := os.Rename(stage, dir); err != nil {
 		if k := cached(dir, pkg, version); k != nil { // another run won the race
 			return k, nil

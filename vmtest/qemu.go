@@ -43,6 +43,9 @@ func (vm VM) Args() []string {
 		"-m", strconv.Itoa(vm.Memory),
 		"-smp", strconv.Itoa(vm.CPUs),
 		"-nodefaults", "-display", "none", "-serial", "stdio", "-monitor", "none",
+		// A network card, as a learner's VM has, on QEMU's user-mode network
+		// restricted to the guest itself: nothing reaches out.
+		"-netdev", "user,id=net0,restrict=on", "-device", "e1000,netdev=net0",
 		"-no-reboot",
 		"-kernel", vm.Kernel,
 		"-initrd", vm.Initrd,

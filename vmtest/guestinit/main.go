@@ -179,7 +179,7 @@ func boot(plan vmtest.Plan) bool {
 		os.Symlink("/proc/self/mounts", "/etc/mtab")
 		return strings.Join(errs, "\n")
 	})
-	s.test("TestBusyboxAppletsAndNetwork", func() string {
+	s.test("TestBusyboxAppletsAndLoopback", func() string {
 		out, err := exec.Command("/usr/bin/busybox", "--install", "-s").CombinedOutput()
 		if err != nil {
 			return fmt.Sprintf("busybox --install -s: %v\n%s", err, out)
@@ -202,6 +202,19 @@ func boot(plan vmtest.Plan) bool {
 			}
 		}
 		return strings.Join(errs, "\n")
+	})
+	s.test("TestNetworkCardUp", func() string {
+		// QEMU's user-mode network: the guest is 10.0.2.15, the host 10.0.2.2.
+		for _, args := range [][]string{
+			{"link", "set", "eth0", "up"},
+			{"addr", "add", "10.0.2.15/24", "dev", "eth0"},
+			{"route", "add", "default", "via", "10.0.2.2"},
+		} {
+			if out, err := exec.Command("ip", args...).CombinedOutput(); err != nil {
+				return fmt.Sprintf("ip %s: %v\n%s", strings.Join(args, " "), err, out)
+			}
+		}
+		return ""
 	})
 	s.test("TestPureCgroupV2", func() string {
 		var errs []string
