@@ -32,7 +32,10 @@ import (
 // reduces the rules with a v1 emulator, then tests "requested access is a
 // subset of the rule's"; deciding per permission gives the same answers for
 // Docker's rules without the emulator, and a partial deny such as
-// "c 1:3 w" after "c 1:3 rwm" still takes w away.)
+// "c 1:3 w" after "c 1:3 rwm" still takes w away. One difference: v1, and
+// runc's emulator of it, ignore a deny narrower than an earlier allow, such
+// as "c 1:5 r" after "c 1:* rwm", where we deny: stricter, never looser.
+// Docker sends deny rules only first.)
 
 // insn is struct bpf_insn: 8 bytes, little-endian on the machines we run on.
 type insn struct {
