@@ -575,3 +575,31 @@ func TestNotRootGetsOneClearLine(t *testing.T) {
 	r := testkit.Run(t, opts{AsUser: true}, testkit.Stage(t, "06-full-container"), "--root", "/tmp/nowhere", "run", "--", "true")
 	oneLine(t, r, "needs root")
 }
+
+// Ctrl-C on a foreground run: PID 1 ignores SIGINT (it has no handler), so
+// the runtime follows up with SIGKILL, and cleans up everything.
+func TestCtrlCEndsTheContainerAndCleansUp(t *testing.T) {
+	setup(t)
+	cmd := exec.Command(testkit.Stage(t, "06-full-container"), "--root", sharedRoot(t), "run", "--name", "interrupted", "--memory", "64m", "--", "sleep", "100")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for time.Now().Before(deadline) && !strings.Contains(ctr(t, opts{}, "ps").Stdout, "interrupted") {
+		time.Sleep(20 * time.Millisecond)
+	}
+	start := time.Now()
+	cmd.Process.Signal(syscall.SIGINT)
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		cmd.Process.Kill()
+		t.Fatal("run did not end within 10 s of Ctrl-C")
+	}
+	if code := cmd.ProcessState.ExitCode(); code != 137 {
+		t.Fatalf("want exit 137 (the container was killed), got %d after %v", code, time.Since(start))
+	}
+	noContainersLeft(t)
+}
