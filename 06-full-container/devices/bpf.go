@@ -268,10 +268,17 @@ func AttachV2(dir string, rules []Rule) (detach func() error, err error) {
 	return func() error { return detachV2(dir, id) }, nil
 }
 
+const maxRules = 1000
+
 // attachV2 returns the program's kernel ID, which outlives our fds.
 func attachV2(dir string, rules []Rule) (uint32, error) {
 	if err := Validate(rules); err != nil {
 		return 0, err
+	}
+	// Up to 12 instructions per rule: 1000 rules stay far below the
+	// verifier's limit and the 16-bit jump offsets.
+	if len(rules) > maxRules {
+		return 0, fmt.Errorf("linux.resources.devices: %d rules, at most %d on cgroup v2", len(rules), maxRules)
 	}
 	prog, err := load(program(rules))
 	if err != nil {

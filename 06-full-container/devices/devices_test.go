@@ -300,6 +300,7 @@ func TestV2DockerDefaultRules(t *testing.T) {
 	if _, err := AttachV2(dir, dockerRules); err != nil {
 		t.Fatal(err)
 	}
+	t.Logf("%d rules, %d instructions", len(dockerRules), len(program(dockerRules)))
 	expect(t, "v2 group", probeIn(t, filepath.Join(dir, "cgroup.procs")), dockerVerdicts)
 }
 
