@@ -175,14 +175,7 @@ func finish(n *narrate.Narrator, cmd *exec.Cmd, link *stage.Link) error {
 	err := cmd.Wait()
 	stop()
 	link.Close()
-	status, ok := stage.StatusOf(err)
-	if !ok {
-		return err
-	}
-	if status != 0 {
-		return stage.ExitStatus(status)
-	}
-	return nil
+	return stage.Propagate(err)
 }
 
 // child runs inside the new namespaces. args: levels, this level, argv...

@@ -141,14 +141,7 @@ func run(c *cli.Context) error {
 			n.Say("removed: the host's %s is as it was", target)
 		}
 	}
-	status, ok := stage.StatusOf(err)
-	if !ok {
-		return err
-	}
-	if status != 0 {
-		return stage.ExitStatus(status)
-	}
-	return nil
+	return stage.Propagate(err)
 }
 
 // child runs in the new mount namespace. args: private, target, marker name, command...

@@ -82,14 +82,7 @@ func execCmd(c *cli.Context) error {
 	stop := stage.ForwardSignals(helper.Process)
 	err = helper.Wait()
 	stop()
-	status, ok := stage.StatusOf(err)
-	if !ok {
-		return err
-	}
-	if status != 0 {
-		return stage.ExitStatus(status)
-	}
-	return nil
+	return stage.Propagate(err)
 }
 
 // execInside runs in a fresh copy of the runtime: args are the container's

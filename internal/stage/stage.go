@@ -135,6 +135,20 @@ func StatusOf(err error) (int, bool) {
 	return ee.ExitCode(), true
 }
 
+// Propagate turns a finished child's Wait error into what a stage returns:
+// nil for success, its status for a failure, so that the stage ends the way
+// its container's command did (as `docker run` does).
+func Propagate(err error) error {
+	status, ok := StatusOf(err)
+	if !ok {
+		return err
+	}
+	if status != 0 {
+		return ExitStatus(status)
+	}
+	return nil
+}
+
 // Exec replaces the current process with argv, looking argv[0] up in PATH
 // the way a shell does. It only returns on failure: a command that does not
 // exist ends the process with status 127 and one line, as a shell does.
