@@ -98,7 +98,26 @@ func (a *assembler) resolve() []insn {
 	return a.insns
 }
 
-// program generates the device filter for rules (already validated).
+// program generates the device filter for rules (already validated). For
+// Docker's deny-all then "c 1:3 rw" (/dev/null) it is these 30 instructions:
+//
+//	 0-5   r2 = type, r3 = access, r4 = major, r5 = minor
+//	 6     r1 = r3
+//	 7     r1 &= 1 (m)
+//	 8     if r1 == 0 goto 10     m not requested
+//	 9     goto 28                only the deny-all says anything about m
+//	10-12  the same for r (2)     ... if not requested goto 18
+//	13     if r2 != 2 goto 17     "c 1:3 rw", the last rule with r: char?
+//	14     if r4 != 1 goto 17     major 1?
+//	15     if r5 != 3 goto 17     minor 3?
+//	16     goto 18                it matches: r granted, on to w
+//	17     goto 28                the deny-all
+//	18-25  the same for w (4)
+//	26-27  r0 = 1; exit           every requested permission granted
+//	28-29  r0 = 0; exit           denied
+//
+// (bpf(2)'s jump offsets count from the next instruction: 8's "goto 10" is
+// stored as off=1.)
 func program(rules []Rule) []insn {
 	a := &assembler{jumps: map[int]string{}, labels: map[string]int{}}
 
