@@ -153,7 +153,7 @@ func program(rules []Rule) []insn {
 				decided = true
 				break
 			}
-			if !strings.ContainsRune(accessOf(r), p.letter) {
+			if !strings.ContainsRune(r.Access, p.letter) {
 				continue // this rule says nothing about this permission
 			}
 			next := fmt.Sprintf("%c-rule-%d", p.letter, i)

@@ -28,7 +28,8 @@ import (
 
 // Rule is one entry of linux.resources.devices. Type "" means "a" (all
 // devices), a nil Major or Minor is the wildcard *, Access is some of r
-// (read), w (write) and m (mknod); an empty Access means all three.
+// (read), w (write) and m (mknod); an empty Access is refused, as runc
+// refuses it (v1 would take it as a rule about nothing).
 //
 // A rule of type "a" resets everything, whatever its numbers and letters:
 // that is what the v1 kernel does with it ("a" clears every earlier rule and
@@ -42,6 +43,9 @@ func Validate(rules []Rule) error {
 		case "", "a", "c", "b":
 		default:
 			return fmt.Errorf("linux.resources.devices[%d]: type %q must be a, c or b", i, r.Type)
+		}
+		if r.Access == "" {
+			return fmt.Errorf("linux.resources.devices[%d]: access is empty: give some of r, w and m", i)
 		}
 		for _, l := range r.Access {
 			if l != 'r' && l != 'w' && l != 'm' {
@@ -92,7 +96,7 @@ func V1Line(r Rule) string {
 		}
 		return strconv.FormatInt(*n, 10)
 	}
-	return fmt.Sprintf("%s %s:%s %s", typeOf(r), num(r.Major), num(r.Minor), accessOf(r))
+	return fmt.Sprintf("%s %s:%s %s", typeOf(r), num(r.Major), num(r.Minor), r.Access)
 }
 
 // The kernel takes one rule per write(2), so each rule is its own write.
@@ -109,11 +113,4 @@ func typeOf(r Rule) string {
 		return "a"
 	}
 	return r.Type
-}
-
-func accessOf(r Rule) string {
-	if r.Access == "" {
-		return "rwm"
-	}
-	return r.Access
 }

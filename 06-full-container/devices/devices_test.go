@@ -381,6 +381,7 @@ func TestValidateRejectsBadRules(t *testing.T) {
 		{Rule{Type: "x", Access: "r"}, `type "x" must be a, c or b`},
 		{Rule{Type: "c", Access: "rwx"}, `access "rwx" may only hold the letters r, w and m`},
 		{Rule{Type: "c", Major: num(-1), Access: "r"}, "device number -1 is out of range"},
+		{Rule{Type: "c"}, "access is empty: give some of r, w and m"},
 	} {
 		err := Validate([]Rule{denyAll, c.rule})
 		if err == nil || !strings.Contains(err.Error(), "devices[1]: "+c.want) {
@@ -397,8 +398,8 @@ func TestV1LineUsesStarForWildcards(t *testing.T) {
 		{Type: "c", Major: num(1), Minor: num(3), Access: "rwm"}: "c 1:3 rwm",
 		{Type: "c", Access: "m"}:                                 "c *:* m",
 		{Type: "c", Major: num(136), Access: "rwm"}:              "c 136:* rwm",
-		{Access: "rwm"}: "a *:* rwm",
-		{Type: "b"}:     "b *:* rwm",
+		{Access: "rwm"}:                         "a *:* rwm",
+		{Type: "b", Major: num(8), Access: "m"}: "b 8:* m",
 	} {
 		if got := V1Line(*r); got != want {
 			t.Errorf("V1Line(%+v) = %q, want %q", *r, got, want)
