@@ -45,6 +45,9 @@ type insn struct {
 	imm  int32 // the immediate operand
 }
 
+// The kernel reads the instructions as an array of 8-byte structs.
+var _ [8]struct{} = [unsafe.Sizeof(insn{})]struct{}{}
+
 // The opcodes we use (linux/bpf.h, linux/bpf_common.h).
 const (
 	ldxW   = unix.BPF_LDX | unix.BPF_MEM | unix.BPF_W // dst = *(u32 *)(src + off)
@@ -99,7 +102,7 @@ func (a *assembler) resolve() []insn {
 }
 
 // program generates the device filter for rules (already validated). For
-// Docker's deny-all then "c 1:3 rw" (/dev/null) it is these 30 instructions:
+// a deny-all then "c 1:3 rw" (/dev/null) it is these 30 instructions:
 //
 //	 0-5   r2 = type, r3 = access, r4 = major, r5 = minor
 //	 6     r1 = r3
@@ -142,7 +145,7 @@ func program(rules []Rule) []insn {
 		a.jump(jeqK, r1, 0, granted)
 
 		decided := false // an "a" rule matches everything: earlier rules are unreachable
-		for i := len(rules) - 1; i >= 0 && !decided; i-- {
+		for i := len(rules) - 1; i >= 0; i-- {
 			r := rules[i]
 			verdict := "deny"
 			if r.Allow {
@@ -191,7 +194,7 @@ func program(rules []Rule) []insn {
 
 // bpf(2) takes one union bpf_attr; each command reads its own struct at
 // the start of it. These are the parts we fill in, with the kernel's field
-// offsets (the kernel zero-fills the rest, up to the size we pass).
+// offsets (the kernel takes every field past the size we pass as zero).
 
 type progLoadAttr struct {
 	progType    uint32   // 0
