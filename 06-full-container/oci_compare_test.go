@@ -74,6 +74,10 @@ func runBundle(t *testing.T, runtime, root, dir, id string) (string, int) {
 	verb("create", "--bundle", dir, "--pid-file", pidFile, id)
 	b, _ := os.ReadFile(pidFile)
 	pid, _ := strconv.Atoi(strings.TrimSpace(string(b)))
+	if pid <= 0 {
+		exec.Command(runtime, "--root", root, "delete", "-f", id).Run()
+		t.Fatalf("%s create: no PID in --pid-file (%q)", name, b)
+	}
 	verb("start", id)
 	var ws unix.WaitStatus
 	if _, err := unix.Wait4(pid, &ws, 0, nil); err != nil {
