@@ -92,7 +92,10 @@ func containerInit(specPath string) {
 		mountInside(n, spec.Rootfs, m)
 	}
 	for _, d := range spec.Devices {
-		p := filepath.Join(spec.Rootfs, d.Path)
+		p, err := inRoot(spec.Rootfs, d.Path)
+		if err != nil {
+			initFail("device %s: %v", d.Path, err)
+		}
 		_ = os.Remove(p)
 		if err := unix.Mknod(p, d.Type|d.Mode, int(unix.Mkdev(d.Major, d.Minor))); err != nil {
 			initFail("mknod %s: %v", d.Path, err)
@@ -102,7 +105,11 @@ func containerInit(specPath string) {
 	}
 	n.Call("mknod /dev/{null,zero,full,random,urandom,tty} and link fd, stdin, stdout, stderr, ptmx")
 	for _, l := range spec.Symlinks {
-		p := filepath.Join(spec.Rootfs, l[1])
+		p, err := inRoot(spec.Rootfs, filepath.Dir(l[1]))
+		if err != nil {
+			initFail("link %s: %v", l[1], err)
+		}
+		p = filepath.Join(p, filepath.Base(l[1]))
 		_ = os.Remove(p)
 		_ = os.Symlink(l[0], p)
 	}
@@ -303,9 +310,51 @@ func switchUser(spec *Spec, keep uint64) error {
 	return raiseAmbient(amb)
 }
 
+// inRoot resolves path inside root the way the container will see it
+// after pivot_root: symlinks are followed relative to root, and ".." stops
+// at root. A plain filepath.Join would follow an image's symlink
+// (etc/hosts -> /tmp/x) to the HOST's /tmp/x, and mount there: a container
+// image must never choose where on the host the runtime writes.
+func inRoot(root, path string) (string, error) {
+	resolved := "/"
+	remaining := path
+	for links := 0; remaining != ""; {
+		var part string
+		part, remaining, _ = strings.Cut(strings.TrimLeft(remaining, "/"), "/")
+		switch part {
+		case "", ".":
+			continue
+		case "..":
+			resolved = filepath.Dir(resolved)
+			continue
+		}
+		next := filepath.Join(resolved, part)
+		fi, err := os.Lstat(filepath.Join(root, next))
+		if err != nil || fi.Mode()&os.ModeSymlink == 0 {
+			resolved = next // a directory, a file, or not there yet
+			continue
+		}
+		if links++; links > 255 {
+			return "", fmt.Errorf("%s: too many levels of symbolic links", path)
+		}
+		dest, err := os.Readlink(filepath.Join(root, next))
+		if err != nil {
+			return "", err
+		}
+		if filepath.IsAbs(dest) {
+			resolved = "/"
+		}
+		remaining = dest + "/" + remaining
+	}
+	return filepath.Join(root, resolved), nil
+}
+
 // mountInside makes one of the spec's mounts under the new root.
 func mountInside(n *narrate.Narrator, root string, m Mount) {
-	target := filepath.Join(root, m.Target)
+	target, err := inRoot(root, m.Target)
+	if err != nil {
+		initFail("mount target %s: %v", m.Target, err)
+	}
 	if m.Flags&unix.MS_BIND != 0 {
 		// A bind mount's target must exist and be the same kind as its source.
 		if fi, err := os.Stat(m.Source); err == nil && !fi.IsDir() {
@@ -335,7 +384,7 @@ func mountInside(n *narrate.Narrator, root string, m Mount) {
 		}
 		return
 	}
-	err := unix.Mount(m.Source, target, m.Type, flags&^unix.MS_RDONLY, data)
+	err = unix.Mount(m.Source, target, m.Type, flags&^unix.MS_RDONLY, data)
 	if err != nil && m.Type == "sysfs" {
 		// Without a network namespace of its own (--net host) the kernel
 		// may refuse a new sysfs: bind the host's instead.

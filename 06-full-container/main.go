@@ -38,6 +38,7 @@ import (
 
 	"github.com/container-internals/workshop/03-cgroups-cpu/cgroup"
 	"github.com/container-internals/workshop/05-overlay-layers/layers"
+	"github.com/container-internals/workshop/06-full-container/devices"
 	"github.com/container-internals/workshop/internal/narrate"
 	"github.com/container-internals/workshop/internal/preflight"
 	"github.com/container-internals/workshop/internal/stage"
@@ -148,6 +149,7 @@ type runOptions struct {
 	pids                             int64
 	volumes                          []Mount
 	netNone, init, detach, explain   bool
+	devRules                         []devices.Rule // the device cgroup: which device nodes may be used
 }
 
 func runCmd(c *cli.Context) error {
@@ -431,6 +433,7 @@ func (rt *Runtime) create(o *runOptions) (ctr *Container, err error) {
 	lowers = append(lowers, root.Lowers...)
 
 	n.Step("Create the container's cgroups (stage 03) and write its limits")
+	o.devRules = defaultDeviceRules(defaultDevices())
 	if ctr.Group, err = rt.createCgroup(st.Cgroup, o); err != nil {
 		return nil, err
 	}
@@ -475,7 +478,13 @@ func (rt *Runtime) create(o *runOptions) (ctr *Container, err error) {
 func (rt *Runtime) createCgroup(path string, o *runOptions) (*cgroup.Group, error) {
 	want := map[string]bool{"cpu": o.cpuQuota > 0, "memory": o.memory > 0, "pids": o.pids > 0}
 	var controllers []string
-	for _, c := range []string{"cpu", "cpuacct", "memory", "pids"} {
+	kinds := []string{"cpu", "cpuacct", "memory", "pids"}
+	if len(o.devRules) > 0 {
+		if c, err := rt.cg.Controller("devices"); err == nil && c.Version == cgroup.V1 {
+			kinds = append(kinds, "devices") // v1 has a controller for it; v2 takes an eBPF program
+		}
+	}
+	for _, c := range kinds {
 		if _, err := rt.cg.Controller(c); err != nil {
 			if want[c] {
 				return nil, stage.Fail("%v", err)
@@ -525,8 +534,61 @@ func (rt *Runtime) createCgroup(path string, o *runOptions) (*cgroup.Group, erro
 			return nil, err
 		}
 	}
+	if len(o.devRules) > 0 {
+		if err := set(rt.applyDeviceRules(g, o.devRules)); err != nil {
+			return nil, err
+		}
+	}
 	// pids.max is written later, by ready(): see there.
 	return g, nil
+}
+
+// applyDeviceRules fences the container in to the device nodes it was
+// given: without it, root inside (which keeps CAP_MKNOD) could make a node
+// for the host's disk and read it. cgroup v1 has the devices controller's
+// allow and deny files; cgroup v2 asks an eBPF program attached to the
+// group (see the devices package).
+func (rt *Runtime) applyDeviceRules(g *cgroup.Group, rules []devices.Rule) error {
+	if dir := g.Path("devices"); dir != "" {
+		rt.n.Call("echo a > %s/devices.deny; echo 'c 1:3 rwm' > devices.allow ...   # %d rules", dir, len(rules))
+		return devices.ApplyV1(dir, rules)
+	}
+	for _, dir := range g.Dirs() {
+		if isCgroup2(dir) {
+			rt.n.Call("bpf(BPF_PROG_LOAD, BPF_PROG_TYPE_CGROUP_DEVICE); bpf(BPF_PROG_ATTACH, %s)   # %d rules", dir, len(rules))
+			_, err := devices.AttachV2(dir, rules)
+			return err
+		}
+	}
+	return errors.New("cannot enforce device rules here: there is no v1 devices controller, and the container's cgroup is not on cgroup v2")
+}
+
+// defaultDeviceRules are Docker's: nothing but the container's own device
+// nodes and its terminals may be read or written; any node may be made
+// (mknod), but not used.
+func defaultDeviceRules(nodes []Device) []devices.Rule {
+	num := func(v int64) *int64 { return &v }
+	rules := []devices.Rule{{Allow: false, Access: "rwm"},
+		{Allow: true, Type: "c", Access: "m"}, {Allow: true, Type: "b", Access: "m"},
+		{Allow: true, Type: "c", Major: num(136), Access: "rwm"},              // the ptys of devpts
+		{Allow: true, Type: "c", Major: num(5), Minor: num(2), Access: "rwm"}} // /dev/ptmx
+	return append(rules, nodeRules(nodes)...)
+}
+
+// nodeRules allows the device nodes the runtime itself creates in /dev.
+func nodeRules(nodes []Device) []devices.Rule {
+	var rules []devices.Rule
+	for _, d := range nodes {
+		typ := "c"
+		if d.Type == unix.S_IFBLK {
+			typ = "b"
+		} else if d.Type == unix.S_IFIFO {
+			continue // a FIFO is no device
+		}
+		major, minor := int64(d.Major), int64(d.Minor)
+		rules = append(rules, devices.Rule{Allow: true, Type: typ, Major: &major, Minor: &minor, Access: "rwm"})
+	}
+	return rules
 }
 
 // startAndWait starts the container's first process and waits for it. With

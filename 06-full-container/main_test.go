@@ -19,6 +19,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/container-internals/workshop/internal/testkit"
 )
 
@@ -602,4 +604,25 @@ func TestCtrlCEndsTheContainerAndCleansUp(t *testing.T) {
 		t.Fatalf("want exit 137 (the container was killed), got %d after %v", code, time.Since(start))
 	}
 	noContainersLeft(t)
+}
+
+// Root inside keeps CAP_MKNOD (Docker's default): it can make a node for a
+// device of the host's (here the kernel log, /dev/kmsg, c 1:11), but the
+// device cgroup refuses to let it open one.
+func TestDeviceCgroupKeepsHostDevicesOut(t *testing.T) {
+	setup(t)
+	// On the host, the same node opens: the cgroup makes the difference.
+	dir := t.TempDir()
+	if err := unix.Mknod(filepath.Join(dir, "kmsg"), unix.S_IFCHR|0o600, int(unix.Mkdev(1, 11))); err != nil {
+		t.Fatal(err)
+	}
+	if f, err := os.Open(filepath.Join(dir, "kmsg")); err != nil {
+		t.Fatalf("the host cannot open c 1:11 either (%v): the check would prove nothing", err)
+	} else {
+		f.Close()
+	}
+	r := ctr(t, opts{}, "run", "--", "sh", "-c", "mknod /tmp/kmsg c 1 11 && echo made; cat /tmp/kmsg; head -c1 /dev/zero | wc -c")
+	if r.Code != 0 || r.Stdout != "made\n1\n" || !strings.Contains(r.Stderr, "Operation not permitted") {
+		t.Fatalf("want the node made (m), refused when opened, /dev/zero fine:\n%s", r)
+	}
 }

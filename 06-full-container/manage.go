@@ -26,7 +26,9 @@ import (
 	"github.com/container-internals/workshop/internal/stage"
 )
 
-var allControllers = []string{"cpu", "cpuacct", "memory", "pids"}
+// allControllers are every controller a container's group may have (to
+// re-open it from its saved name, and remove all of it).
+var allControllers = []string{"cpu", "cpuacct", "memory", "pids", "devices"}
 
 // destroy removes what a container made: its processes and cgroups, and
 // with removeRoot its layers and state too.

@@ -24,6 +24,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/container-internals/workshop/03-cgroups-cpu/cgroup"
+	"github.com/container-internals/workshop/06-full-container/devices"
 	"github.com/container-internals/workshop/internal/stage"
 )
 
@@ -435,7 +436,8 @@ func fromOCI(c *specs.Spec, bundle string) (*Spec, *runOptions, error) {
 		return nil, nil, errors.New("root is missing: it names the root filesystem")
 	case c.Linux == nil:
 		return nil, nil, errors.New("linux is missing")
-	case c.Hooks != nil:
+	case c.Hooks != nil && (len(c.Hooks.Prestart) > 0 || len(c.Hooks.CreateRuntime) > 0 || len(c.Hooks.CreateContainer) > 0 ||
+		len(c.Hooks.StartContainer) > 0 || len(c.Hooks.Poststart) > 0 || len(c.Hooks.Poststop) > 0):
 		return nil, nil, refuse("hooks")
 	case c.Domainname != "":
 		return nil, nil, refuse("domainname")
@@ -446,8 +448,8 @@ func fromOCI(c *specs.Spec, bundle string) (*Spec, *runOptions, error) {
 		return nil, nil, errors.New("process.terminal is not supported (it needs a console socket): set it to false")
 	case len(p.Args) == 0:
 		return nil, nil, errors.New("process.args is empty: say what to run")
-	case p.ApparmorProfile != "":
-		return nil, nil, refuse("process.apparmorProfile")
+	case p.ApparmorProfile != "" && p.ApparmorProfile != "unconfined":
+		return nil, nil, refuse("process.apparmorProfile (\"unconfined\" is accepted)")
 	case p.SelinuxLabel != "":
 		return nil, nil, refuse("process.selinuxLabel")
 	case p.Scheduler != nil:
@@ -571,6 +573,9 @@ func fromOCI(c *specs.Spec, bundle string) (*Spec, *runOptions, error) {
 	if err != nil {
 		return nil, nil, err
 	}
+	if len(res.devRules) > 0 {
+		res.devRules = append(append([]devices.Rule(nil), res.devRules...), nodeRules(s.Devices)...)
+	}
 	return s, res, nil
 }
 
@@ -627,6 +632,14 @@ func ociMount(m specs.Mount, bundle string) (Mount, error) {
 	return out, nil
 }
 
+// emptyBlockIO: Docker sends a blockIO with weight 0 and no device lists
+// for every container; it asks for nothing, so there is nothing to refuse.
+func emptyBlockIO(b *specs.LinuxBlockIO) bool {
+	return (b.Weight == nil || *b.Weight == 0) && (b.LeafWeight == nil || *b.LeafWeight == 0) &&
+		len(b.WeightDevice) == 0 && len(b.ThrottleReadBpsDevice) == 0 && len(b.ThrottleWriteBpsDevice) == 0 &&
+		len(b.ThrottleReadIOPSDevice) == 0 && len(b.ThrottleWriteIOPSDevice) == 0
+}
+
 // ociResources reads linux.resources and cgroupsPath.
 func ociResources(l *specs.Linux) (*runOptions, error) {
 	o := &runOptions{cpuQuota: -1, cpuPeriod: 100000, memory: -1, pids: -1}
@@ -645,7 +658,7 @@ func ociResources(l *specs.Linux) (*runOptions, error) {
 		return fmt.Errorf("linux.resources.%s is not supported by this runtime: remove it", field)
 	}
 	switch {
-	case r.BlockIO != nil:
+	case r.BlockIO != nil && !emptyBlockIO(r.BlockIO):
 		return nil, refuse("blockIO")
 	case len(r.HugepageLimits) > 0:
 		return nil, refuse("hugepageLimits")
@@ -656,14 +669,11 @@ func ociResources(l *specs.Linux) (*runOptions, error) {
 	case len(r.Unified) > 0:
 		return nil, refuse("unified")
 	}
-	for i, d := range r.Devices {
-		// The device cgroup: only "deny everything" is honoured, and it is
-		// what the missing device nodes give anyway (there are none but the
-		// ones created in /dev). Allow rules would need the devices
-		// controller (v1) or eBPF (v2).
-		if d.Allow {
-			return nil, fmt.Errorf("linux.resources.devices[%d]: allow rules are not supported; only the nodes of linux.devices exist inside", i)
+	if len(r.Devices) > 0 {
+		if err := devices.Validate(r.Devices); err != nil {
+			return nil, err
 		}
+		o.devRules = r.Devices // the nodes of linux.devices are allowed after them, as runc does
 	}
 	if m := r.Memory; m != nil {
 		switch {
@@ -678,7 +688,7 @@ func ociResources(l *specs.Linux) (*runOptions, error) {
 	}
 	if c := r.CPU; c != nil {
 		switch {
-		case c.Shares != nil, c.Burst != nil, c.RealtimeRuntime != nil, c.RealtimePeriod != nil, c.Cpus != "", c.Mems != "", c.Idle != nil:
+		case c.Shares != nil && *c.Shares != 0, c.Burst != nil, c.RealtimeRuntime != nil, c.RealtimePeriod != nil, c.Cpus != "", c.Mems != "", c.Idle != nil:
 			return nil, refuse("cpu (only quota and period are)")
 		}
 		if c.Period != nil {
@@ -739,7 +749,7 @@ func processSpec(base *Spec, path string) (*Spec, error) {
 	if len(p.Args) == 0 {
 		return nil, errors.New("process.args is empty")
 	}
-	if p.ApparmorProfile != "" || p.SelinuxLabel != "" || p.Scheduler != nil || p.IOPriority != nil {
+	if (p.ApparmorProfile != "" && p.ApparmorProfile != "unconfined") || p.SelinuxLabel != "" || p.Scheduler != nil || p.IOPriority != nil {
 		return nil, errors.New("process.apparmorProfile, selinuxLabel, scheduler and ioPriority are not supported")
 	}
 	s := *base

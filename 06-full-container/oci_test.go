@@ -207,8 +207,12 @@ func TestOCIConfigFieldsAreHonoured(t *testing.T) {
 				c.Linux.Namespaces[i].Path = "/proc/" + strconv.Itoa(owner.Pid) + "/ns/net"
 			}
 		}
+		one, three := int64(1), int64(3)
 		c.Linux.Resources = &specs.LinuxResources{Memory: &specs.LinuxMemory{Limit: &mem},
-			Pids: &specs.LinuxPids{Limit: pids}, CPU: &specs.LinuxCPU{Quota: &quota, Period: &period}}
+			Pids: &specs.LinuxPids{Limit: pids}, CPU: &specs.LinuxCPU{Quota: &quota, Period: &period},
+			// Docker's shape: deny everything, then allow /dev/null (the
+			// runtime adds its own nodes after these, as runc does).
+			Devices: []specs.LinuxDeviceCgroup{{Allow: false, Access: "rwm"}, {Allow: true, Type: "c", Major: &one, Minor: &three, Access: "rwm"}}}
 		c.Process.Args = []string{"sh", "-c", strings.Join([]string{
 			"hostname", "id -u", "id -G", "ulimit -n",
 			"grep -E '^Cap(Bnd|Eff|Amb)' /proc/self/status | tr -s '\\t' ' '",
@@ -255,11 +259,14 @@ func TestOCIConfigFieldsAreHonoured(t *testing.T) {
 func TestOCIUnsupportedFieldsAreRefused(t *testing.T) {
 	setup(t)
 	cases := map[string]func(*specs.Spec){
-		"linux.seccomp":                 func(c *specs.Spec) { c.Linux.Seccomp = &specs.LinuxSeccomp{DefaultAction: "SCMP_ACT_ALLOW"} },
-		"hooks":                         func(c *specs.Spec) { c.Hooks = &specs.Hooks{} },
-		"process.terminal":              func(c *specs.Spec) { c.Process.Terminal = true },
-		"linux.uidMappings":             func(c *specs.Spec) { c.Linux.UIDMappings = []specs.LinuxIDMapping{{HostID: 1000, Size: 1}} },
-		"linux.resources.blockIO":       func(c *specs.Spec) { c.Linux.Resources = &specs.LinuxResources{BlockIO: &specs.LinuxBlockIO{}} },
+		"linux.seccomp":     func(c *specs.Spec) { c.Linux.Seccomp = &specs.LinuxSeccomp{DefaultAction: "SCMP_ACT_ALLOW"} },
+		"hooks":             func(c *specs.Spec) { c.Hooks = &specs.Hooks{Prestart: []specs.Hook{{Path: "/bin/true"}}} },
+		"process.terminal":  func(c *specs.Spec) { c.Process.Terminal = true },
+		"linux.uidMappings": func(c *specs.Spec) { c.Linux.UIDMappings = []specs.LinuxIDMapping{{HostID: 1000, Size: 1}} },
+		"linux.resources.blockIO": func(c *specs.Spec) {
+			w := uint16(500)
+			c.Linux.Resources = &specs.LinuxResources{BlockIO: &specs.LinuxBlockIO{Weight: &w}}
+		},
 		"linux.namespaces[0].path":      func(c *specs.Spec) { c.Linux.Namespaces[0].Path = "/proc/self/ns/pid" },
 		"process.capabilities.bounding": func(c *specs.Spec) { c.Process.Capabilities.Bounding = []string{"CAP_FLY"} },
 		"process.rlimits[0].type":       func(c *specs.Spec) { c.Process.Rlimits[0].Type = "RLIMIT_WISHES" },
@@ -350,5 +357,67 @@ func TestOCICallersExtras(t *testing.T) {
 	b, _ = os.ReadFile(pidFile)
 	if r = ctr(t, opts{}, "ps", "--format", "json", "shimmed"); !strings.Contains(r.Stdout, string(b)) || len(b) == 0 {
 		t.Fatalf("the detached exec's PID %q should be one of the container's: %s", b, r.Stdout)
+	}
+}
+
+// What Docker writes into every config.json even when it asks for nothing:
+// an empty hooks object, AppArmor "unconfined" (with --security-opt
+// apparmor=unconfined), a blockIO of weight 0, cpu shares 0, and its device
+// cgroup rules. All accepted, and the device rules enforced.
+func TestOCIDockerDefaultsAreAccepted(t *testing.T) {
+	setup(t)
+	zero16, zero64, one, three := uint16(0), uint64(0), int64(1), int64(3)
+	dir := bundle(t, func(c *specs.Spec) {
+		c.Hooks = &specs.Hooks{}
+		c.Process.ApparmorProfile = "unconfined"
+		c.Process.Args = []string{"sh", "-c", "echo x > /dev/null && echo null-ok; mknod /dev/kmsg c 1 11; cat /dev/kmsg 2>&1 | grep -c 'not permitted'"}
+		c.Linux.Resources = &specs.LinuxResources{
+			BlockIO: &specs.LinuxBlockIO{Weight: &zero16},
+			CPU:     &specs.LinuxCPU{Shares: &zero64},
+			Devices: []specs.LinuxDeviceCgroup{{Allow: false, Access: "rwm"},
+				{Allow: true, Type: "c", Access: "m"}, {Allow: true, Type: "c", Major: &one, Minor: &three, Access: "rwm"}},
+		}
+		c.Process.Capabilities.Bounding = append(c.Process.Capabilities.Bounding, "CAP_MKNOD")
+	})
+	out, r := create(t, dir, "dockerish")
+	if r.Code != 0 {
+		t.Fatalf("create with Docker's defaults:\n%s", r)
+	}
+	defer ctr(t, opts{}, "delete", "--force", "dockerish")
+	ctr(t, opts{}, "start", "dockerish")
+	waitStopped(t, "dockerish")
+	if b, _ := os.ReadFile(out); string(b) != "null-ok\n1\n" {
+		t.Fatalf("want /dev/null usable and a made c 1:11 refused: %q", b)
+	}
+}
+
+// A bundle whose rootfs holds a symlink pointing at a host path must not
+// make the runtime write there: mount targets resolve inside the root.
+func TestOCIMountTargetSymlinkStaysInsideTheRoot(t *testing.T) {
+	setup(t)
+	escape := filepath.Join(os.TempDir(), "workshop-escape-proof-"+strconv.Itoa(os.Getpid()))
+	os.Remove(escape)
+	data := filepath.Join(t.TempDir(), "hosts")
+	os.WriteFile(data, []byte("127.0.0.1 bound\n"), 0o644)
+	dir := bundle(t, func(c *specs.Spec) {
+		c.Mounts = append(c.Mounts, specs.Mount{Destination: "/etc/hosts", Type: "bind", Source: data, Options: []string{"bind", "ro"}})
+		c.Process.Args = []string{"cat", "/etc/hosts"}
+	})
+	if err := os.Symlink(escape, filepath.Join(dir, "rootfs", "etc", "hosts")); err != nil {
+		t.Fatal(err)
+	}
+	out, r := create(t, dir, "symlinked")
+	if r.Code != 0 {
+		t.Fatalf("create:\n%s", r)
+	}
+	defer ctr(t, opts{}, "delete", "--force", "symlinked")
+	ctr(t, opts{}, "start", "symlinked")
+	waitStopped(t, "symlinked")
+	if _, err := os.Lstat(escape); err == nil {
+		os.Remove(escape)
+		t.Fatalf("the runtime created %s on the host through the image's symlink", escape)
+	}
+	if b, _ := os.ReadFile(out); string(b) != "127.0.0.1 bound\n" {
+		t.Fatalf("inside, /etc/hosts should lead to the bound file: %q", b)
 	}
 }

