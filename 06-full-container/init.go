@@ -36,6 +36,10 @@ func containerInit(specPath string) {
 	// thread, and exec keeps only the thread that calls it: everything
 	// below runs on this one OS thread, up to the exec.
 	runtime.LockOSThread()
+	// A Ctrl-C during the setup must not kill us half way (Go's default is
+	// to exit): catch it and let the runtime decide. Caught, not ignored:
+	// an ignored signal would stay ignored in the user's command after exec.
+	signal.Notify(make(chan os.Signal, 1), unix.SIGINT, unix.SIGTERM, unix.SIGHUP)
 	n := narrate.FromEnv(narrate.Container)
 	link := stage.ParentLink()
 	spec, err := readSpec(specPath)

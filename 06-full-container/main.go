@@ -153,6 +153,12 @@ type runOptions struct {
 }
 
 func runCmd(c *cli.Context) error {
+	// Ctrl-C must never kill the runtime half way through: from here on
+	// SIGINT, SIGTERM and SIGHUP are caught. Before the container runs they
+	// abort (cleaning up); once it runs they are passed on to it.
+	sigs := make(chan os.Signal, 4)
+	signal.Notify(sigs, unix.SIGINT, unix.SIGTERM, unix.SIGHUP)
+	defer signal.Stop(sigs)
 	o, err := parseRun(c)
 	if err != nil {
 		return err
@@ -161,9 +167,14 @@ func runCmd(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
+	rt.sigs = sigs
 	ctr, err := rt.create(o)
 	if err != nil {
 		return err
+	}
+	if len(rt.sigs) > 0 {
+		rt.destroy(ctr, true)
+		return stage.ExitStatus(130)
 	}
 	if o.detach {
 		return rt.startDetached(ctr)
@@ -186,6 +197,7 @@ type Runtime struct {
 	store *layers.Store
 	cg    *cgroup.Hierarchy
 	n     *narrate.Narrator
+	sigs  chan os.Signal // caught signals, for the container once it runs
 }
 
 func openRuntime(c *cli.Context, explain bool) (*Runtime, error) {
@@ -699,7 +711,7 @@ func (rt *Runtime) start(ctr *Container, stdio []*os.File, attached bool) (*exec
 
 func (rt *Runtime) wait(ctr *Container, cmd *exec.Cmd, link *stage.Link) (int, error) {
 	defer runtime.UnlockOSThread()
-	stop := forwardSignals(cmd.Process)
+	stop := forwardSignals(cmd.Process, rt.sigs)
 	for link.Paused(rt.n) {
 		rt.ready(ctr)
 		link.Resume(rt.n)
@@ -743,9 +755,12 @@ func (rt *Runtime) ready(ctr *Container) {
 // PID 1 ignores signals it has no handler for, so a second Ctrl-C (or the
 // first, when nobody types into it) ends it with SIGKILL: Ctrl-C always
 // gets the learner their terminal back, and the cleanup runs.
-func forwardSignals(p *os.Process) func() {
-	ch := make(chan os.Signal, 4)
-	signal.Notify(ch, unix.SIGINT, unix.SIGTERM, unix.SIGHUP)
+func forwardSignals(p *os.Process, ch chan os.Signal) func() {
+	owned := ch == nil
+	if owned {
+		ch = make(chan os.Signal, 4)
+		signal.Notify(ch, unix.SIGINT, unix.SIGTERM, unix.SIGHUP)
+	}
 	done := make(chan struct{})
 	interactive := narrate.IsTerminal(os.Stdin)
 	go func() {
@@ -766,7 +781,12 @@ func forwardSignals(p *os.Process) func() {
 			}
 		}
 	}()
-	return func() { signal.Stop(ch); close(done) }
+	return func() {
+		if owned {
+			signal.Stop(ch) // else the caller keeps catching them, through its cleanup
+		}
+		close(done)
+	}
 }
 
 // isCgroup2 tells a cgroup v2 directory by its filesystem's magic number.

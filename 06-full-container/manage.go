@@ -26,9 +26,21 @@ import (
 	"github.com/container-internals/workshop/internal/stage"
 )
 
-// allControllers are every controller a container's group may have (to
-// re-open it from its saved name, and remove all of it).
+// allControllers are every controller a container's group may have.
 var allControllers = []string{"cpu", "cpuacct", "memory", "pids", "devices"}
+
+// openGroup re-opens a container's group from its saved name, with every
+// controller this host has of allControllers (a pure v2 host has no devices
+// controller, a v1 host may lack others): all of it, to read or remove.
+func (rt *Runtime) openGroup(name string) (*cgroup.Group, error) {
+	var have []string
+	for _, c := range allControllers {
+		if _, err := rt.cg.Controller(c); err == nil {
+			have = append(have, c)
+		}
+	}
+	return rt.cg.Open(name, have...)
+}
 
 // destroy removes what a container made: its processes and cgroups, and
 // with removeRoot its layers and state too.
@@ -45,7 +57,7 @@ func (rt *Runtime) destroyLocked(ctr *Container, removeRoot bool) {
 	rt.n.Step("Clean up: the container's cgroups%s", map[bool]string{true: ", layers and state", false: ""}[removeRoot])
 	g := ctr.Group
 	if g == nil && st.Cgroup != "" {
-		g, _ = rt.cg.Open(st.Cgroup, allControllers...)
+		g, _ = rt.openGroup(st.Cgroup)
 	}
 	if g != nil {
 		// PID 1's death took the rest of its PID namespace with it; an exec'd
@@ -185,7 +197,7 @@ func monitor(root, id string) int {
 	}
 	ctr := &Container{State: st}
 	ctr.Spec, _ = readSpec(rt.dirs.configPath(id))
-	ctr.Group, _ = rt.cg.Open(st.Cgroup, allControllers...)
+	ctr.Group, _ = rt.openGroup(st.Cgroup)
 	log, err := os.OpenFile(rt.dirs.logPath(id), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
 		fmt.Fprintln(report, err)
@@ -250,7 +262,7 @@ func psCmd(c *cli.Context) error {
 			return stage.Fail("%v", err)
 		}
 		pids := []int{}
-		if g, err := rt.cg.Open(st.Cgroup, allControllers...); err == nil {
+		if g, err := rt.openGroup(st.Cgroup); err == nil {
 			if p, err := g.Procs(); err == nil {
 				pids = append(pids, p...)
 			}
@@ -439,7 +451,7 @@ func inspectCmd(c *cli.Context) error {
 			}
 		}
 	}
-	if g, err := rt.cg.Open(st.Cgroup, allControllers...); err == nil {
+	if g, err := rt.openGroup(st.Cgroup); err == nil {
 		in.Limits = map[string]string{}
 		if q, p, err := g.CPU(); err == nil {
 			in.Limits["cpu"] = fmt.Sprintf("quota %d µs per %d µs", q, p)

@@ -283,7 +283,7 @@ func killCmd(c *cli.Context) error {
 		return stage.Fail("container %s is %s: there is no process to signal", st.ID, s)
 	}
 	if c.Bool("all") {
-		if g, err := rt.cg.Open(st.Cgroup, allControllers...); err == nil {
+		if g, err := rt.openGroup(st.Cgroup); err == nil {
 			procs, _ := g.Procs()
 			for _, p := range procs {
 				_ = unix.Kill(p, sig)

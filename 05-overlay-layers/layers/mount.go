@@ -55,6 +55,18 @@ func Mount(target string, lowers []string, upper, work string) error {
 	if (upper == "") != (work == "") {
 		return errors.New("an overlay needs both an upper and a work directory, or neither (read-only)")
 	}
+	// Name a missing directory ourselves: the classic mount(2) only says
+	// "invalid argument" (the reason goes to the kernel log).
+	for _, d := range append(append([]string(nil), lowers...), upper, work) {
+		if d == "" {
+			continue
+		}
+		if fi, err := os.Stat(d); err != nil {
+			return fmt.Errorf("layer %s: %w", d, err)
+		} else if !fi.IsDir() {
+			return fmt.Errorf("layer %s is not a directory", d)
+		}
+	}
 	if HasLowerdirPlus() {
 		return mountNewAPI(target, lowers, upper, work)
 	}
