@@ -3,12 +3,13 @@
 GO      ?= go
 SUDO    := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # Under sudo, keep the same go on PATH and pass strict mode through.
-ROOTRUN := $(if $(SUDO),sudo env PATH="$(PATH)" WORKSHOP_STRICT=$(WORKSHOP_STRICT) NO_COLOR=$(NO_COLOR))
+ROOTRUN := $(if $(SUDO),sudo env PATH="$(PATH)" WORKSHOP_STRICT=$(WORKSHOP_STRICT) NO_COLOR=$(NO_COLOR) \
+	WORKSHOP_VM_ARM64=$(WORKSHOP_VM_ARM64) WORKSHOP_VM_ACCEL=$(WORKSHOP_VM_ACCEL) WORKSHOP_VM_KERNEL=$(WORKSHOP_VM_KERNEL) WORKSHOP_VM_MODULES=$(WORKSHOP_VM_MODULES))
 STAGES  := $(sort $(patsubst %/main.go,%,$(wildcard [0-9][0-9]-*/main.go)))
 BIN     := bin
 PKGS    ?= ./...
 
-.PHONY: all build tour test vet fmt fmt-check demo doctor bench clean
+.PHONY: all build tour test test-vm vet fmt fmt-check demo doctor bench clean
 
 all: build
 
@@ -36,9 +37,16 @@ doctor:
 bench: build
 	$(ROOTRUN) $(BIN)/bench --bin $(BIN)/06-full-container $(if $(RUNS),--runs $(RUNS))
 
-## test: go vet, then every test on the real kernel (packages one at a time)
+## test: go vet, every test on the real kernel (packages one at a time), then the same
+## tests in a pure cgroup v2 VM under QEMU (docs/testing.md)
 test: vet
-	$(GO) test -p 1 -count=1 -timeout 12m $(if $(SUDO),-exec '$(ROOTRUN)') $(PKGS)
+	$(GO) test -p 1 -count=1 -timeout 12m $(if $(SUDO),-exec '$(ROOTRUN)') $$($(GO) list $(PKGS) | grep -v '/vmtest$$')
+	@$(if $(filter ./...,$(PKGS)),$(MAKE) --no-print-directory test-vm,true)
+
+## test-vm: every package's tests inside a pure cgroup v2 VM (its results table is printed)
+test-vm:
+	@out=$$(mktemp); $(GO) test -count=1 -timeout 25m -v $(if $(SUDO),-exec '$(ROOTRUN)') ./vmtest/ >$$out 2>&1; status=$$?; \
+	grep -v -e '^ *=== \(RUN\|PAUSE\|CONT\|NAME\)' -e '^ *--- PASS' $$out; rm -f $$out; exit $$status
 
 vet:
 	$(GO) vet ./...

@@ -588,8 +588,14 @@ func TestCtrlCEndsTheContainerAndCleansUp(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Interrupt it early, while the runtime may still be setting up (as a
-	// learner's Ctrl-C may come at any moment)...
-	time.Sleep(30 * time.Millisecond)
+	// learner's Ctrl-C may come at any moment): as soon as its state exists.
+	deadline := time.Now().Add(20 * time.Second)
+	for time.Now().Before(deadline) {
+		if ents, _ := os.ReadDir(filepath.Join(sharedRoot(t), "containers")); len(ents) > 1 {
+			break // the lock file and a container's directory
+		}
+		time.Sleep(time.Millisecond)
+	}
 	start := time.Now()
 	cmd.Process.Signal(syscall.SIGINT)
 	done := make(chan error, 1)

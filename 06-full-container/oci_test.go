@@ -235,11 +235,16 @@ func TestOCIConfigFieldsAreHonoured(t *testing.T) {
 	var st State
 	b, _ := os.ReadFile(filepath.Join(sharedRoot(t), "containers", "fields", "state.json"))
 	json.Unmarshal(b, &st)
-	for file, want := range map[string]string{
-		filepath.Join(st.CgroupPaths["memory"], "memory.limit_in_bytes"): "67108864",
-		filepath.Join(st.CgroupPaths["pids"], "pids.max"):                "20",
-		filepath.Join(st.CgroupPaths["cpu"], "cpu.cfs_quota_us"):         "20000",
-	} {
+	// The files of cgroup v1 where they exist, else v2's.
+	limits := map[string]string{filepath.Join(st.CgroupPaths["pids"], "pids.max"): "20"}
+	if v1 := filepath.Join(st.CgroupPaths["memory"], "memory.limit_in_bytes"); fileExists(v1) {
+		limits[v1] = "67108864"
+		limits[filepath.Join(st.CgroupPaths["cpu"], "cpu.cfs_quota_us")] = "20000"
+	} else {
+		limits[filepath.Join(st.CgroupPaths["memory"], "memory.max")] = "67108864"
+		limits[filepath.Join(st.CgroupPaths["cpu"], "cpu.max")] = "20000 100000"
+	}
+	for file, want := range limits {
 		if got, err := os.ReadFile(file); err != nil || strings.TrimSpace(string(got)) != want {
 			t.Errorf("%s = %q, want %s (%v)", file, got, want, err)
 		}
@@ -420,4 +425,9 @@ func TestOCIMountTargetSymlinkStaysInsideTheRoot(t *testing.T) {
 	if b, _ := os.ReadFile(out); string(b) != "127.0.0.1 bound\n" {
 		t.Fatalf("inside, /etc/hosts should lead to the bound file: %q", b)
 	}
+}
+
+func fileExists(p string) bool {
+	_, err := os.Stat(p)
+	return err == nil
 }
