@@ -7,7 +7,6 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"os/exec"
@@ -613,14 +612,18 @@ func TestCtrlCEndsTheContainerAndCleansUp(t *testing.T) {
 	}
 	noContainersLeft(t)
 
-	// And once it surely runs: the container is killed, 137.
-	cmd = exec.Command(testkit.Stage(t, "06-full-container"), "--root", sharedRoot(t), "run", "--name", "interrupted2", "--", "sh", "-c", "echo running; sleep 100")
-	out, _ := cmd.StdoutPipe()
+	// And once it surely runs, with a PID 1 that has no SIGINT handler
+	// (sleep): whether the signal finds the runtime's init still setting up
+	// (it catches it) or sleep (which ignores it, as PID 1), the runtime
+	// follows with SIGKILL: 137.
+	cmd = exec.Command(testkit.Stage(t, "06-full-container"), "--root", sharedRoot(t), "run", "--name", "interrupted2", "--", "sleep", "100")
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	buf := make([]byte, 8)
-	io.ReadFull(out, buf)
+	deadline = time.Now().Add(20 * time.Second)
+	for time.Now().Before(deadline) && !strings.Contains(ctr(t, opts{}, "ps").Stdout, "Up ") {
+		time.Sleep(10 * time.Millisecond)
+	}
 	cmd.Process.Signal(syscall.SIGINT)
 	if err := cmd.Wait(); cmd.ProcessState.ExitCode() != 137 {
 		t.Fatalf("want 137 once the container runs, got %v", err)
