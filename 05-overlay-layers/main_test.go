@@ -218,7 +218,13 @@ func TestCtrlCCleansUp(t *testing.T) {
 	bin := stageBin(t)
 	before := workdirsLeft(t)
 	caught := 0
-	for _, delay := range []time.Duration{20, 40, 60, 80, 120} {
+	// Fixed delays, from early to late: on a slow machine (an emulated VM)
+	// the early ones land before the stage is listening and the later ones
+	// inside the run; stop once two have landed inside.
+	for _, delay := range []time.Duration{20, 40, 60, 80, 120, 240, 480, 960, 1920} {
+		if caught >= 2 {
+			break
+		}
 		cmd := exec.Command(bin, "--layers", "500")
 		var out bytes.Buffer
 		cmd.Stdout, cmd.Stderr = &out, &out
