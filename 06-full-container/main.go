@@ -13,10 +13,14 @@
 //	main.go    the command line, and `run` from the host's side, step by step
 //	spec.go    the container's blueprint, and Docker's defaults
 //	init.go    the container's side: mounts, pivot_root, hardening, exec
-//	harden.go  capabilities, masked and read-only paths, loopback
+//	harden.go  capabilities, masked and read-only paths, the device cgroup, loopback
 //	exec.go    `exec`: joining a running container's namespaces with setns
 //	manage.go  ps, logs, stop, rm, inspect, and cleaning up after crashes
+//	state.go   what the runtime remembers about each container between commands
 //	images.go  the default image, images, commit, import
+//	oci.go     the OCI runtime verbs (create, start, state, kill, delete, spec)
+//	demo.go    the short self-checking demonstration `make tour` runs
+//	devices/   device cgroup rules: v1's devices controller, v2's eBPF program
 package main
 
 import (
@@ -553,54 +557,6 @@ func (rt *Runtime) createCgroup(path string, o *runOptions) (*cgroup.Group, erro
 	}
 	// pids.max is written later, by ready(): see there.
 	return g, nil
-}
-
-// applyDeviceRules fences the container in to the device nodes it was
-// given: without it, root inside (which keeps CAP_MKNOD) could make a node
-// for the host's disk and read it. cgroup v1 has the devices controller's
-// allow and deny files; cgroup v2 asks an eBPF program attached to the
-// group (see the devices package).
-func (rt *Runtime) applyDeviceRules(g *cgroup.Group, rules []devices.Rule) error {
-	if dir := g.Path("devices"); dir != "" {
-		rt.n.Call("echo a > %s/devices.deny; echo 'c 1:3 rwm' > devices.allow ...   # %d rules", dir, len(rules))
-		return devices.ApplyV1(dir, rules)
-	}
-	for _, dir := range g.Dirs() {
-		if isCgroup2(dir) {
-			rt.n.Call("bpf(BPF_PROG_LOAD, BPF_PROG_TYPE_CGROUP_DEVICE); bpf(BPF_PROG_ATTACH, %s)   # %d rules", dir, len(rules))
-			_, err := devices.AttachV2(dir, rules)
-			return err
-		}
-	}
-	return errors.New("cannot enforce device rules here: there is no v1 devices controller, and the container's cgroup is not on cgroup v2")
-}
-
-// defaultDeviceRules are Docker's: nothing but the container's own device
-// nodes and its terminals may be read or written; any node may be made
-// (mknod), but not used.
-func defaultDeviceRules(nodes []Device) []devices.Rule {
-	num := func(v int64) *int64 { return &v }
-	rules := []devices.Rule{{Allow: false, Access: "rwm"},
-		{Allow: true, Type: "c", Access: "m"}, {Allow: true, Type: "b", Access: "m"},
-		{Allow: true, Type: "c", Major: num(136), Access: "rwm"},              // the ptys of devpts
-		{Allow: true, Type: "c", Major: num(5), Minor: num(2), Access: "rwm"}} // /dev/ptmx
-	return append(rules, nodeRules(nodes)...)
-}
-
-// nodeRules allows the device nodes the runtime itself creates in /dev.
-func nodeRules(nodes []Device) []devices.Rule {
-	var rules []devices.Rule
-	for _, d := range nodes {
-		typ := "c"
-		if d.Type == unix.S_IFBLK {
-			typ = "b"
-		} else if d.Type == unix.S_IFIFO {
-			continue // a FIFO is no device
-		}
-		major, minor := int64(d.Major), int64(d.Minor)
-		rules = append(rules, devices.Rule{Allow: true, Type: typ, Major: &major, Minor: &minor, Access: "rwm"})
-	}
-	return rules
 }
 
 // startAndWait starts the container's first process and waits for it. With
