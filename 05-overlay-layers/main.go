@@ -134,6 +134,9 @@ func run(c *cli.Context) error {
 		return err
 	}
 	w.cleanup(n, keep)
+	if interrupted.Load() { // Ctrl-C during the final clean-up: still a Ctrl-C
+		return stage.ExitStatus(130)
+	}
 	if n.Failed() {
 		return stage.ExitStatus(1)
 	}
