@@ -18,6 +18,9 @@ import (
 // signal). A variable, so that tests can shorten it.
 var RemoveTimeout = 5 * time.Second
 
+// cgroup2Magic is the filesystem magic number of cgroup v2 (statfs f_type).
+const cgroup2Magic = 0x63677270
+
 // Group is one control group: a directory of the same name in every
 // hierarchy that holds one of its controllers.
 type Group struct {
@@ -386,6 +389,35 @@ func (g *Group) AddTask(tid int) error {
 		}
 	}
 	return nil
+}
+
+// JoinThread moves the calling thread into dir, a group's directory: on
+// v1 that thread alone (`echo 0 > tasks`), on v2 its whole process (`echo 0
+// > cgroup.procs`: v2 keeps a process's threads together). The caller locks
+// its goroutine to the thread (runtime.LockOSThread) first.
+//
+// Why a thread, and why 0: every other move (another process, or a whole
+// process) takes the kernel's global cgroup_threadgroup_rwsem for writing,
+// and that waits for an RCU grace period, several milliseconds, on every
+// container start. A thread that moves itself skips it. A process that goes
+// on to exec from this very thread ends up wholly in the group: exec keeps
+// only the thread that calls it, and the program's memory is charged to it.
+func JoinThread(dir string) error {
+	path := filepath.Join(dir, JoinFile(dir))
+	if err := os.WriteFile(path, []byte("0"), 0); err != nil {
+		return fmt.Errorf("cannot join %s: %w", dir, err)
+	}
+	return nil
+}
+
+// JoinFile is the file JoinThread writes in dir: tasks on v1, cgroup.procs
+// on v2.
+func JoinFile(dir string) string {
+	var fs syscall.Statfs_t
+	if syscall.Statfs(dir, &fs) == nil && fs.Type == cgroup2Magic {
+		return "cgroup.procs"
+	}
+	return "tasks"
 }
 
 // Procs lists the PIDs of the processes in the group, in any of its

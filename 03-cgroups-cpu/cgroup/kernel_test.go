@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"runtime"
 	"strings"
 	"syscall"
 	"testing"
@@ -231,4 +232,98 @@ func TestOpenFindsAGroupLeftByAnEarlierRun(t *testing.T) {
 			t.Errorf("%s is still there", d)
 		}
 	}
+}
+
+// JoinThread is how stage 06's init enters its cgroups: on v1 the calling
+// thread alone moves (echo 0 > tasks), the process's other threads stay;
+// on v2 the whole process moves. Either way the thread ends up inside, and
+// moving back leaves the group empty and removable.
+func TestJoinThreadMovesTheCallingThread(t *testing.T) {
+	h := realHierarchy(t)
+	name := testName(t)
+	g, err := h.Create(name, "pids")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = g.Remove() })
+	dir := g.Path("pids")
+	v1 := g.Version("pids") == V1
+
+	type result struct {
+		inside, othersInside bool
+		err                  error
+	}
+	done := make(chan result)
+	go func() {
+		// Never unlocked: the thread's cgroup changed, so it ends with the goroutine.
+		runtime.LockOSThread()
+		var r result
+		tid := syscall.Gettid()
+		self := fmt.Sprintf("/proc/self/task/%d/cgroup", tid)
+		back, err := threadGroupDir(self, h, v1)
+		if err != nil {
+			r.err = err
+			done <- r
+			return
+		}
+		if r.err = JoinThread(dir); r.err != nil {
+			done <- r
+			return
+		}
+		b, _ := os.ReadFile(self)
+		r.inside = strings.Contains(string(b), "/"+name+"\n")
+		tasks, _ := os.ReadDir("/proc/self/task")
+		for _, e := range tasks {
+			if e.Name() == fmt.Sprint(tid) {
+				continue
+			}
+			b, _ := os.ReadFile("/proc/self/task/" + e.Name() + "/cgroup")
+			if strings.Contains(string(b), "/"+name+"\n") {
+				r.othersInside = true
+			}
+		}
+		if err := JoinThread(back); err != nil {
+			r.err = fmt.Errorf("moving back to %s: %w", back, err)
+		}
+		done <- r
+	}()
+	r := <-done
+	if r.err != nil {
+		t.Fatal(r.err)
+	}
+	if !r.inside {
+		t.Errorf("after JoinThread(%s) the thread's /proc/.../cgroup does not name %s", dir, name)
+	}
+	if v1 && r.othersInside {
+		t.Errorf("v1: JoinThread moved other threads of the process too; want the calling thread alone")
+	}
+	if !v1 && !r.othersInside {
+		t.Errorf("v2: JoinThread left the process's other threads behind; v2 moves whole processes")
+	}
+	if err := g.Remove(); err != nil {
+		t.Errorf("the group should be empty again after moving back: %v", err)
+	}
+}
+
+// threadGroupDir is the directory of the pids hierarchy's group a thread
+// is in, read from its /proc/.../cgroup file.
+func threadGroupDir(cgroupFile string, h *Hierarchy, v1 bool) (string, error) {
+	b, err := os.ReadFile(cgroupFile)
+	if err != nil {
+		return "", err
+	}
+	c, err := h.Controller("pids")
+	if err != nil {
+		return "", err
+	}
+	for _, line := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+		parts := strings.SplitN(line, ":", 3)
+		if len(parts) != 3 {
+			continue
+		}
+		if (v1 && strings.Contains(","+parts[1]+",", ",pids,")) || (!v1 && parts[0] == "0") {
+			return c.Mount + parts[2], nil
+		}
+	}
+	return "", fmt.Errorf("no pids line in %s", cgroupFile)
 }
