@@ -46,6 +46,23 @@ var forceClassic = false
 // with short relative names for the layers when their paths do not fit in
 // mount(2)'s one page of options (see mountClassic).
 func Mount(target string, lowers []string, upper, work string) error {
+	return mount(target, lowers, upper, work, false)
+}
+
+// MountVolatile is Mount for a read-write layer that will be thrown away:
+// overlayfs's "volatile" option (Linux 5.10+). Without it, unmounting the
+// overlay syncs the whole filesystem that holds the upper directory (it
+// cannot tell which dirty pages are the layer's), and a container's exit
+// waits for a disk flush. Volatile skips that sync; after a crash the
+// kernel refuses to mount the layer again (it leaves work/incompat/volatile
+// as a mark), which a container's throwaway layer never is. Podman mounts
+// its transient containers this way. It is used with the new mount API
+// only; on older kernels MountVolatile is Mount.
+func MountVolatile(target string, lowers []string, upper, work string) error {
+	return mount(target, lowers, upper, work, upper != "")
+}
+
+func mount(target string, lowers []string, upper, work string, volatile bool) error {
 	if len(lowers) == 0 {
 		return errors.New("an overlay needs at least one lower layer")
 	}
@@ -68,7 +85,7 @@ func Mount(target string, lowers []string, upper, work string) error {
 		}
 	}
 	if HasLowerdirPlus() {
-		return mountNewAPI(target, lowers, upper, work)
+		return mountNewAPI(target, lowers, upper, work, volatile)
 	}
 	return mountClassic(target, lowers, upper, work)
 }
@@ -117,7 +134,7 @@ func HasLowerdirPlus() bool {
 
 // mountNewAPI builds the overlay key by key in a filesystem context: no
 // single option string, so no one-page limit, and no escaping of ':' or ','.
-func mountNewAPI(target string, lowers []string, upper, work string) error {
+func mountNewAPI(target string, lowers []string, upper, work string, volatile bool) error {
 	fsfd, err := unix.Fsopen("overlay", unix.FSOPEN_CLOEXEC)
 	if err != nil {
 		return fmt.Errorf("fsopen(\"overlay\"): %w", err)
@@ -146,6 +163,10 @@ func mountNewAPI(target string, lowers []string, upper, work string) error {
 		}
 		if err := unix.FsconfigSetString(fsfd, "workdir", work); err != nil {
 			return fail("work dir "+work, err)
+		}
+		if volatile {
+			// Refused before Linux 5.10: then mount without it.
+			_ = unix.FsconfigSetFlag(fsfd, "volatile")
 		}
 	}
 	if err := unix.FsconfigCreate(fsfd); err != nil {

@@ -251,3 +251,43 @@ func TestLocalDiskCanHostAnUpperDir(t *testing.T) {
 		t.Errorf("CheckUpperFS(/proc) accepted a filesystem without files of its own")
 	}
 }
+
+// A container's throwaway layer is mounted volatile: the kernel shows the
+// option in the mount table, writes land in the upper directory as usual,
+// and the kernel marks the work directory (work/incompat/volatile). Where
+// the new mount API is missing (Linux < 6.8), it is a plain Mount.
+func TestMountVolatileSkipsTheSyncAndSaysSo(t *testing.T) {
+	testkit.RequireRoot(t)
+	testkit.CheckHost(t)
+	want := HasLowerdirPlus()
+	_, A, B, upper, work, C := articleDirs(t)
+	if err := MountVolatile(C, []string{B, A}, upper, work); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = Unmount(C) })
+	b, _ := os.ReadFile("/proc/self/mountinfo")
+	var line string
+	for _, l := range strings.Split(string(b), "\n") {
+		if strings.Contains(l, " "+C+" ") {
+			line = l
+		}
+	}
+	if line == "" {
+		t.Fatalf("no overlay on %s in the mount table", C)
+	}
+	if got := strings.Contains(line, "volatile"); got != want {
+		t.Errorf("volatile in the mount table: %v, want %v (new mount API: %v): %q", got, want, want, line)
+	}
+	if err := os.WriteFile(filepath.Join(C, "new"), []byte("n\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if got := read(t, filepath.Join(upper, "new")); got != "n\n" {
+		t.Errorf("upper/new = %q after a write through the volatile overlay", got)
+	}
+	if _, err := os.Stat(filepath.Join(work, "work", "incompat", "volatile")); (err == nil) != want {
+		t.Errorf("work/work/incompat/volatile: %v, want it only when volatile (%v)", err, want)
+	}
+	if err := Unmount(C); err != nil {
+		t.Fatal(err)
+	}
+}

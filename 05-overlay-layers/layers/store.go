@@ -536,20 +536,38 @@ func (r ContainerRoot) Mount() error { return Mount(r.Merged, r.Lowers, r.Upper,
 // Unmount unmounts r.Merged.
 func (r ContainerRoot) Unmount() error { return Unmount(r.Merged) }
 
+// HasRoot reports whether the container id has a root in the store.
+func (s *Store) HasRoot(id string) bool {
+	_, err := os.Stat(filepath.Join(s.mountdb(id), "mount-id"))
+	return err == nil
+}
+
 // RemoveRoot deletes a container's root (unmount it first): its rw layer,
 // its init layer and its record. The image's layers stay.
 func (s *Store) RemoveRoot(id string) error {
-	r, err := s.ContainerRoot(id)
+	b, err := os.ReadFile(filepath.Join(s.mountdb(id), "mount-id"))
 	if err != nil {
-		return err
+		return fmt.Errorf("no container root %q in the store %s", id, s.Root)
 	}
-	_ = Unmount(r.Merged) // in case it is still mounted; not mounted is fine
-	for _, d := range []string{s.driverDir(r.MountID), s.driverDir(r.MountID + "-init"), s.mountdb(id)} {
-		if err := os.RemoveAll(d); err != nil {
-			return err
+	mountID := strings.TrimSpace(string(b))
+	if mountID == "" || strings.ContainsAny(mountID, "/.") {
+		return fmt.Errorf("container root %q: bad mount-id %q", id, mountID)
+	}
+	_ = Unmount(filepath.Join(s.driverDir(mountID), "merged")) // in case it is still mounted; not mounted is fine
+	// Three independent trees: remove them side by side, each waits on
+	// the disk.
+	dirs := []string{s.driverDir(mountID), s.driverDir(mountID + "-init"), s.mountdb(id)}
+	errs := make(chan error, len(dirs))
+	for _, d := range dirs {
+		go func(d string) { errs <- os.RemoveAll(d) }(d)
+	}
+	var first error
+	for range dirs {
+		if err := <-errs; err != nil && first == nil {
+			first = err
 		}
 	}
-	return nil
+	return first
 }
 
 // Commit turns a container's read-write layer (not its init layer) into a
