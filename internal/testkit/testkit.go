@@ -127,7 +127,8 @@ func Stage(t testing.TB, dir string) string {
 	}
 	root := ModuleRoot(t)
 	out := filepath.Join(buildDir, filepath.Base(dir))
-	cmd := exec.Command(goTool(), "build", "-o", out, "./"+dir)
+	// The same build as `make build` (see the Makefile's TAGS).
+	cmd := exec.Command(goTool(), "build", "-tags", "urfave_cli_no_docs", "-o", out, "./"+dir)
 	cmd.Dir = root
 	if b, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("go build ./%s: %v\n%s", dir, err, b)
