@@ -15,6 +15,7 @@ import (
 	"github.com/urfave/cli/v2"
 	"golang.org/x/sys/unix"
 
+	"github.com/container-internals/workshop/03-cgroups-cpu/cgroup"
 	"github.com/container-internals/workshop/internal/stage"
 )
 
@@ -104,13 +105,15 @@ func execInside(args []string) int {
 		return execFail("reading the container's spec: %v", err)
 	}
 	// Into the container's cgroups first, while the host's /sys/fs/cgroup is
-	// still in view: the command forked below inherits them (and its
-	// limits: an exec'd memory hog is fenced in like the rest).
+	// still in view: the command forked below from this thread inherits
+	// them (and their limits: an exec'd memory hog is fenced in like the
+	// rest). On v1 this thread alone moves, as the container's init does
+	// (containerInit says why); the helper's other threads stay out.
 	for _, d := range strings.Split(cgroupDirs, ",") {
 		if d == "" {
 			continue
 		}
-		if err := os.WriteFile(d+"/cgroup.procs", []byte(strconv.Itoa(os.Getpid())), 0o644); err != nil {
+		if err := cgroup.JoinThread(d); err != nil {
 			return execFail("joining the cgroup %s: %v", d, err)
 		}
 	}

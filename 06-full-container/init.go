@@ -15,8 +15,10 @@ import (
 	"strings"
 	"unsafe"
 
+	"github.com/container-internals/workshop/internal/timing"
 	"golang.org/x/sys/unix"
 
+	"github.com/container-internals/workshop/03-cgroups-cpu/cgroup"
 	"github.com/container-internals/workshop/04-chroot-pivot-root/rootfs"
 	"github.com/container-internals/workshop/05-overlay-layers/layers"
 	"github.com/container-internals/workshop/internal/narrate"
@@ -31,10 +33,11 @@ const (
 	exitNotFound = 127
 )
 
-func containerInit(specPath string) {
+func containerInit(specPath string, rest []string) {
 	// Capabilities, no_new_privs and the cgroup namespace belong to one
 	// thread, and exec keeps only the thread that calls it: everything
 	// below runs on this one OS thread, up to the exec.
+	timing.Mark("init: Go runtime started")
 	runtime.LockOSThread()
 	// A Ctrl-C during the setup must not kill us half way (Go's default is
 	// to exit): catch it and let the runtime decide. Caught, not ignored:
@@ -46,9 +49,39 @@ func containerInit(specPath string) {
 	if err != nil {
 		initFail("reading the container's spec: %v", err)
 	}
-	// The runtime moves us into the container's cgroups, then says go.
+	timing.Mark("init: spec read")
+	// The runtime says go once it has our PID (and, with --explain, once
+	// it has told its part).
 	link.WaitGo(n)
 
+	// Into the container's cgroups (stage 03) first of all, before this
+	// process uses any memory or device the limits should cover. The
+	// runtime could move us (echo PID > cgroup.procs), as stage 03 does, but
+	// moving another process waits for the kernel's RCU grace period:
+	// milliseconds, the largest cost of a container's start. A thread that
+	// moves itself skips that wait, and this is the thread that will exec
+	// the command, so the command is wholly inside. (With --init this Go
+	// process stays on as PID 1, so all its threads move: cgroup.procs.)
+	if len(rest) > 0 && rest[0] != "" {
+		for _, dir := range strings.Split(rest[0], ",") {
+			if spec.Init {
+				n.Call("echo 0 > %s/cgroup.procs", dir)
+				err = os.WriteFile(dir+"/cgroup.procs", []byte("0"), 0)
+			} else {
+				n.Call("echo 0 > %s/%s", dir, cgroup.JoinFile(dir))
+				err = cgroup.JoinThread(dir)
+			}
+			if err != nil {
+				initFail("joining the container's cgroup: %v", err)
+			}
+		}
+		if spec.Init {
+			n.Note("0 is the writer itself: this whole process joins its cgroups (--init stays on as PID 1)")
+		} else {
+			n.Note("0 is the writer itself: this thread, the one that will exec, joins its cgroups")
+		}
+	}
+	timing.Mark("init: go received, cgroups joined")
 	for kind, path := range spec.JoinNamespaces {
 		n.Call("setns(open(%q), CLONE_NEW%s)   # join an existing namespace", path, strings.ToUpper(kind))
 		if err := joinNamespace(kind, path); err != nil {
@@ -85,12 +118,15 @@ func containerInit(specPath string) {
 			n.Say("lower %d: %s", i+1, l)
 		}
 		n.Say("upper: %s", spec.Upper)
-		n.Call(`mount("overlay", "%s", "overlay", 0, "lowerdir=...,upperdir=...,workdir=...")`, spec.Rootfs)
-		if err := layers.Mount(spec.Rootfs, spec.Lowers, spec.Upper, spec.Work); err != nil {
+		n.Call(`mount("overlay", "%s", "overlay", 0, "lowerdir=...,upperdir=...,workdir=...,volatile")`, spec.Rootfs)
+		// volatile: the read-write layer is thrown away (or committed) once
+		// the container ends, so its unmount need not flush the host's disk.
+		if err := layers.MountVolatile(spec.Rootfs, spec.Lowers, spec.Upper, spec.Work); err != nil {
 			initFail("mounting the container's root: %v", err)
 		}
 	}
 
+	timing.Mark("init: overlay root mounted")
 	n.Step("Mount /proc, /dev, /sys and the volumes inside the new root")
 	for _, m := range spec.Mounts {
 		mountInside(n, spec.Rootfs, m)
@@ -118,6 +154,7 @@ func containerInit(specPath string) {
 		_ = os.Symlink(l[0], p)
 	}
 
+	timing.Mark("init: /proc /dev /sys mounted, devices made")
 	startFifo := -1
 	if spec.WaitStart {
 		// Open the FIFO `start` will read from while it is still in view.
@@ -137,6 +174,7 @@ func containerInit(specPath string) {
 		initFail("pivot_root into %s: %v", spec.Rootfs, err)
 	}
 
+	timing.Mark("init: pivot_root")
 	// Kernel parameters of the container's own namespaces, while /proc/sys
 	// can still be written.
 	for k, v := range spec.Sysctl {
@@ -168,6 +206,7 @@ func containerInit(specPath string) {
 		}
 	}
 	n.Call("bind-mount read-only %d paths: %s", len(readonly), strings.Join(readonly, ", "))
+	timing.Mark("init: paths masked and read-only")
 	if spec.Readonly {
 		n.Call(`mount("", "/", "", MS_BIND | MS_REMOUNT | MS_RDONLY, "")`)
 		if err := unix.Mount("", "/", "", unix.MS_BIND|unix.MS_REMOUNT|unix.MS_RDONLY, ""); err != nil {
@@ -233,7 +272,9 @@ func containerInit(specPath string) {
 	// Ready: the runtime writes the limits that the setup itself would have
 	// tripped over (a Go runtime is several threads, and pids.max counts
 	// threads), then lets us go on.
-	link.Pause(n)
+	if spec.WaitReady {
+		link.Pause(n)
+	}
 
 	if spec.WaitStart {
 		// OCI create: everything is ready, and the creator may return; the
@@ -263,6 +304,7 @@ func containerInit(specPath string) {
 	if err := switchUser(spec, keep); err != nil {
 		initFail("%v", err)
 	}
+	timing.Mark("init: capabilities dropped, exec")
 	if err := unix.Exec(path, spec.Args, os.Environ()); err != nil {
 		fmt.Fprintf(os.Stderr, "%s: cannot run %s: %v\n", name, spec.Args[0], err)
 		os.Exit(exitNotExec)

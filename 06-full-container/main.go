@@ -35,8 +35,10 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
+	"github.com/container-internals/workshop/internal/timing"
 	"github.com/urfave/cli/v2"
 	"golang.org/x/sys/unix"
 
@@ -62,7 +64,7 @@ func main() {
 	if len(os.Args) > 2 {
 		switch os.Args[1] {
 		case initArg:
-			containerInit(os.Args[2])
+			containerInit(os.Args[2], os.Args[3:])
 			return
 		case monitorArg:
 			os.Exit(monitor(os.Args[2], os.Args[3]))
@@ -70,6 +72,7 @@ func main() {
 			os.Exit(execInside(os.Args[2:]))
 		}
 	}
+	timing.Mark("runtime: Go runtime started")
 	app := stage.App(name,
 		"a small container runtime, built from stages 01-05",
 		"run, exec, ps, logs, stop, rm, inspect, images, commit, import: namespaces +\n"+
@@ -171,6 +174,7 @@ func runCmd(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
+	timing.Mark("runtime: flags, store and cgroup hierarchy read")
 	rt.sigs = sigs
 	ctr, err := rt.create(o)
 	if err != nil {
@@ -185,6 +189,7 @@ func runCmd(c *cli.Context) error {
 	}
 	status, err := rt.startAndWait(ctr, nil)
 	rt.destroy(ctr, true)
+	timing.Mark("runtime: cleaned up")
 	if err != nil {
 		return err
 	}
@@ -226,9 +231,12 @@ func openRuntime(c *cli.Context, explain bool) (*Runtime, error) {
 	return rt, nil
 }
 
+// Compiled on first use, not at start: every process this program starts
+// (the container's init, exec's helper) would pay for them, and a bounded
+// repeat like {0,62} compiles to a long program.
 var (
-	nameRE = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,62}$`)
-	sizeRE = regexp.MustCompile(`^([0-9]+)([bkmgBKMG]?)$`)
+	nameRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,62}$`) })
+	sizeRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^([0-9]+)([bkmgBKMG]?)$`) })
 )
 
 func parseRun(c *cli.Context) (*runOptions, error) {
@@ -246,7 +254,7 @@ func parseRun(c *cli.Context) (*runOptions, error) {
 		}
 		o.rootfsDir, _ = filepath.Abs(o.rootfsDir)
 	}
-	if o.name != "" && !nameRE.MatchString(o.name) {
+	if o.name != "" && !nameRE().MatchString(o.name) {
 		return nil, stage.Fail("invalid --name %q: use letters, digits, '_', '.' and '-'", o.name)
 	}
 	o.cpuQuota, o.cpuPeriod = -1, c.Uint64("cpu-period")
@@ -315,7 +323,7 @@ func splitCommand(c *cli.Context) (string, []string) {
 }
 
 func parseSize(s string) (int64, error) {
-	m := sizeRE.FindStringSubmatch(s)
+	m := sizeRE().FindStringSubmatch(s)
 	if m == nil {
 		return 0, stage.Fail("invalid memory size %q: use a number with an optional unit b, k, m or g, such as 64m or 1g", s)
 	}
@@ -416,6 +424,7 @@ func (rt *Runtime) create(o *runOptions) (ctr *Container, err error) {
 			n.Say("layer %s  (chain ID; diffID %s)", short(l.ChainID), short(l.DiffID))
 		}
 	}
+	timing.Mark("runtime: image chosen")
 	args := o.args
 	if len(args) == 0 {
 		args = img.Config.Cmd
@@ -438,6 +447,7 @@ func (rt *Runtime) create(o *runOptions) (ctr *Container, err error) {
 		return nil, err
 	}
 
+	timing.Mark("runtime: state saved")
 	n.Step("Prepare the container's own layers (stage 05): an init layer and a read-write layer")
 	root, err := rt.store.CreateRoot(id, img, st.Hostname, nil)
 	if err != nil {
@@ -448,6 +458,7 @@ func (rt *Runtime) create(o *runOptions) (ctr *Container, err error) {
 	n.Say("read-write layer: %s", root.Upper)
 	lowers = append(lowers, root.Lowers...)
 
+	timing.Mark("runtime: init and read-write layers made")
 	n.Step("Create the container's cgroups (stage 03) and write its limits")
 	o.devRules = defaultDeviceRules(defaultDevices())
 	if ctr.Group, err = rt.createCgroup(st.Cgroup, o); err != nil {
@@ -458,6 +469,7 @@ func (rt *Runtime) create(o *runOptions) (ctr *Container, err error) {
 		st.PidsLimit = o.pids
 	}
 
+	timing.Mark("runtime: cgroups created")
 	env := []string{defaultPATH, "HOSTNAME=" + st.Hostname, "HOME=/root"}
 	if t := os.Getenv("TERM"); t != "" {
 		env = append(env, "TERM="+t)
@@ -476,14 +488,17 @@ func (rt *Runtime) create(o *runOptions) (ctr *Container, err error) {
 		Namespaces: namespaces, Propagation: unix.MS_SLAVE,
 		Mounts: append(defaultMounts(), o.volumes...), Devices: defaultDevices(), Symlinks: defaultSymlinks(),
 		MaskedPaths: defaultMasked, ReadonlyPaths: defaultReadonly, Capabilities: defaultCaps,
-		NoNewPrivs: true, Init: o.init,
+		NoNewPrivs: true, Init: o.init, WaitReady: st.PidsLimit > 0,
 	}
 	if err := writeSpec(rt.dirs.configPath(id), ctr.Spec); err != nil {
 		return nil, err
 	}
+	timing.Mark("runtime: spec written")
 	st.Status = Created
-	if err := rt.dirs.save(st); err != nil {
-		return nil, err
+	if o.detach { // a foreground run is saved again, running, a moment later
+		if err := rt.dirs.save(st); err != nil {
+			return nil, err
+		}
 	}
 	return ctr, nil
 }
@@ -589,7 +604,7 @@ func (rt *Runtime) start(ctr *Container, stdio []*os.File, attached bool) (*exec
 		}
 	}
 	n.Call("clone(%s)   # re-exec of /proc/self/exe", strings.Join(names, " | "))
-	cmd := exec.Command("/proc/self/exe", initArg, rt.dirs.configPath(st.ID))
+	cmd := exec.Command("/proc/self/exe", initArg, rt.dirs.configPath(st.ID), "")
 	cmd.Args[0] = "workshop-init"
 	if stdio == nil {
 		stdio = []*os.File{os.Stdin, os.Stdout, os.Stderr}
@@ -613,11 +628,14 @@ func (rt *Runtime) start(ctr *Container, stdio []*os.File, attached bool) (*exec
 	// (which waits for the kernel's RCU grace period: milliseconds).
 	intoCgroup := false
 	if ctr.Group != nil {
+		// Elsewhere the container's first process joins its cgroups
+		// itself, before it does anything else (see containerInit).
+		cmd.Args[3] = strings.Join(ctr.Group.Dirs(), ",")
 		if dirs := ctr.Group.Dirs(); len(dirs) == 1 && isCgroup2(dirs[0]) {
 			if fd, err := unix.Open(dirs[0], unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0); err == nil {
 				defer unix.Close(fd)
 				cmd.SysProcAttr.UseCgroupFD, cmd.SysProcAttr.CgroupFD = true, fd
-				intoCgroup = true
+				intoCgroup, cmd.Args[3] = true, ""
 			}
 		}
 	}
@@ -628,8 +646,9 @@ func (rt *Runtime) start(ctr *Container, stdio []*os.File, attached bool) (*exec
 	}
 	err = cmd.Start()
 	if err != nil && intoCgroup {
-		// A kernel before 5.7 has no CLONE_INTO_CGROUP: move it afterwards.
+		// A kernel before 5.7 has no CLONE_INTO_CGROUP: it joins itself.
 		cmd.SysProcAttr.UseCgroupFD, intoCgroup = false, false
+		cmd.Args[3] = strings.Join(ctr.Group.Dirs(), ",")
 		err = cmd.Start()
 	}
 	if err != nil {
@@ -638,6 +657,7 @@ func (rt *Runtime) start(ctr *Container, stdio []*os.File, attached bool) (*exec
 		return nil, nil, stage.Fail("cannot start the container: %v", err)
 	}
 	link.Started()
+	timing.Mark("runtime: init cloned into new namespaces")
 	st.Pid, st.PidStart = cmd.Process.Pid, startTime(cmd.Process.Pid)
 	if attached {
 		st.Monitor, st.MonitorStart = os.Getpid(), startTime(os.Getpid())
@@ -645,23 +665,15 @@ func (rt *Runtime) start(ctr *Container, stdio []*os.File, attached bool) (*exec
 	n.Say("the container's PID 1 is PID %d on the host", st.Pid)
 	if intoCgroup {
 		n.Call("clone3(..., CLONE_INTO_CGROUP, %s)   # born inside its cgroup", ctr.Group.Dirs()[0])
-	} else if ctr.Group != nil {
-		n.Call("echo %d > cgroup.procs   # in %s", st.Pid, strings.Join(ctr.Group.Dirs(), ", "))
-		if err := ctr.Group.Add(st.Pid); err != nil {
-			_ = cmd.Process.Kill()
-			_ = cmd.Wait()
-			unlock()
-			link.Close()
-			return nil, nil, stage.Fail("moving the container into its cgroup: %v", err)
-		}
 	}
+	// Let it go on first: it need not wait while its PID is written down.
+	link.Resume(n)
 	if attached {
 		st.Status = Running
 	}
 	if err := rt.dirs.save(st); err != nil {
 		_ = cmd.Process.Kill()
 	}
-	link.Resume(n)
 	return cmd, link, nil
 }
 
@@ -673,6 +685,7 @@ func (rt *Runtime) wait(ctr *Container, cmd *exec.Cmd, link *stage.Link) (int, e
 		link.Resume(rt.n)
 	}
 	err := cmd.Wait()
+	timing.Mark("runtime: container exited")
 	stop()
 	link.Close()
 	status, ok := stage.StatusOf(err)
@@ -680,7 +693,9 @@ func (rt *Runtime) wait(ctr *Container, cmd *exec.Cmd, link *stage.Link) (int, e
 		return 0, err
 	}
 	ctr.State.Status, ctr.State.ExitCode, ctr.State.Finished = Stopped, status, time.Now().UTC()
-	_ = rt.dirs.save(ctr.State)
+	if ctr.State.Detached { // a foreground run's state goes at once
+		_ = rt.dirs.save(ctr.State)
+	}
 	if ctr.Group != nil && status == 137 {
 		if m, err := ctr.Group.Memory(); err == nil && m.OOMKills > 0 {
 			rt.n.Warn("the container was killed by the OOM killer: it hit its memory limit")

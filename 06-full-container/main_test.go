@@ -98,6 +98,45 @@ func TestExitStatusIsTheCommands(t *testing.T) {
 	noContainersLeft(t)
 }
 
+// WORKSHOP_TIMING=1 (what `make bench` uses for its breakdown) makes the
+// runtime and the container's init mark each phase on stderr, the init's
+// marks between the runtime's clone and the container's exit; unset, a run
+// prints nothing of the kind.
+func TestTimingMarksCoverBothProcesses(t *testing.T) {
+	setup(t)
+	r := ctr(t, opts{Env: []string{"WORKSHOP_TIMING=1"}}, "run", "--", "/bin/true")
+	if r.Code != 0 {
+		t.Fatalf("run with WORKSHOP_TIMING=1:\n%s", r)
+	}
+	at := map[string]int64{}
+	for _, l := range strings.Split(strings.TrimSpace(r.Stderr), "\n") {
+		f := strings.SplitN(l, " ", 3)
+		if len(f) != 3 || f[0] != "timing" {
+			t.Fatalf("a line that is not a timing mark on stderr: %q", l)
+		}
+		us, err := strconv.ParseInt(f[1], 10, 64)
+		if err != nil {
+			t.Fatalf("bad mark %q", l)
+		}
+		at[f[2]] = us
+	}
+	order := []string{"runtime: Go runtime started", "runtime: init cloned into new namespaces",
+		"init: overlay root mounted", "init: pivot_root", "init: capabilities dropped, exec",
+		"runtime: container exited", "runtime: cleaned up"}
+	for i, what := range order {
+		if _, ok := at[what]; !ok {
+			t.Fatalf("no mark %q in:\n%s", what, r.Stderr)
+		}
+		if i > 0 && at[what] < at[order[i-1]] {
+			t.Errorf("mark %q comes before %q", what, order[i-1])
+		}
+	}
+	r = ctr(t, opts{}, "run", "--", "/bin/true")
+	if r.Code != 0 || strings.Contains(r.Stderr, "timing ") {
+		t.Errorf("without WORKSHOP_TIMING a run printed marks:\n%s", r)
+	}
+}
+
 func TestCommandIsPIDOne(t *testing.T) {
 	setup(t)
 	r := ctr(t, opts{}, "run", "--", "sh", "-c", "echo $$")

@@ -17,6 +17,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/container-internals/workshop/internal/timing"
 	"github.com/urfave/cli/v2"
 	"golang.org/x/sys/unix"
 
@@ -59,25 +60,42 @@ func (rt *Runtime) destroyLocked(ctr *Container, removeRoot bool) {
 	if g == nil && st.Cgroup != "" {
 		g, _ = rt.openGroup(st.Cgroup)
 	}
-	if g != nil {
-		// PID 1's death took the rest of its PID namespace with it; an exec'd
-		// process that outlived it is still in the cgroup: kill it too.
-		_ = g.Kill()
-		if err := g.Remove(); err != nil {
-			rt.n.Warn("%v", err)
-			fmt.Fprintf(os.Stderr, "%s: %v\n", name, err)
-		} else {
-			rt.n.Call("rmdir %s", strings.Join(g.Dirs(), " "))
+	// The cgroups and the files are independent: remove them side by side
+	// (the files wait on the disk, the cgroups on the kernel).
+	var cgErr error
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if g != nil {
+			// PID 1's death took the rest of its PID namespace with it; an
+			// exec'd process that outlived it is still in the cgroup: kill it.
+			_ = g.Kill()
+			cgErr = g.Remove()
+			removeEmptyParents(g)
+			timing.Mark("cleanup: cgroups removed")
 		}
-		removeEmptyParents(g)
-	}
+	}()
 	if removeRoot {
-		if _, err := rt.store.ContainerRoot(st.ID); err == nil {
+		stateGone := make(chan struct{})
+		go func() { _ = os.RemoveAll(rt.dirs.containerDir(st.ID)); close(stateGone) }()
+		if rt.store.HasRoot(st.ID) {
 			if err := rt.store.RemoveRoot(st.ID); err != nil {
 				fmt.Fprintf(os.Stderr, "%s: removing the layers of %s: %v\n", name, st.Name, err)
 			}
 		}
-		_ = os.RemoveAll(rt.dirs.containerDir(st.ID))
+		<-stateGone
+		timing.Mark("cleanup: layers and state removed")
+	}
+	<-done
+	if g != nil {
+		if cgErr != nil {
+			rt.n.Warn("%v", cgErr)
+			fmt.Fprintf(os.Stderr, "%s: %v\n", name, cgErr)
+		} else {
+			rt.n.Call("rmdir %s", strings.Join(g.Dirs(), " "))
+		}
+	}
+	if removeRoot {
 		rt.n.Say("removed the read-write layer, the init layer and the state of %s", st.Name)
 	}
 }

@@ -17,6 +17,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -50,14 +51,14 @@ func ociCommands() []*cli.Command {
 	}
 }
 
-var idRE = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.+-]{0,127}$`)
+var idRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.+-]{0,127}$`) })
 
 func createCmd(c *cli.Context) error {
 	if c.Args().Len() != 1 {
 		return stage.Fail("usage: create [--bundle DIR] [--pid-file FILE] ID")
 	}
 	id := c.Args().First()
-	if !idRE.MatchString(id) {
+	if !idRE().MatchString(id) {
 		return stage.Fail("invalid container ID %q: use letters, digits, '_', '.', '+' and '-'", id)
 	}
 	switch {
@@ -171,7 +172,7 @@ func (rt *Runtime) createFromBundle(id, bundle string, spec *Spec, res *runOptio
 		st.PidsLimit = res.pids
 	}
 	spec.ID = id
-	spec.WaitStart = true
+	spec.WaitStart, spec.WaitReady = true, st.PidsLimit > 0
 	spec.StartFifo = filepath.Join(rt.dirs.containerDir(id), "exec.fifo")
 	if err := unix.Mkfifo(spec.StartFifo, 0o600); err != nil {
 		return fail(err)

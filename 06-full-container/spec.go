@@ -56,6 +56,9 @@ type Spec struct {
 	OOMScoreAdj   *int              `json:"oomScoreAdj,omitempty"`
 
 	Init bool `json:"init"` // --init: a tiny PID 1 runs Args as its child
+	// WaitReady: the runtime has a limit to write once the setup is done
+	// (pids.max): pause before the exec and let it.
+	WaitReady bool `json:"waitReady,omitempty"`
 	// WaitStart: set up everything, then wait for `start` (OCI create).
 	WaitStart bool   `json:"waitStart,omitempty"`
 	StartFifo string `json:"startFifo,omitempty"`

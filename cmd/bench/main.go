@@ -283,6 +283,15 @@ func (b *bench) run() ([]verdict, error) {
 	if interrupted.Load() {
 		return nil, errInterrupted
 	}
+	nb := b.runs
+	if nb > 20 {
+		nb = 20
+	}
+	b.say("timing the phases of %d more runs (WORKSHOP_TIMING=1)", nb)
+	phaseRows, err := b.breakdown(nb)
+	if err != nil {
+		return nil, err
+	}
 	b.say("weighing the foreground run while its container sleeps")
 	foregroundKB, err := b.foregroundRSS()
 	if err != nil {
@@ -328,6 +337,8 @@ func (b *bench) run() ([]verdict, error) {
 
 	fmt.Printf("%d runs each, median and 90th percentile, on %s\n\n", b.runs, machine())
 	fmt.Print(table(rows, verdicts))
+	fmt.Printf("\nwhere the time of `run /bin/true` goes: %d runs with WORKSHOP_TIMING=1, each phase\ntimed from the mark before it (the cleanup's two halves run side by side)\n\n", nb)
+	fmt.Print(table(phaseRows, nil))
 	return verdicts, nil
 }
 

@@ -98,3 +98,31 @@ monitor < 10 MB             PASS    7.0 MB
 		t.Errorf("missed = %d, want 1 (a skip is not a miss)", k)
 	}
 }
+
+func TestPhasesComeFromTheMarksInTimeOrder(t *testing.T) {
+	// Two processes write marks; the runtime's and the init's interleave.
+	stderr := []byte("timing 1300 runtime: flags read\n" +
+		"some other line\n" +
+		"timing 1100 runtime: Go runtime started\n" +
+		"timing 2000 init: Go runtime started\n" +
+		"timing 2500 runtime: container exited\n")
+	marks := parseMarks(stderr)
+	got := phases(1000, 2600, marks)
+	want := []mark{{100, "runtime: Go runtime started"}, {200, "runtime: flags read"},
+		{700, "init: Go runtime started"}, {500, "runtime: container exited"}, {100, "runtime: exit"}}
+	if len(got) != len(want) {
+		t.Fatalf("phases = %v, want %v", got, want)
+	}
+	for i := range want {
+		if got[i] != want[i] {
+			t.Errorf("phase %d = %v, want %v", i, got[i], want[i])
+		}
+	}
+	rows := phaseTable([][]mark{got, got, {{300, "runtime: Go runtime started"}}})
+	if rows[0].what != "runtime: Go runtime started" || rows[0].median != ms(100*time.Microsecond) {
+		t.Errorf("first row = %+v, want the median 0.1 ms of the first phase", rows[0])
+	}
+	if last := rows[len(rows)-1]; last.what != "sum of the medians" {
+		t.Errorf("last row = %+v, want the sum", last)
+	}
+}
