@@ -127,9 +127,10 @@ func Stage(t testing.TB, dir string) string {
 	}
 	root := ModuleRoot(t)
 	out := filepath.Join(buildDir, filepath.Base(dir))
-	// The same build as `make build` (see the Makefile's TAGS).
+	// The same build as `make build` (see the Makefile's TAGS and CGO_ENABLED).
 	cmd := exec.Command(goTool(), "build", "-tags", "urfave_cli_no_docs", "-o", out, "./"+dir)
 	cmd.Dir = root
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if b, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("go build ./%s: %v\n%s", dir, err, b)
 	}
