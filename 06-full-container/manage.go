@@ -55,6 +55,10 @@ func (rt *Runtime) destroy(ctr *Container, removeRoot bool) {
 
 func (rt *Runtime) destroyLocked(ctr *Container, removeRoot bool) {
 	st := ctr.State
+	if ctr.pending != nil {
+		ctr.pending.abandon()
+		ctr.pending = nil
+	}
 	rt.n.Step("Clean up: the container's cgroups%s", map[bool]string{true: ", layers and state", false: ""}[removeRoot])
 	g := ctr.Group
 	if g == nil && st.Cgroup != "" {
@@ -316,7 +320,7 @@ func psCmd(c *cli.Context) error {
 		case st.Status == Creating || st.Status == Created:
 			status = "Created"
 		}
-		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s ago\t%q\n", st.ID[:12], st.Name, pid, status, ago(st.Created), strings.Join(st.Command, " "))
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s ago\t%q\n", short(st.ID), st.Name, pid, status, ago(st.Created), strings.Join(st.Command, " "))
 	}
 	return w.Flush()
 }

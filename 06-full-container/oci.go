@@ -142,7 +142,7 @@ func (rt *Runtime) createFromBundle(id, bundle string, spec *Spec, res *runOptio
 	all, _ := rt.dirs.all()
 	for _, s := range all {
 		if s.Name == id {
-			return nil, stage.Fail("the name %s is in use by container %s", id, s.ID[:12])
+			return nil, stage.Fail("the name %s is in use by container %s", id, short(s.ID))
 		}
 	}
 	cgroupPath := "workshop/" + id

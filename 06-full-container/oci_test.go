@@ -107,6 +107,12 @@ func TestOCILifecycle(t *testing.T) {
 	if st.Status != specs.StateCreated || st.Pid <= 1 || st.Bundle != dir || st.Annotations["org.example.course"] != "workshop" {
 		t.Fatalf("after create, want created with a pid, the bundle and the annotations: %+v", st)
 	}
+	// OCI IDs can be short: ps and the name check must cope (they sliced
+	// every ID to 12 characters once).
+	if r := ctr(t, opts{}, "ps", "-a"); r.Code != 0 || !strings.Contains(r.Stdout, "life") {
+		t.Fatalf("ps -a with a 4-character ID:\n%s", r)
+	}
+	oneLine(t, ctr(t, opts{}, "run", "--name", "life", "--", "true"), `the name "life" is in use by container life`)
 	pidFile, _ := os.ReadFile(out + ".pid")
 	if string(pidFile) != strconv.Itoa(st.Pid) {
 		t.Fatalf("--pid-file says %q, state says %d", pidFile, st.Pid)
