@@ -45,14 +45,15 @@ func containerInit(specPath string, rest []string) {
 	signal.Notify(make(chan os.Signal, 1), unix.SIGINT, unix.SIGTERM, unix.SIGHUP)
 	n := narrate.FromEnv(narrate.Container)
 	link := stage.ParentLink()
+	// The runtime says go once the spec is written and it has our PID
+	// (and, with --explain, once it has told its part). Without
+	// --explain it clones us early, and prepares our layers meanwhile.
+	link.WaitGo(n)
 	spec, err := readSpec(specPath)
 	if err != nil {
 		initFail("reading the container's spec: %v", err)
 	}
-	timing.Mark("init: spec read")
-	// The runtime says go once it has our PID (and, with --explain, once
-	// it has told its part).
-	link.WaitGo(n)
+	timing.Mark("init: go received, spec read")
 
 	// Into the container's cgroups (stage 03) first of all, before this
 	// process uses any memory or device the limits should cover. The
@@ -81,7 +82,7 @@ func containerInit(specPath string, rest []string) {
 			n.Note("0 is the writer itself: this thread, the one that will exec, joins its cgroups")
 		}
 	}
-	timing.Mark("init: go received, cgroups joined")
+	timing.Mark("init: cgroups joined")
 	for kind, path := range spec.JoinNamespaces {
 		n.Call("setns(open(%q), CLONE_NEW%s)   # join an existing namespace", path, strings.ToUpper(kind))
 		if err := joinNamespace(kind, path); err != nil {

@@ -368,6 +368,16 @@ type Container struct {
 	Spec  *Spec
 	Group *cgroup.Group
 	root  layers.ContainerRoot
+	// pending is its first process when create cloned it early: it waits
+	// for start's go-ahead (see create).
+	pending *spawned
+}
+
+// spawned is a container's first process, cloned and not yet told to go.
+type spawned struct {
+	cmd      *exec.Cmd
+	link     *stage.Link
+	attached bool
 }
 
 // create prepares everything for a container, without starting it: its
@@ -397,7 +407,7 @@ func (rt *Runtime) create(o *runOptions) (ctr *Container, err error) {
 	others, _ := rt.dirs.all()
 	for _, s := range others {
 		if s.Name == st.Name {
-			return nil, stage.Fail("the name %q is in use by container %s: choose another --name, or `rm` it", st.Name, s.ID[:12])
+			return nil, stage.Fail("the name %q is in use by container %s: choose another --name, or `rm` it", st.Name, short(s.ID))
 		}
 	}
 
@@ -448,28 +458,7 @@ func (rt *Runtime) create(o *runOptions) (ctr *Container, err error) {
 	}
 
 	timing.Mark("runtime: state saved")
-	n.Step("Prepare the container's own layers (stage 05): an init layer and a read-write layer")
-	root, err := rt.store.CreateRoot(id, img, st.Hostname, nil)
-	if err != nil {
-		return nil, stage.Fail("preparing the container's layers: %v", err)
-	}
-	ctr.root = root
-	n.Say("init layer (/etc/hosts, /etc/hostname, /etc/resolv.conf): %s", root.Init)
-	n.Say("read-write layer: %s", root.Upper)
-	lowers = append(lowers, root.Lowers...)
 
-	timing.Mark("runtime: init and read-write layers made")
-	n.Step("Create the container's cgroups (stage 03) and write its limits")
-	o.devRules = defaultDeviceRules(defaultDevices())
-	if ctr.Group, err = rt.createCgroup(st.Cgroup, o); err != nil {
-		return nil, err
-	}
-	st.CgroupPaths = ctr.Group.Paths()
-	if o.pids > 0 {
-		st.PidsLimit = o.pids
-	}
-
-	timing.Mark("runtime: cgroups created")
 	env := []string{defaultPATH, "HOSTNAME=" + st.Hostname, "HOME=/root"}
 	if t := os.Getenv("TERM"); t != "" {
 		env = append(env, "TERM="+t)
@@ -484,11 +473,59 @@ func (rt *Runtime) create(o *runOptions) (ctr *Container, err error) {
 	}
 	ctr.Spec = &Spec{
 		ID: id, Hostname: st.Hostname, Args: args, Env: env, Cwd: img.Config.WorkingDir,
-		Rootfs: root.Merged, Lowers: lowers, Upper: root.Upper, Work: root.Work,
 		Namespaces: namespaces, Propagation: unix.MS_SLAVE,
 		Mounts: append(defaultMounts(), o.volumes...), Devices: defaultDevices(), Symlinks: defaultSymlinks(),
 		MaskedPaths: defaultMasked, ReadonlyPaths: defaultReadonly, Capabilities: defaultCaps,
-		NoNewPrivs: true, Init: o.init, WaitReady: st.PidsLimit > 0,
+		NoNewPrivs: true, Init: o.init,
+	}
+
+	makeLayers := func() error {
+		n.Step("Prepare the container's own layers (stage 05): an init layer and a read-write layer")
+		root, err := rt.store.CreateRoot(id, img, st.Hostname, nil)
+		if err != nil {
+			return stage.Fail("preparing the container's layers: %v", err)
+		}
+		ctr.root = root
+		n.Say("init layer (/etc/hosts, /etc/hostname, /etc/resolv.conf): %s", root.Init)
+		n.Say("read-write layer: %s", root.Upper)
+		ctr.Spec.Rootfs, ctr.Spec.Upper, ctr.Spec.Work = root.Merged, root.Upper, root.Work
+		ctr.Spec.Lowers = append(lowers, root.Lowers...)
+		timing.Mark("runtime: init and read-write layers made")
+		return nil
+	}
+	makeCgroups := func() (err error) {
+		n.Step("Create the container's cgroups (stage 03) and write its limits")
+		o.devRules = defaultDeviceRules(defaultDevices())
+		if ctr.Group, err = rt.createCgroup(st.Cgroup, o); err != nil {
+			return err
+		}
+		st.CgroupPaths = ctr.Group.Paths()
+		if o.pids > 0 {
+			st.PidsLimit = o.pids
+		}
+		ctr.Spec.WaitReady = st.PidsLimit > 0
+		timing.Mark("runtime: cgroups created")
+		return nil
+	}
+	if o.detach || o.explain {
+		// The order the steps are told in: everything ready, then the
+		// clone (start does it).
+		if err = makeLayers(); err == nil {
+			err = makeCgroups()
+		}
+	} else {
+		// Quietly, the first process is cloned as soon as its cgroups exist
+		// (on cgroup v2 it is born inside them), and the Go runtime starts
+		// in it while the layers are made here: it reads its spec only
+		// once start says go. Two CPUs, two things at once.
+		if err = makeCgroups(); err == nil {
+			if ctr.pending, err = rt.spawn(ctr, nil, true); err == nil {
+				err = makeLayers()
+			}
+		}
+	}
+	if err != nil {
+		return nil, err
 	}
 	if err := writeSpec(rt.dirs.configPath(id), ctr.Spec); err != nil {
 		return nil, err
@@ -584,10 +621,34 @@ func (rt *Runtime) startAndWait(ctr *Container, stdio []*os.File) (int, error) {
 	return rt.wait(ctr, cmd, link)
 }
 
-// start clones the container's first process. attached: the caller will
-// wait for it (run, the monitor), and it must die with the caller; an OCI
-// `create` returns while it lives on.
+// start lets the container's first process go on, cloning it first unless
+// create did. attached: the caller will wait for it (run, the monitor),
+// and it must die with the caller; an OCI `create` returns while it lives
+// on.
 func (rt *Runtime) start(ctr *Container, stdio []*os.File, attached bool) (*exec.Cmd, *stage.Link, error) {
+	p := ctr.pending
+	if p == nil {
+		var err error
+		if p, err = rt.spawn(ctr, stdio, attached); err != nil {
+			return nil, nil, err
+		}
+	}
+	ctr.pending = nil
+	st := ctr.State
+	// Let it go on first: it need not wait while its PID is written down.
+	p.link.Resume(rt.n)
+	if attached {
+		st.Status = Running
+	}
+	if err := rt.dirs.save(st); err != nil {
+		_ = p.cmd.Process.Kill()
+	}
+	return p.cmd, p.link, nil
+}
+
+// spawn clones the container's first process into its new namespaces. It
+// waits, on the link, for start's go-ahead.
+func (rt *Runtime) spawn(ctr *Container, stdio []*os.File, attached bool) (*spawned, error) {
 	n, st := rt.n, ctr.State
 	n.Step("Clone the container's first process into new namespaces (stages 01 and 02)")
 	var flags uintptr
@@ -642,7 +703,7 @@ func (rt *Runtime) start(ctr *Container, stdio []*os.File, attached bool) (*exec
 	link, err := stage.LinkTo(cmd)
 	if err != nil {
 		unlock()
-		return nil, nil, err
+		return nil, err
 	}
 	err = cmd.Start()
 	if err != nil && intoCgroup {
@@ -654,7 +715,7 @@ func (rt *Runtime) start(ctr *Container, stdio []*os.File, attached bool) (*exec
 	if err != nil {
 		unlock()
 		link.Close()
-		return nil, nil, stage.Fail("cannot start the container: %v", err)
+		return nil, stage.Fail("cannot start the container: %v", err)
 	}
 	link.Started()
 	timing.Mark("runtime: init cloned into new namespaces")
@@ -666,15 +727,18 @@ func (rt *Runtime) start(ctr *Container, stdio []*os.File, attached bool) (*exec
 	if intoCgroup {
 		n.Call("clone3(..., CLONE_INTO_CGROUP, %s)   # born inside its cgroup", ctr.Group.Dirs()[0])
 	}
-	// Let it go on first: it need not wait while its PID is written down.
-	link.Resume(n)
-	if attached {
-		st.Status = Running
+	return &spawned{cmd: cmd, link: link, attached: attached}, nil
+}
+
+// abandon kills a first process that never got its go-ahead (create failed
+// after cloning it, or Ctrl-C came first).
+func (p *spawned) abandon() {
+	p.link.Close() // its wait for go ends: it exits
+	_ = p.cmd.Process.Kill()
+	_ = p.cmd.Wait()
+	if p.attached {
+		runtime.UnlockOSThread()
 	}
-	if err := rt.dirs.save(st); err != nil {
-		_ = cmd.Process.Kill()
-	}
-	return cmd, link, nil
 }
 
 func (rt *Runtime) wait(ctr *Container, cmd *exec.Cmd, link *stage.Link) (int, error) {
