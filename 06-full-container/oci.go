@@ -247,7 +247,8 @@ func startCmd(c *cli.Context) error {
 		if (err != nil && err != unix.EAGAIN) || time.Now().After(deadline) || !alive(st.Pid, st.PidStart) {
 			return stage.Fail("container %s did not start: its process is gone", st.ID)
 		}
-		time.Sleep(time.Millisecond)
+		// Wait for its byte (or 50 ms, to look at it again).
+		_, _ = unix.Poll([]unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}, 50)
 	}
 	_ = os.Remove(fifo)
 	st.Status = Running
