@@ -171,6 +171,11 @@ func (rt *Runtime) createFromBundle(id, bundle string, spec *Spec, res *runOptio
 	if res.pids > 0 {
 		st.PidsLimit = res.pids
 	}
+	// Cloned now, as run does: its Go runtime starts while the rest is
+	// written; it reads the spec once start (below, in createCmd) says go.
+	if ctr.pending, err = rt.spawn(ctr, nil, false); err != nil {
+		return fail(err)
+	}
 	spec.ID = id
 	spec.WaitStart, spec.WaitReady = true, st.PidsLimit > 0
 	spec.StartFifo = filepath.Join(rt.dirs.containerDir(id), "exec.fifo")
@@ -180,10 +185,7 @@ func (rt *Runtime) createFromBundle(id, bundle string, spec *Spec, res *runOptio
 	if err := writeSpec(rt.dirs.configPath(id), spec); err != nil {
 		return fail(err)
 	}
-	if err := rt.dirs.save(st); err != nil {
-		return fail(err)
-	}
-	return ctr, nil
+	return ctr, nil // start saves the state, with the PID
 }
 
 // ociStatus is the status the spec asks for, read from the process itself:
