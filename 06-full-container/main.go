@@ -508,8 +508,8 @@ func (rt *Runtime) create(o *runOptions) (ctr *Container, err error) {
 		return nil
 	}
 	if o.detach || o.explain {
-		// The order the steps are told in: everything ready, then the
-		// clone (start does it).
+		// In the order the steps are told: everything ready, then the
+		// clone, which start does (for -d, in the monitor process).
 		if err = makeLayers(); err == nil {
 			err = makeCgroups()
 		}
