@@ -383,7 +383,7 @@ type spawned struct {
 // create prepares everything for a container, without starting it: its
 // state, its layers, its cgroups, its blueprint. On failure it removes what
 // it made.
-func (rt *Runtime) create(o *runOptions) (ctr *Container, err error) {
+func (rt *Runtime) create(o *runOptions) (_ *Container, err error) {
 	n := rt.n
 	unlock, err := rt.dirs.lock()
 	if err != nil {
@@ -447,9 +447,9 @@ func (rt *Runtime) create(o *runOptions) (ctr *Container, err error) {
 	if err := os.MkdirAll(rt.dirs.containerDir(id), 0o700); err != nil {
 		return nil, stage.Fail("cannot create %s: %v", rt.dirs.containerDir(id), err)
 	}
-	ctr = &Container{State: st}
+	ctr := &Container{State: st}
 	defer func() {
-		if err != nil {
+		if err != nil { // whatever was made so far goes
 			rt.destroyLocked(ctr, true)
 		}
 	}()

@@ -594,6 +594,73 @@ func TestKilledRuntimeIsCleanedByTheNextCommand(t *testing.T) {
 	noContainersLeft(t)
 }
 
+// A create that fails half way (here: the disk refuses the container's
+// layers, after its cgroups exist and, without --explain, after its first
+// process was cloned) says so in one line and removes all it made: the
+// cgroups, the waiting process, the state. It once panicked instead.
+func TestFailedCreateLeavesNothing(t *testing.T) {
+	setup(t)
+	bin := testkit.Stage(t, "06-full-container")
+	root := t.TempDir()
+	if r := testkit.Run(t, opts{}, bin, "--root", root, "run", "--", "true"); r.Code != 0 {
+		t.Fatalf("the first run (building the default image):\n%s", r)
+	}
+	// An immutable directory refuses new entries, even to root.
+	store := filepath.Join(root, "images", "overlay2")
+	setImmutable(t, store, true)
+	t.Cleanup(func() { setImmutable(t, store, false) })
+	for _, explain := range []bool{false, true} {
+		args := []string{"--root", root, "run", "--", "true"}
+		if explain {
+			args = []string{"--root", root, "run", "--explain", "--", "true"}
+		}
+		r := testkit.Run(t, opts{}, bin, args...)
+		if r.Code == 0 || strings.Contains(r.Stderr, "panic") || !strings.Contains(r.Stderr, "preparing the container's layers") {
+			t.Fatalf("explain=%v: want a failure that names the layers, and no panic:\n%s", explain, r)
+		}
+		if !explain {
+			oneLine(t, r, "preparing the container's layers")
+		}
+		ents, _ := os.ReadDir(filepath.Join(root, "containers"))
+		for _, e := range ents {
+			if e.IsDir() {
+				t.Errorf("explain=%v: container state left behind: %s", explain, e.Name())
+			}
+		}
+		if out, _ := exec.Command("pgrep", "-f", "^workshop-init __init__ "+root).Output(); len(out) != 0 {
+			t.Errorf("explain=%v: the container's first process is still alive: %s", explain, out)
+		}
+	}
+	setImmutable(t, store, false)
+	if r := testkit.Run(t, opts{}, bin, "--root", root, "run", "--", "echo", "ok"); r.Code != 0 || r.Stdout != "ok\n" {
+		t.Fatalf("a run after the failures:\n%s", r)
+	}
+}
+
+// setImmutable sets or clears a directory's immutable attribute (chattr +i).
+func setImmutable(t *testing.T, dir string, on bool) {
+	const immutable = 0x10 // FS_IMMUTABLE_FL, <linux/fs.h>
+	t.Helper()
+	f, err := os.Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	flags, err := unix.IoctlGetUint32(int(f.Fd()), unix.FS_IOC_GETFLAGS)
+	if err != nil {
+		testkit.Unavailable(t, "this filesystem has no file attributes (chattr): %v", err)
+	}
+	if on {
+		flags |= immutable
+	} else {
+		flags &^= immutable
+	}
+	v := int(flags)
+	if err := unix.IoctlSetPointerInt(int(f.Fd()), unix.FS_IOC_SETFLAGS, v); err != nil {
+		testkit.Unavailable(t, "cannot set the immutable attribute here: %v", err)
+	}
+}
+
 func TestBadInputGivesOneLineAndLeavesNothing(t *testing.T) {
 	setup(t)
 	oneLine(t, ctr(t, opts{}, "run", "no-such-image", "--", "true"), "unknown image")
