@@ -15,7 +15,6 @@ import (
 	"strings"
 	"unsafe"
 
-	"github.com/container-internals/workshop/internal/timing"
 	"golang.org/x/sys/unix"
 
 	"github.com/container-internals/workshop/03-cgroups-cpu/cgroup"
@@ -23,6 +22,7 @@ import (
 	"github.com/container-internals/workshop/05-overlay-layers/layers"
 	"github.com/container-internals/workshop/internal/narrate"
 	"github.com/container-internals/workshop/internal/stage"
+	"github.com/container-internals/workshop/internal/timing"
 )
 
 // Exit statuses of the runtime itself, as Docker's: 125 the container could

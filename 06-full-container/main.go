@@ -38,7 +38,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/container-internals/workshop/internal/timing"
 	"github.com/urfave/cli/v2"
 	"golang.org/x/sys/unix"
 
@@ -48,6 +47,7 @@ import (
 	"github.com/container-internals/workshop/internal/narrate"
 	"github.com/container-internals/workshop/internal/preflight"
 	"github.com/container-internals/workshop/internal/stage"
+	"github.com/container-internals/workshop/internal/timing"
 )
 
 const name = "06-full-container"

@@ -17,7 +17,6 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/container-internals/workshop/internal/timing"
 	"github.com/urfave/cli/v2"
 	"golang.org/x/sys/unix"
 
@@ -25,6 +24,7 @@ import (
 	"github.com/container-internals/workshop/05-overlay-layers/layers"
 	"github.com/container-internals/workshop/internal/narrate"
 	"github.com/container-internals/workshop/internal/stage"
+	"github.com/container-internals/workshop/internal/timing"
 )
 
 // allControllers are every controller a container's group may have.
