@@ -64,6 +64,9 @@ var hostOnly = map[string][]HostOnlyTest{
 		{"TestV1DenyAllButDevNull", "cgroup v1's devices controller: the pure v2 guest has none (its v2 twin runs)"},
 		{"TestV1DockerDefaultRules", "cgroup v1's devices controller: the pure v2 guest has none (its v2 twin runs)"},
 	},
+	"cmd/bench": {
+		{"TestFilesystemOfTellsAJournalledExt4FromOneWithout", "makes ext4 images with mkfs.ext4, a host tool, and mounts them through loop devices"},
+	},
 	"cmd/doctor": {
 		{"TestDoctorFailsWhenBusyboxIsMissing", "needs a Go toolchain on PATH; the guest has none (its tests use prebuilt binaries)"},
 		{"TestDoctorFailsWithTheMultipathdFixWhenCPUControllerIsNotDelegated", "reads a fake cgroup tree, and counts every FAIL row: the guest's missing Go toolchain is a second one"},

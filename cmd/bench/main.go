@@ -335,7 +335,11 @@ func (b *bench) run() ([]verdict, error) {
 		below("monitor VmRSS < 10 MB (detached)", monitorKB, maxMonitorKB),
 		below("run VmRSS < 10 MB (foreground)", foregroundKB, maxMonitorKB))
 
-	fmt.Printf("%d runs each, median and 90th percentile, on %s\n\n", b.runs, machine())
+	fmt.Printf("%d runs each, median and 90th percentile, on %s\n", b.runs, machine())
+	if fs, err := filesystemOf(b.tmp); err == nil {
+		fmt.Printf("the containers' files (%s): %s\n", b.tmp, fs)
+	}
+	fmt.Println()
 	fmt.Print(table(rows, verdicts))
 	fmt.Printf("\nwhere the time of `run /bin/true` goes: %d runs with WORKSHOP_TIMING=1, each phase\ntimed from the mark before it (the cleanup's two halves run side by side)\n\n", nb)
 	fmt.Print(table(phaseRows, nil))
