@@ -59,11 +59,11 @@ func filesystemOf(dir string) (fsInfo, error) {
 	return info, nil
 }
 
-// String describes it in a few words, with why it matters for the figures.
+// String describes it in a few words.
 func (f fsInfo) String() string {
 	switch {
 	case f.Type == "ext4" && !f.Journal:
-		return fmt.Sprintf("ext4 without a journal (%s): it steps over every recently freed inode to make a file, so the lines that make and remove files grow as the benchmark goes (TMPDIR=DIR on a journalled filesystem measures as on the VM)", f.Device)
+		return fmt.Sprintf("ext4 without a journal (%s)", f.Device)
 	case f.Type == "ext4":
 		return fmt.Sprintf("ext4 with a journal (%s)", f.Device)
 	case f.Device != "":
@@ -71,4 +71,15 @@ func (f fsInfo) String() string {
 	default:
 		return f.Type
 	}
+}
+
+// Warning is what a reader of the figures must know about this filesystem,
+// and what to do about it; empty when there is nothing to say.
+func (f fsInfo) Warning() string {
+	if f.Type != "ext4" || f.Journal {
+		return ""
+	}
+	return "note: without a journal, ext4 steps over every recently freed inode to make a new\n" +
+		"one, so the lines that make and remove files grow as the benchmark goes. Give\n" +
+		"TMPDIR=DIR on a journalled filesystem to measure as on the learners' VM.\n"
 }

@@ -61,9 +61,11 @@ func TestFilesystemOfTellsAJournalledExt4FromOneWithout(t *testing.T) {
 		if fs.Type != "ext4" || fs.Journal != journal || !strings.HasPrefix(fs.Device, "loop") {
 			t.Errorf("journal %v: filesystemOf = %+v, want ext4 on a loop device with Journal %v", journal, fs, journal)
 		}
-		said := fs.String()
-		if warned := strings.Contains(said, "without a journal") && strings.Contains(said, "TMPDIR"); warned == journal {
-			t.Errorf("journal %v: %q (the warning, with what to do, is for ext4 without a journal only)", journal, said)
+		if said := fs.String(); strings.Contains(said, "without") == journal {
+			t.Errorf("journal %v: described as %q", journal, said)
+		}
+		if w := fs.Warning(); (w != "" && strings.Contains(w, "TMPDIR")) == journal {
+			t.Errorf("journal %v: warning %q (it is for ext4 without a journal only, and says what to do)", journal, w)
 		}
 	}
 }
@@ -84,7 +86,7 @@ func TestFilesystemOfATmpfs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if fs.Type != "tmpfs" || fs.Device != "" || fs.Journal || fs.String() != "tmpfs" {
+	if fs.Type != "tmpfs" || fs.Device != "" || fs.Journal || fs.String() != "tmpfs" || fs.Warning() != "" {
 		t.Errorf("filesystemOf(a tmpfs) = %+v (%q), want type tmpfs, no block device", fs, fs)
 	}
 }

@@ -337,7 +337,7 @@ func (b *bench) run() ([]verdict, error) {
 
 	fmt.Printf("%d runs each, median and 90th percentile, on %s\n", b.runs, machine())
 	if fs, err := filesystemOf(b.tmp); err == nil {
-		fmt.Printf("the containers' files (%s): %s\n", b.tmp, fs)
+		fmt.Printf("the containers' files: %s, on %s\n%s", b.tmp, fs, fs.Warning())
 	}
 	fmt.Println()
 	fmt.Print(table(rows, verdicts))
