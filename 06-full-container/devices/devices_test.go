@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"testing"
@@ -145,7 +146,12 @@ func mountOf(fstype, opt string) string {
 // newGroup creates a cgroup under root and removes it when the test ends.
 func newGroup(t *testing.T, root string) string {
 	t.Helper()
-	dir := filepath.Join(root, fmt.Sprintf("devices-test-%d", os.Getpid()))
+	return newNamedGroup(t, root, fmt.Sprintf("devices-test-%d", os.Getpid()))
+}
+
+func newNamedGroup(t *testing.T, root, name string) string {
+	t.Helper()
+	dir := filepath.Join(root, name)
 	if err := os.Mkdir(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
@@ -222,6 +228,37 @@ func TestV2DenyAllButDevNull(t *testing.T) {
 	expect(t, "v2 group after detach", probeIn(t, procs), allOK)
 	if err := detach(); err != nil {
 		t.Errorf("second detach: %v", err)
+	}
+}
+
+// A runtime loads the program early (the verifier is the slow half) and
+// attaches it once the cgroup exists: loaded once, it may serve several
+// groups, and keeps working in them after the runtime closes its handle.
+func TestV2LoadedOnceThenAttachedToTwoGroups(t *testing.T) {
+	root := v2Root(t)
+	prog, err := LoadV2([]Rule{denyAll, {Allow: true, Type: "c", Major: num(1), Minor: num(3), Access: "rw"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]string{
+		"write /dev/null": "ok", "read /dev/zero": "EPERM", "open /dev/kmsg": "EPERM", "mknod c 1:3": "EPERM", "mknod b 7:0": "EPERM"}
+	var dirs []string
+	for _, name := range []string{"a", "b"} {
+		dir := newNamedGroup(t, root, fmt.Sprintf("devices-test-%d-%s", os.Getpid(), name))
+		if _, err := prog.Attach(dir); err != nil {
+			t.Fatal(err)
+		}
+		dirs = append(dirs, dir)
+	}
+	if err := prog.Close(); err != nil {
+		t.Fatal(err)
+	}
+	for _, dir := range dirs {
+		expect(t, filepath.Base(dir), probeIn(t, filepath.Join(dir, "cgroup.procs")), want)
+	}
+	// And a program that fails the checks is refused before any cgroup exists.
+	if _, err := LoadV2([]Rule{{Allow: true, Type: "x", Access: "rwm"}}); err == nil {
+		t.Error("LoadV2 accepted a rule of type x")
 	}
 }
 
@@ -422,5 +459,53 @@ func noV1Hierarchy(t *testing.T) {
 	dir := newGroup(t, v2)
 	if err := ApplyV1(dir, []Rule{denyAll}); err == nil {
 		t.Fatal("ApplyV1 on a cgroup v2 group succeeded: it must fail, there is no devices.deny there")
+	}
+}
+
+// The verifier gives up with EAGAIN when the loading thread has a signal
+// pending, and Go's threads get signals (the scheduler's SIGURG): a load
+// interrupted that way is tried again, not reported as an error.
+func TestLoadIsRetriedWhenASignalInterruptsTheVerifier(t *testing.T) {
+	testkit.RequireRoot(t)
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	pid, tid := unix.Getpid(), unix.Gettid()
+	stop := make(chan struct{})
+	sent := make(chan int)
+	go func() {
+		n := 0
+		tick := time.NewTicker(3 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			select {
+			case <-stop:
+				sent <- n
+				return
+			case <-tick.C:
+				// SIGURG: the Go runtime's own preemption signal, handled and harmless.
+				if unix.Tgkill(pid, tid, unix.SIGURG) == nil {
+					n++
+				}
+			}
+		}
+	}()
+	var failed []error
+	start := time.Now()
+	for i := 0; i < 150; i++ {
+		p, err := LoadV2(dockerRules)
+		if err != nil {
+			failed = append(failed, err)
+			continue
+		}
+		p.Close()
+	}
+	close(stop)
+	n := <-sent
+	t.Logf("150 loads in %v under %d signals", time.Since(start).Round(time.Millisecond), n)
+	if n < 20 {
+		t.Fatalf("only %d signals were sent: the test proves nothing", n)
+	}
+	if len(failed) > 0 {
+		t.Errorf("%d of 150 loads failed, first: %v", len(failed), failed[0])
 	}
 }
