@@ -157,6 +157,7 @@ type runOptions struct {
 	volumes                          []Mount
 	netNone, init, detach, explain   bool
 	devRules                         []devices.Rule // the device cgroup: which device nodes may be used
+	devPreload                       *devicePreload // their program, loading, on cgroup v2
 }
 
 func runCmd(c *cli.Context) error {
@@ -394,6 +395,9 @@ func (rt *Runtime) create(o *runOptions) (_ *Container, err error) {
 			unlock()
 		}
 	}()
+	o.devRules = defaultDeviceRules(defaultDevices())
+	o.devPreload = rt.preloadDevices(o.devRules)
+	defer o.devPreload.close()
 	id := newID()
 	st := &State{ID: id, Name: o.name, Image: o.image, RootDir: o.rootfsDir, Hostname: o.hostname,
 		Created: time.Now().UTC(), Status: Creating, Detached: o.detach, Cgroup: "workshop/" + id[:12]}
@@ -495,7 +499,6 @@ func (rt *Runtime) create(o *runOptions) (_ *Container, err error) {
 	}
 	makeCgroups := func() (err error) {
 		n.Step("Create the container's cgroups (stage 03) and write its limits")
-		o.devRules = defaultDeviceRules(defaultDevices())
 		if ctr.Group, err = rt.createCgroup(st.Cgroup, o); err != nil {
 			return err
 		}
@@ -603,7 +606,7 @@ func (rt *Runtime) createCgroup(path string, o *runOptions) (*cgroup.Group, erro
 		}
 	}
 	if len(o.devRules) > 0 {
-		if err := set(rt.applyDeviceRules(g, o.devRules)); err != nil {
+		if err := set(rt.applyDeviceRules(g, o.devRules, o.devPreload)); err != nil {
 			return nil, err
 		}
 	}

@@ -136,6 +136,8 @@ func (rt *Runtime) createFromBundle(id, bundle string, spec *Spec, res *runOptio
 		return nil, stage.Fail("cannot lock %s: %v", rt.dirs.State, err)
 	}
 	defer unlock()
+	res.devPreload = rt.preloadDevices(res.devRules)
+	defer res.devPreload.close()
 	if _, err := os.Stat(rt.dirs.containerDir(id)); err == nil {
 		return nil, stage.Fail("a container with ID %s exists already: `delete` it first, or choose another ID", id)
 	}
