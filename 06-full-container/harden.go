@@ -164,8 +164,8 @@ func loopbackUp() error {
 // given: without it, root inside (which keeps CAP_MKNOD) could make a node
 // for the host's disk and read it. cgroup v1 has the devices controller's
 // allow and deny files; cgroup v2 asks an eBPF program attached to the
-// group (see the devices package), loaded beforehand by preloadDevices.
-func (rt *Runtime) applyDeviceRules(g *cgroup.Group, rules []devices.Rule, pre *devicePreload) error {
+// group (see the devices package).
+func (rt *Runtime) applyDeviceRules(g *cgroup.Group, rules []devices.Rule) error {
 	if dir := g.Path("devices"); dir != "" {
 		rt.n.Call("echo a > %s/devices.deny; echo 'c 1:3 rwm' > devices.allow ...   # %d rules", dir, len(rules))
 		return devices.ApplyV1(dir, rules)
@@ -173,61 +173,11 @@ func (rt *Runtime) applyDeviceRules(g *cgroup.Group, rules []devices.Rule, pre *
 	for _, dir := range g.Dirs() {
 		if isCgroup2(dir) {
 			rt.n.Call("bpf(BPF_PROG_LOAD, BPF_PROG_TYPE_CGROUP_DEVICE); bpf(BPF_PROG_ATTACH, %s)   # %d rules", dir, len(rules))
-			if pre == nil {
-				_, err := devices.AttachV2(dir, rules)
-				return err
-			}
-			<-pre.done
-			if pre.err != nil {
-				return pre.err
-			}
-			_, err := pre.prog.Attach(dir)
+			_, err := devices.AttachV2(dir, rules)
 			return err
 		}
 	}
 	return errors.New("cannot enforce device rules here: there is no v1 devices controller, and the container's cgroup is not on cgroup v2")
-}
-
-// devicePreload is a device program loading while the runtime does the
-// work that comes before the container's cgroup: the kernel's verifier
-// takes about a millisecond, ten times the attach, which waits for the
-// cgroup.
-type devicePreload struct {
-	done chan struct{}
-	prog *devices.Program
-	err  error
-}
-
-// preloadDevices starts loading the program for rules when cgroup v2 will
-// enforce them (there is no v1 devices controller); nil otherwise.
-func (rt *Runtime) preloadDevices(rules []devices.Rule) *devicePreload {
-	if len(rules) == 0 {
-		return nil
-	}
-	if c, err := rt.cg.Controller("devices"); err == nil && c.Version == cgroup.V1 {
-		return nil
-	}
-	if _, ok := rt.cg.Unified(); !ok {
-		return nil
-	}
-	p := &devicePreload{done: make(chan struct{})}
-	go func() {
-		defer close(p.done)
-		p.prog, p.err = devices.LoadV2(rules)
-	}()
-	return p
-}
-
-// close lets go of the program: attached, it stays with its cgroup.
-func (p *devicePreload) close() {
-	if p == nil {
-		return
-	}
-	<-p.done
-	if p.prog != nil {
-		_ = p.prog.Close()
-		p.prog = nil
-	}
 }
 
 // defaultDeviceRules are Docker's: nothing but the container's own device

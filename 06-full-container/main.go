@@ -157,7 +157,6 @@ type runOptions struct {
 	volumes                          []Mount
 	netNone, init, detach, explain   bool
 	devRules                         []devices.Rule // the device cgroup: which device nodes may be used
-	devPreload                       *devicePreload // their program, loading, on cgroup v2
 }
 
 func runCmd(c *cli.Context) error {
@@ -395,9 +394,6 @@ func (rt *Runtime) create(o *runOptions) (_ *Container, err error) {
 			unlock()
 		}
 	}()
-	o.devRules = defaultDeviceRules(defaultDevices())
-	o.devPreload = rt.preloadDevices(o.devRules)
-	defer o.devPreload.close()
 	id := newID()
 	st := &State{ID: id, Name: o.name, Image: o.image, RootDir: o.rootfsDir, Hostname: o.hostname,
 		Created: time.Now().UTC(), Status: Creating, Detached: o.detach, Cgroup: "workshop/" + id[:12]}
@@ -499,6 +495,7 @@ func (rt *Runtime) create(o *runOptions) (_ *Container, err error) {
 	}
 	makeCgroups := func() (err error) {
 		n.Step("Create the container's cgroups (stage 03) and write its limits")
+		o.devRules = defaultDeviceRules(defaultDevices())
 		if ctr.Group, err = rt.createCgroup(st.Cgroup, o); err != nil {
 			return err
 		}
@@ -510,20 +507,33 @@ func (rt *Runtime) create(o *runOptions) (_ *Container, err error) {
 		timing.Mark("runtime: cgroups created")
 		return nil
 	}
+	fenceDevices := func() error {
+		if err := rt.applyDeviceRules(ctr.Group, o.devRules); err != nil {
+			return stage.Fail("%v", err)
+		}
+		timing.Mark("runtime: device rules applied")
+		return nil
+	}
 	if o.detach || o.explain {
 		// In the order the steps are told: everything ready, then the
 		// clone, which start does (for -d, in the monitor process).
 		if err = makeLayers(); err == nil {
-			err = makeCgroups()
+			if err = makeCgroups(); err == nil {
+				err = fenceDevices()
+			}
 		}
 	} else {
 		// Quietly, the first process is cloned as soon as its cgroups exist
 		// (on cgroup v2 it is born inside them), and the Go runtime starts
-		// in it while the layers are made here: it reads its spec only
-		// once start says go. Two CPUs, two things at once.
+		// in it while the device rules are applied and the layers are made
+		// here: it does nothing until start says go. Two CPUs, two things at
+		// once. (On cgroup v2 the device rules are an eBPF program that the
+		// kernel's verifier takes over a millisecond to check.)
 		if err = makeCgroups(); err == nil {
 			if ctr.pending, err = rt.spawn(ctr, nil, true); err == nil {
-				err = makeLayers()
+				if err = fenceDevices(); err == nil {
+					err = makeLayers()
+				}
 			}
 		}
 	}
@@ -605,11 +615,7 @@ func (rt *Runtime) createCgroup(path string, o *runOptions) (*cgroup.Group, erro
 			return nil, err
 		}
 	}
-	if len(o.devRules) > 0 {
-		if err := set(rt.applyDeviceRules(g, o.devRules, o.devPreload)); err != nil {
-			return nil, err
-		}
-	}
+	// The device rules are applied by the caller, with applyDeviceRules;
 	// pids.max is written later, by ready(): see there.
 	return g, nil
 }

@@ -136,8 +136,6 @@ func (rt *Runtime) createFromBundle(id, bundle string, spec *Spec, res *runOptio
 		return nil, stage.Fail("cannot lock %s: %v", rt.dirs.State, err)
 	}
 	defer unlock()
-	res.devPreload = rt.preloadDevices(res.devRules)
-	defer res.devPreload.close()
 	if _, err := os.Stat(rt.dirs.containerDir(id)); err == nil {
 		return nil, stage.Fail("a container with ID %s exists already: `delete` it first, or choose another ID", id)
 	}
@@ -177,6 +175,12 @@ func (rt *Runtime) createFromBundle(id, bundle string, spec *Spec, res *runOptio
 	// written; it reads the spec once start (below, in createCmd) says go.
 	if ctr.pending, err = rt.spawn(ctr, nil, false); err != nil {
 		return fail(err)
+	}
+	// The device rules, while its Go runtime starts: it waits for go.
+	if len(res.devRules) > 0 {
+		if err := rt.applyDeviceRules(ctr.Group, res.devRules); err != nil {
+			return fail(stage.Fail("%v", err))
+		}
 	}
 	spec.ID = id
 	spec.WaitStart, spec.WaitReady = true, st.PidsLimit > 0

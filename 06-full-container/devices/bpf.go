@@ -296,66 +296,32 @@ func lastLines(log []byte, n int) string {
 // removing the cgroup detaches and frees it. detach removes it earlier (it
 // returns nil if the program or the group is already gone).
 func AttachV2(dir string, rules []Rule) (detach func() error, err error) {
-	p, err := LoadV2(rules)
-	if err != nil {
-		return nil, err
-	}
-	defer p.Close()
-	return p.Attach(dir)
-}
-
-// Program is a device program loaded into the kernel and not attached yet.
-// Loading is the slow half (the kernel's verifier walks every path of the
-// program: about a millisecond for Docker's rules), and needs no cgroup: a
-// runtime can load it while it does other work, and attach it once the
-// container's cgroup exists.
-type Program struct{ fd int }
-
-const maxRules = 1000
-
-// LoadV2 checks rules, generates their program and loads it.
-func LoadV2(rules []Rule) (*Program, error) {
-	if err := Validate(rules); err != nil {
-		return nil, err
-	}
-	// Up to 12 instructions per rule: 1000 rules stay far below the
-	// verifier's limit and the 16-bit jump offsets.
-	if len(rules) > maxRules {
-		return nil, fmt.Errorf("linux.resources.devices: %d rules, at most %d on cgroup v2", len(rules), maxRules)
-	}
-	fd, err := load(program(rules))
-	if err != nil {
-		return nil, err
-	}
-	return &Program{fd: fd}, nil
-}
-
-// Attach attaches the program to the cgroup v2 directory dir; detach is as
-// AttachV2's. One loaded program may be attached to several groups.
-func (p *Program) Attach(dir string) (detach func() error, err error) {
-	id, err := p.attach(dir)
+	id, err := attachV2(dir, rules)
 	if err != nil {
 		return nil, err
 	}
 	return func() error { return detachV2(dir, id) }, nil
 }
 
-// Close lets go of our handle: an attached program stays with its groups,
-// one attached nowhere is freed.
-func (p *Program) Close() error { return unix.Close(p.fd) }
+const maxRules = 1000
 
-// attachV2 loads and attaches, and returns the program's kernel ID, which
-// outlives our fds.
+// attachV2 returns the program's kernel ID, which outlives our fds.
 func attachV2(dir string, rules []Rule) (uint32, error) {
-	p, err := LoadV2(rules)
+	if err := Validate(rules); err != nil {
+		return 0, err
+	}
+	// Up to 12 instructions per rule: 1000 rules stay far below the
+	// verifier's limit and the 16-bit jump offsets.
+	if len(rules) > maxRules {
+		return 0, fmt.Errorf("linux.resources.devices: %d rules, at most %d on cgroup v2", len(rules), maxRules)
+	}
+	// The load is the slow half: the kernel's verifier walks every path of
+	// the program (about a millisecond for Docker's rules).
+	prog, err := load(program(rules))
 	if err != nil {
 		return 0, err
 	}
-	defer p.Close()
-	return p.attach(dir)
-}
-
-func (p *Program) attach(dir string) (uint32, error) {
+	defer unix.Close(prog)
 	cg, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return 0, fmt.Errorf("open cgroup %s: %w", dir, err)
@@ -364,7 +330,7 @@ func (p *Program) attach(dir string) (uint32, error) {
 
 	// BPF_F_ALLOW_MULTI: a parent's programs (systemd attaches its own) keep
 	// running too; the access must pass all of them.
-	attach := progAttachAttr{targetFd: uint32(cg), attachBpfFd: uint32(p.fd),
+	attach := progAttachAttr{targetFd: uint32(cg), attachBpfFd: uint32(prog),
 		attachType: unix.BPF_CGROUP_DEVICE, attachFlags: unix.BPF_F_ALLOW_MULTI}
 	if _, err := bpf(unix.BPF_PROG_ATTACH, unsafe.Pointer(&attach), unsafe.Sizeof(attach)); err != nil {
 		return 0, fmt.Errorf("bpf(BPF_PROG_ATTACH) of the device program to %s: %w (is it a cgroup v2 directory?)", dir, err)
@@ -372,7 +338,7 @@ func (p *Program) attach(dir string) (uint32, error) {
 
 	// struct bpf_prog_info starts with u32 type, u32 id.
 	var info struct{ typ, id uint32 }
-	get := objInfoAttr{bpfFd: uint32(p.fd), infoLen: uint32(unsafe.Sizeof(info)), info: uint64(uintptr(unsafe.Pointer(&info)))}
+	get := objInfoAttr{bpfFd: uint32(prog), infoLen: uint32(unsafe.Sizeof(info)), info: uint64(uintptr(unsafe.Pointer(&info)))}
 	_, err = bpf(unix.BPF_OBJ_GET_INFO_BY_FD, unsafe.Pointer(&get), unsafe.Sizeof(get))
 	runtime.KeepAlive(&info)
 	if err != nil {

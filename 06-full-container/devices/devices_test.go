@@ -146,12 +146,7 @@ func mountOf(fstype, opt string) string {
 // newGroup creates a cgroup under root and removes it when the test ends.
 func newGroup(t *testing.T, root string) string {
 	t.Helper()
-	return newNamedGroup(t, root, fmt.Sprintf("devices-test-%d", os.Getpid()))
-}
-
-func newNamedGroup(t *testing.T, root, name string) string {
-	t.Helper()
-	dir := filepath.Join(root, name)
+	dir := filepath.Join(root, fmt.Sprintf("devices-test-%d", os.Getpid()))
 	if err := os.Mkdir(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
@@ -228,37 +223,6 @@ func TestV2DenyAllButDevNull(t *testing.T) {
 	expect(t, "v2 group after detach", probeIn(t, procs), allOK)
 	if err := detach(); err != nil {
 		t.Errorf("second detach: %v", err)
-	}
-}
-
-// A runtime loads the program early (the verifier is the slow half) and
-// attaches it once the cgroup exists: loaded once, it may serve several
-// groups, and keeps working in them after the runtime closes its handle.
-func TestV2LoadedOnceThenAttachedToTwoGroups(t *testing.T) {
-	root := v2Root(t)
-	prog, err := LoadV2([]Rule{denyAll, {Allow: true, Type: "c", Major: num(1), Minor: num(3), Access: "rw"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	want := map[string]string{
-		"write /dev/null": "ok", "read /dev/zero": "EPERM", "open /dev/kmsg": "EPERM", "mknod c 1:3": "EPERM", "mknod b 7:0": "EPERM"}
-	var dirs []string
-	for _, name := range []string{"a", "b"} {
-		dir := newNamedGroup(t, root, fmt.Sprintf("devices-test-%d-%s", os.Getpid(), name))
-		if _, err := prog.Attach(dir); err != nil {
-			t.Fatal(err)
-		}
-		dirs = append(dirs, dir)
-	}
-	if err := prog.Close(); err != nil {
-		t.Fatal(err)
-	}
-	for _, dir := range dirs {
-		expect(t, filepath.Base(dir), probeIn(t, filepath.Join(dir, "cgroup.procs")), want)
-	}
-	// And a program that fails the checks is refused before any cgroup exists.
-	if _, err := LoadV2([]Rule{{Allow: true, Type: "x", Access: "rwm"}}); err == nil {
-		t.Error("LoadV2 accepted a rule of type x")
 	}
 }
 
@@ -474,11 +438,11 @@ func TestLoadIsRetriedWhenASignalInterruptsTheVerifier(t *testing.T) {
 	// interrupted, and a retry soon gets through.
 	begin := time.Now()
 	for i := 0; i < 5; i++ {
-		p, err := LoadV2(dockerRules)
+		fd, err := load(program(dockerRules))
 		if err != nil {
 			t.Fatal(err)
 		}
-		p.Close()
+		unix.Close(fd)
 	}
 	every := 3 * time.Since(begin) / 5
 	pid, tid := unix.Getpid(), unix.Gettid()
@@ -504,12 +468,12 @@ func TestLoadIsRetriedWhenASignalInterruptsTheVerifier(t *testing.T) {
 	var failed []error
 	start := time.Now()
 	for i := 0; i < 150; i++ {
-		p, err := LoadV2(dockerRules)
+		fd, err := load(program(dockerRules))
 		if err != nil {
 			failed = append(failed, err)
 			continue
 		}
-		p.Close()
+		unix.Close(fd)
 	}
 	close(stop)
 	n := <-sent
