@@ -54,6 +54,24 @@ func ctr(t *testing.T, o opts, args ...string) testkit.Result {
 	return testkit.Run(t, o, bin, append([]string{"--root", sharedRoot(t)}, args...)...)
 }
 
+// detached runs `run -d --name name ARGS...`, removes the container when
+// the test ends (before the host check: CheckHost's cleanup runs last), and
+// returns what `inspect` says of it.
+func detached(t *testing.T, name string, args ...string) State {
+	t.Helper()
+	r := ctr(t, opts{}, append([]string{"run", "-d", "--name", name}, args...)...)
+	if r.Code != 0 {
+		t.Fatalf("run -d --name %s:\n%s", name, r)
+	}
+	t.Cleanup(func() { ctr(t, opts{}, "rm", "-f", name) })
+	var st State
+	insp := ctr(t, opts{}, "inspect", name)
+	if err := json.Unmarshal([]byte(insp.Stdout), &st); err != nil || st.Pid <= 0 {
+		t.Fatalf("inspect %s: %v\n%s", name, err, insp)
+	}
+	return st
+}
+
 func setup(t *testing.T) {
 	t.Helper()
 	testkit.RequireRoot(t)
@@ -305,14 +323,8 @@ func TestForkBombStopsAtPidsLimit(t *testing.T) {
 	setup(t)
 	// The inner shell forks until the kernel refuses, and dies of it; its
 	// sleeps live on, re-parented to PID 1.
-	r := ctr(t, opts{}, "run", "-d", "--name", "forker", "--pids-limit", "10", "--", "sh", "-c",
+	st := detached(t, "forker", "--pids-limit", "10", "--", "sh", "-c",
 		"sh -c 'while :; do sleep 30 & done'; echo forked; sleep 30")
-	if r.Code != 0 {
-		t.Fatalf("run -d:\n%s", r)
-	}
-	defer ctr(t, opts{}, "rm", "-f", "forker")
-	var st State
-	json.Unmarshal([]byte(ctr(t, opts{}, "inspect", "forker").Stdout), &st)
 	current := func() int {
 		b, _ := os.ReadFile(filepath.Join(st.CgroupPaths["pids"], "pids.current"))
 		v, _ := strconv.Atoi(strings.TrimSpace(string(b)))
@@ -336,16 +348,7 @@ func TestForkBombStopsAtPidsLimit(t *testing.T) {
 
 func TestCPUQuotaHoldsTheLoopNearTarget(t *testing.T) {
 	setup(t)
-	r := ctr(t, opts{}, "run", "-d", "--name", "cpuhog", "--cpus", "0.2", "--", "sh", "-c", "while :; do :; done")
-	if r.Code != 0 {
-		t.Fatalf("run -d:\n%s", r)
-	}
-	defer ctr(t, opts{}, "rm", "-f", "cpuhog")
-	var st State
-	insp := ctr(t, opts{}, "inspect", "cpuhog")
-	if err := json.Unmarshal([]byte(insp.Stdout), &st); err != nil {
-		t.Fatalf("inspect: %v\n%s", err, insp)
-	}
+	st := detached(t, "cpuhog", "--cpus", "0.2", "--", "sh", "-c", "while :; do :; done")
 	usage := func() time.Duration {
 		p := st.CgroupPaths["cpuacct"]
 		file := filepath.Join(p, "cpuacct.usage")
@@ -372,13 +375,9 @@ func TestCPUQuotaHoldsTheLoopNearTarget(t *testing.T) {
 
 func TestExecJoinsTheContainer(t *testing.T) {
 	setup(t)
-	r := ctr(t, opts{}, "run", "-d", "--name", "execme", "--hostname", "inside", "--", "sh", "-c", "echo hi > /tmp/made-inside; sleep 100")
-	if r.Code != 0 {
-		t.Fatalf("run -d:\n%s", r)
-	}
-	defer ctr(t, opts{}, "rm", "-f", "execme")
+	detached(t, "execme", "--hostname", "inside", "--", "sh", "-c", "echo hi > /tmp/made-inside; sleep 100")
 	time.Sleep(100 * time.Millisecond)
-	r = ctr(t, opts{}, "exec", "execme", "--", "sh", "-c", "hostname; cat /tmp/made-inside; ps -o pid,comm | grep -c sleep; echo $$")
+	r := ctr(t, opts{}, "exec", "execme", "--", "sh", "-c", "hostname; cat /tmp/made-inside; ps -o pid,comm | grep -c sleep; echo $$")
 	lines := strings.Split(strings.TrimSpace(r.Stdout), "\n")
 	if r.Code != 0 || len(lines) != 4 || lines[0] != "inside" || lines[1] != "hi" || lines[2] != "1" {
 		t.Fatalf("exec should see the container's hostname, files and processes:\n%s", r)
@@ -739,7 +738,10 @@ func TestCtrlCEndsTheContainerAndCleansUp(t *testing.T) {
 
 // Root inside keeps CAP_MKNOD (Docker's default): it can make a node for a
 // device of the host's (here the kernel log, /dev/kmsg, c 1:11), but the
-// device cgroup refuses to let it open one.
+// device cgroup refuses to let it open one. The node is opened for writing:
+// reading the kernel log also needs CAP_SYSLOG (with dmesg_restrict), which
+// the container lacks anyway, so a read would be refused without the cgroup
+// too, and prove nothing.
 func TestDeviceCgroupKeepsHostDevicesOut(t *testing.T) {
 	setup(t)
 	// On the host, the same node opens: the cgroup makes the difference.
@@ -747,12 +749,12 @@ func TestDeviceCgroupKeepsHostDevicesOut(t *testing.T) {
 	if err := unix.Mknod(filepath.Join(dir, "kmsg"), unix.S_IFCHR|0o600, int(unix.Mkdev(1, 11))); err != nil {
 		t.Fatal(err)
 	}
-	if f, err := os.Open(filepath.Join(dir, "kmsg")); err != nil {
-		t.Fatalf("the host cannot open c 1:11 either (%v): the check would prove nothing", err)
+	if f, err := os.OpenFile(filepath.Join(dir, "kmsg"), os.O_WRONLY, 0); err != nil {
+		t.Fatalf("the host cannot open c 1:11 for writing either (%v): the check would prove nothing", err)
 	} else {
 		f.Close()
 	}
-	r := ctr(t, opts{}, "run", "--", "sh", "-c", "mknod /tmp/kmsg c 1 11 && echo made; cat /tmp/kmsg; head -c1 /dev/zero | wc -c")
+	r := ctr(t, opts{}, "run", "--", "sh", "-c", "mknod /tmp/kmsg c 1 11 && echo made; echo workshop-device-cgroup-probe > /tmp/kmsg; head -c1 /dev/zero | wc -c")
 	if r.Code != 0 || r.Stdout != "made\n1\n" || !strings.Contains(r.Stderr, "Operation not permitted") {
 		t.Fatalf("want the node made (m), refused when opened, /dev/zero fine:\n%s", r)
 	}
