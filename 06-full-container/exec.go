@@ -11,6 +11,7 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"syscall"
 
 	"github.com/urfave/cli/v2"
 	"golang.org/x/sys/unix"
@@ -70,13 +71,22 @@ func execCmd(c *cli.Context) error {
 	if c.Bool("detach") {
 		mode = "detach"
 	}
-	helper := exec.Command("/proc/self/exe", append([]string{execArg, strconv.Itoa(st.Pid), specPath,
+	self, _, err := sealedExe()
+	if err != nil {
+		return stage.Fail("%v", err)
+	}
+	helper := exec.Command(self, append([]string{execArg, strconv.Itoa(st.Pid), specPath,
 		strings.Join(dirs, ","), mode, c.String("pid-file"), "--"}, args...)...)
 	helper.Args[0] = "workshop-exec"
 	helper.Stdout, helper.Stderr = os.Stdout, os.Stderr
 	if c.Bool("interactive") || c.IsSet("process") {
 		helper.Stdin = os.Stdin
 	}
+	// The helper dies with us (a killed `exec` leaves nothing running),
+	// and Pdeathsig belongs to the thread that forks: keep it ours.
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	helper.SysProcAttr = &unix.SysProcAttr{Pdeathsig: unix.SIGKILL}
 	if err := helper.Start(); err != nil {
 		return err
 	}
@@ -99,7 +109,13 @@ func execCmd(c *cli.Context) error {
 // command is forked from this same thread, and inherits them all.
 func execInside(args []string) int {
 	runtime.LockOSThread()
-	pid, specPath, cgroupDirs, mode, pidFile, argv := args[0], args[1], args[2], args[3], args[4], args[6:]
+	// Non-dumpable: no process of the container may open this helper's
+	// /proc/<pid>/mem (or fd/, or exe) while it works inside, unless it
+	// holds CAP_SYS_PTRACE over the host's user namespace.
+	if err := unix.Prctl(unix.PR_SET_DUMPABLE, 0, 0, 0, 0); err != nil {
+		return execFail("prctl(PR_SET_DUMPABLE, 0): %v", err)
+	}
+	ctrPid, specPath, cgroupDirs, mode, pidFile, argv := args[0], args[1], args[2], args[3], args[4], args[6:]
 	spec, err := readSpec(specPath)
 	if err != nil {
 		return execFail("reading the container's spec: %v", err)
@@ -134,7 +150,7 @@ func execInside(args []string) int {
 		{"net", unix.CLONE_NEWNET}, {"pid", unix.CLONE_NEWPID}, {"mnt", unix.CLONE_NEWNS}}
 	fds := make([]int, len(kinds))
 	for i, k := range kinds {
-		fd, err := unix.Open("/proc/"+pid+"/ns/"+k.name, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+		fd, err := unix.Open("/proc/"+ctrPid+"/ns/"+k.name, unix.O_RDONLY|unix.O_CLOEXEC, 0)
 		if err != nil {
 			fds[i] = -1
 			continue
@@ -152,6 +168,9 @@ func execInside(args []string) int {
 			return execFail("setns(%s): %v", k.name, err)
 		}
 		unix.Close(fds[i])
+	}
+	if err := newSessionKeyring(); err != nil {
+		return execFail("%v", err)
 	}
 	// setns(mnt) put this thread at the container's root; the working
 	// directory is the image's.
@@ -193,19 +212,17 @@ func execInside(args []string) int {
 		return execFail("%v", err)
 	}
 	// setns(CLONE_NEWPID) only sets the namespace of this thread's future
-	// children: the command must be a new process to be inside it.
-	cmd := exec.Command(path, argv[1:]...)
-	cmd.Args = argv
-	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
-	// (No Pdeathsig here: Go implements it with a getppid() check in the
-	// child, and seen from inside the container's PID namespace the parent
-	// has no PID at all, so the child would kill itself at once.)
-	if err := cmd.Start(); err != nil {
+	// children: the command must be a new process to be inside it. It is
+	// made with fork(2), not os/exec's vfork: fork.go says which attack
+	// that stops. With a caller attached, the command dies with this
+	// helper (PR_SET_PDEATHSIG): a killed `exec` leaves nothing running.
+	pid, err := forkExec(path, argv, os.Environ(), mode != "detach")
+	if err != nil {
 		fmt.Fprintf(os.Stderr, "%s: cannot run %s: %v\n", name, argv[0], err)
 		return exitNotExec
 	}
 	if pidOut != nil {
-		_, err := pidOut.WriteString(strconv.Itoa(cmd.Process.Pid))
+		_, err := pidOut.WriteString(strconv.Itoa(pid))
 		pidOut.Close()
 		if err != nil {
 			return execFail("--pid-file: %v", err)
@@ -216,11 +233,20 @@ func execInside(args []string) int {
 		// here (containerd's shim is a subreaper, as it is for runc).
 		return 0
 	}
-	stop := stage.ForwardSignals(cmd.Process)
-	err = cmd.Wait()
+	proc, err := os.FindProcess(pid)
+	if err != nil {
+		return execFail("%v", err)
+	}
+	stop := stage.ForwardSignals(proc)
+	ps, err := proc.Wait()
 	stop()
-	status, _ := stage.StatusOf(err)
-	return status
+	if err != nil {
+		return execFail("waiting for %s: %v", argv[0], err)
+	}
+	if ws, ok := ps.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+		return 128 + int(ws.Signal())
+	}
+	return ps.ExitCode()
 }
 
 func execFail(format string, args ...any) int {

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 
@@ -134,6 +135,102 @@ func readonlyPath(p string) (bool, error) {
 	}
 	return true, unix.Mount(p, p, "", unix.MS_BIND|unix.MS_REMOUNT|unix.MS_RDONLY|unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, "")
 }
+
+// newSessionKeyring gives this thread (and what it execs) a new, empty
+// session keyring. The kernel's keyrings are not namespaced: without this,
+// the container shares the session keyring of whoever started the runtime
+// (a host root's keys, readable, and a place to plant keys for the host).
+// runc does the same for every container.
+func newSessionKeyring() error {
+	// KEYCTL_JOIN_SESSION_KEYRING with a NULL name: a new anonymous one.
+	if _, _, e := unix.Syscall(unix.SYS_KEYCTL, unix.KEYCTL_JOIN_SESSION_KEYRING, 0, 0); e != 0 {
+		return fmt.Errorf("keyctl(KEYCTL_JOIN_SESSION_KEYRING): %v", e)
+	}
+	return nil
+}
+
+// removeMadeNodes removes the device nodes and links the container's init
+// made in a bundle's own rootfs/dev (see makeDevices). The rootfs belongs to
+// the container, which may have turned rootfs/dev into a symlink to the
+// host's /dev by now: every name is looked up beneath the rootfs without
+// following any symlink, and only a device node or a link is removed.
+func removeMadeNodes(containerDir string) {
+	list, err := os.ReadFile(filepath.Join(containerDir, madeNodesFile))
+	if err != nil {
+		return
+	}
+	spec, err := readSpec(filepath.Join(containerDir, "config.json"))
+	if err != nil {
+		return
+	}
+	root, err := unix.Open(spec.Rootfs, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return
+	}
+	defer unix.Close(root)
+	for _, rel := range strings.Fields(string(list)) {
+		dir, err := unix.Openat2(root, filepath.Dir(rel), &unix.OpenHow{
+			Flags:   unix.O_PATH | unix.O_DIRECTORY | unix.O_CLOEXEC,
+			Resolve: unix.RESOLVE_BENEATH | unix.RESOLVE_NO_SYMLINKS | unix.RESOLVE_NO_MAGICLINKS,
+		})
+		if err != nil {
+			continue
+		}
+		var st unix.Stat_t
+		base := filepath.Base(rel)
+		if unix.Fstatat(dir, base, &st, unix.AT_SYMLINK_NOFOLLOW) == nil {
+			if t := st.Mode & unix.S_IFMT; t == unix.S_IFCHR || t == unix.S_IFBLK || t == unix.S_IFLNK {
+				_ = unix.Unlinkat(dir, base, 0)
+			}
+		}
+		unix.Close(dir)
+	}
+}
+
+// checkSysctl accepts only a kernel parameter that belongs to a namespace
+// the container has of its own: most of /proc/sys is global, and a value
+// written there from a container is the host's (kernel.core_pattern names a
+// program the kernel runs as root on the host). The same list as runc's.
+func checkSysctl(key string, s *Spec) error {
+	kind, err := sysctlNamespace(key)
+	if err != nil {
+		return err
+	}
+	own := has(s.Namespaces, kind)
+	if p := s.JoinNamespaces[kind]; p != "" {
+		// Joined: it must not be the host's own namespace.
+		var a, b unix.Stat_t
+		own = unix.Stat(p, &a) == nil && unix.Stat("/proc/self/ns/"+kind, &b) == nil && a.Ino != b.Ino
+	}
+	if !own {
+		return fmt.Errorf("%s needs a %s namespace of the container's own", key, kind)
+	}
+	return nil
+}
+
+// sysctlNamespace says which kind of namespace a kernel parameter belongs
+// to, or refuses it.
+func sysctlNamespace(key string) (string, error) {
+	if !sysctlName.MatchString(key) {
+		return "", fmt.Errorf("%q is not a sysctl name (dot-separated words, like net.ipv4.ip_forward)", key)
+	}
+	switch {
+	case ipcSysctls[key] || strings.HasPrefix(key, "fs.mqueue."):
+		return "ipc", nil
+	case strings.HasPrefix(key, "net."):
+		return "net", nil
+	case key == "kernel.domainname":
+		return "uts", nil
+	}
+	return "", fmt.Errorf("%s is not namespaced: it would change the host's value (only net.*, fs.mqueue.*, kernel.domainname and the System V IPC limits are)", key)
+}
+
+var (
+	sysctlName = regexp.MustCompile(`^[a-z0-9_]+(\.[A-Za-z0-9_-]+)+$`)
+	ipcSysctls = map[string]bool{"kernel.msgmax": true, "kernel.msgmnb": true, "kernel.msgmni": true,
+		"kernel.sem": true, "kernel.shmall": true, "kernel.shmmax": true, "kernel.shmmni": true,
+		"kernel.shm_rmid_forced": true}
+)
 
 // writeSysctl sets a namespaced kernel parameter (net.*, kernel.shm*, ...).
 func writeSysctl(key, value string) error {

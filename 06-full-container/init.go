@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
+	"syscall"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -39,6 +40,13 @@ func containerInit(specPath string, rest []string) {
 	// below runs on this one OS thread, up to the exec.
 	timing.Mark("init: Go runtime started")
 	runtime.LockOSThread()
+	// Non-dumpable until the exec (which resets it): while this copy of the
+	// runtime still holds every capability, no process of the container
+	// (an `exec` between OCI create and start) may open its
+	// /proc/<pid>/mem, fd/ or exe without CAP_SYS_PTRACE on the host.
+	if err := unix.Prctl(unix.PR_SET_DUMPABLE, 0, 0, 0, 0); err != nil {
+		initFail("prctl(PR_SET_DUMPABLE, 0): %v", err)
+	}
 	// A Ctrl-C during the setup must not kill us half way (Go's default is
 	// to exit): catch it and let the runtime decide. Caught, not ignored:
 	// an ignored signal would stay ignored in the user's command after exec.
@@ -83,6 +91,10 @@ func containerInit(specPath string, rest []string) {
 		}
 	}
 	timing.Mark("init: cgroups joined")
+	n.Call("keyctl(KEYCTL_JOIN_SESSION_KEYRING, NULL)   # a session keyring of its own: keys are not namespaced")
+	if err := newSessionKeyring(); err != nil {
+		initFail("%v", err)
+	}
 	for kind, path := range spec.JoinNamespaces {
 		n.Call("setns(open(%q), CLONE_NEW%s)   # join an existing namespace", path, strings.ToUpper(kind))
 		if err := joinNamespace(kind, path); err != nil {
@@ -129,33 +141,34 @@ func containerInit(specPath string, rest []string) {
 
 	timing.Mark("init: overlay root mounted")
 	n.Step("Mount /proc, /dev, /sys and the volumes inside the new root")
+	devMade := false
 	for _, m := range spec.Mounts {
 		mountInside(n, spec.Rootfs, m)
+		if filepath.Clean(m.Target) == "/dev" {
+			// The device nodes go into the new /dev right away, before any
+			// later mount (a volume on /dev, or under it) can cover it:
+			// never into a directory of the host's. A bind mount on /dev is
+			// the caller's own /dev (as runc): nothing is made in it.
+			if m.Flags&unix.MS_BIND == 0 {
+				makeDevices(n, spec, "")
+			}
+			devMade = true
+		}
 	}
-	for _, d := range spec.Devices {
-		p, err := inRoot(spec.Rootfs, d.Path)
-		if err != nil {
-			initFail("device %s: %v", d.Path, err)
-		}
-		_ = os.Remove(p)
-		if err := unix.Mknod(p, d.Type|d.Mode, int(unix.Mkdev(d.Major, d.Minor))); err != nil {
-			initFail("mknod %s: %v", d.Path, err)
-		}
-		_ = os.Chmod(p, os.FileMode(d.Mode))
-		_ = os.Chown(p, d.UID, d.GID)
-	}
-	n.Call("mknod /dev/{null,zero,full,random,urandom,tty} and link fd, stdin, stdout, stderr, ptmx")
-	for _, l := range spec.Symlinks {
-		p, err := inRoot(spec.Rootfs, filepath.Dir(l[1]))
-		if err != nil {
-			initFail("link %s: %v", l[1], err)
-		}
-		p = filepath.Join(p, filepath.Base(l[1]))
-		_ = os.Remove(p)
-		_ = os.Symlink(l[0], p)
+	if !devMade {
+		// No /dev mount (a hand-made bundle): the nodes go into the
+		// bundle's own rootfs/dev, and `delete` removes what we made.
+		makeDevices(n, spec, filepath.Join(filepath.Dir(specPath), madeNodesFile))
 	}
 
 	timing.Mark("init: /proc /dev /sys mounted, devices made")
+	// --init execs this program again, after pivot_root: hold it now.
+	exe := -1
+	if spec.Init {
+		if exe, err = unix.Open("/proc/self/exe", unix.O_PATH|unix.O_CLOEXEC, 0); err != nil {
+			initFail("opening this program for --init: %v", err)
+		}
+	}
 	startFifo := -1
 	if spec.WaitStart {
 		// Open the FIFO `start` will read from while it is still in view.
@@ -179,6 +192,10 @@ func containerInit(specPath string, rest []string) {
 	// Kernel parameters of the container's own namespaces, while /proc/sys
 	// can still be written.
 	for k, v := range spec.Sysctl {
+		// create checked the namespaces; checked again here, the name alone.
+		if _, err := sysctlNamespace(k); err != nil {
+			initFail("sysctl: %v", err)
+		}
 		n.Call("sysctl %s=%s", k, v)
 		if err := writeSysctl(k, v); err != nil {
 			initFail("sysctl %s: %v", k, err)
@@ -297,7 +314,17 @@ func containerInit(specPath string, rest []string) {
 		if err := switchUser(spec, keep); err != nil {
 			initFail("%v", err)
 		}
-		os.Exit(tinyInit(path, spec.Args))
+		// PID 1 is a fresh copy of this program, exec'd now, after the
+		// capabilities are gone: every thread of it starts with the
+		// container's credentials, none with the setup's. (Kept on instead,
+		// this process's other threads would still hold every capability,
+		// for any container root that patches /proc/1/mem.) It runs from
+		// the sealed handle, like this process: /proc/1/exe cannot be
+		// written through.
+		argv := append([]string{"workshop-init", tinyArg, path}, spec.Args...)
+		n.Call("execveat(<sealed program>, \"\", %q, AT_EMPTY_PATH)", argv)
+		err := execveat(exe, argv, os.Environ())
+		initFail("starting --init's PID 1: %v", err)
 	}
 	n.Step("exec the command: it becomes PID 1 of the container")
 	n.Call("execve(%q, %q)", path, spec.Args)
@@ -309,6 +336,57 @@ func containerInit(specPath string, rest []string) {
 	if err := unix.Exec(path, spec.Args, os.Environ()); err != nil {
 		fmt.Fprintf(os.Stderr, "%s: cannot run %s: %v\n", name, spec.Args[0], err)
 		os.Exit(exitNotExec)
+	}
+}
+
+// madeNodesFile, in the container's state directory, lists the device
+// nodes and links made in a bundle's own rootfs/dev (relative to the
+// rootfs), for `delete` to remove.
+const madeNodesFile = "made-nodes"
+
+// makeDevices makes the spec's device nodes and /dev links. With record,
+// it writes down those it made (that were not there before).
+func makeDevices(n *narrate.Narrator, spec *Spec, record string) {
+	var made []string
+	for _, d := range spec.Devices {
+		p, err := inRoot(spec.Rootfs, d.Path)
+		if err != nil {
+			initFail("device %s: %v", d.Path, err)
+		}
+		if _, err := os.Lstat(p); err != nil {
+			made = append(made, p)
+		}
+		_ = os.Remove(p)
+		if err := unix.Mknod(p, d.Type|d.Mode, int(unix.Mkdev(d.Major, d.Minor))); err != nil {
+			initFail("mknod %s: %v", d.Path, err)
+		}
+		_ = os.Chmod(p, os.FileMode(d.Mode))
+		_ = os.Chown(p, d.UID, d.GID)
+	}
+	n.Call("mknod /dev/{null,zero,full,random,urandom,tty} and link fd, stdin, stdout, stderr, ptmx")
+	for _, l := range spec.Symlinks {
+		p, err := inRoot(spec.Rootfs, filepath.Dir(l[1]))
+		if err != nil {
+			initFail("link %s: %v", l[1], err)
+		}
+		p = filepath.Join(p, filepath.Base(l[1]))
+		if _, err := os.Lstat(p); err != nil {
+			made = append(made, p)
+		}
+		_ = os.Remove(p)
+		_ = os.Symlink(l[0], p)
+	}
+	if record == "" || len(made) == 0 {
+		return
+	}
+	var rel []string
+	for _, p := range made {
+		if r, err := filepath.Rel(spec.Rootfs, p); err == nil && !strings.HasPrefix(r, "..") {
+			rel = append(rel, r)
+		}
+	}
+	if err := os.WriteFile(record, []byte(strings.Join(rel, "\n")+"\n"), 0o600); err != nil {
+		initFail("recording the device nodes made: %v", err)
 	}
 }
 
@@ -509,6 +587,10 @@ func mountCgroupfs(target string, flags uintptr) error {
 // itself is PID 1: it gets no default signal handling, and if it never
 // calls wait(), orphaned children stay zombies forever.
 func tinyInit(path string, args []string) int {
+	if len(args) == 0 {
+		fmt.Fprintf(os.Stderr, "%s: %s needs a command\n", name, tinyArg)
+		return exitSetup
+	}
 	// Named for what it is, in ps: not "exe".
 	_ = unix.Prctl(unix.PR_SET_NAME, uintptr(unsafe.Pointer(&[]byte("workshop-init\x00")[0])), 0, 0, 0)
 	sigs := make(chan os.Signal, 16)
@@ -544,6 +626,26 @@ func tinyInit(path string, args []string) int {
 		}
 	}
 	return 0
+}
+
+// execveat runs the program open at fd (execveat(2) with AT_EMPTY_PATH):
+// no path to look up in the container's root.
+func execveat(fd int, argv, env []string) error {
+	empty, err := unix.BytePtrFromString("")
+	if err != nil {
+		return err
+	}
+	av, err := syscall.SlicePtrFromStrings(argv)
+	if err != nil {
+		return err
+	}
+	ev, err := syscall.SlicePtrFromStrings(env)
+	if err != nil {
+		return err
+	}
+	_, _, e := unix.Syscall6(unix.SYS_EXECVEAT, uintptr(fd), uintptr(unsafe.Pointer(empty)),
+		uintptr(unsafe.Pointer(&av[0])), uintptr(unsafe.Pointer(&ev[0])), unix.AT_EMPTY_PATH, 0)
+	return e
 }
 
 var nsFlags = map[string]int{"net": unix.CLONE_NEWNET, "ipc": unix.CLONE_NEWIPC, "uts": unix.CLONE_NEWUTS,

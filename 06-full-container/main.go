@@ -58,6 +58,7 @@ const (
 	initArg    = "__init__"    // the container's first process
 	monitorArg = "__monitor__" // waits for a detached container
 	execArg    = "__exec__"    // joins a running container for `exec`
+	tinyArg    = "__tinyinit__" // --init's PID 1, exec'd by the container's first process
 )
 
 func main() {
@@ -70,6 +71,8 @@ func main() {
 			os.Exit(monitor(os.Args[2], os.Args[3]))
 		case execArg:
 			os.Exit(execInside(os.Args[2:]))
+		case tinyArg:
+			os.Exit(tinyInit(os.Args[2], os.Args[3:]))
 		}
 	}
 	timing.Mark("runtime: Go runtime started")
@@ -673,8 +676,14 @@ func (rt *Runtime) spawn(ctr *Container, stdio []*os.File, attached bool) (*spaw
 			names = append(names, k.name)
 		}
 	}
-	n.Call("clone(%s)   # re-exec of /proc/self/exe", strings.Join(names, " | "))
-	cmd := exec.Command("/proc/self/exe", initArg, rt.dirs.configPath(st.ID), "")
+	// Not /proc/self/exe, the host's file: a sealed handle on it (selfexe.go
+	// says why, CVE-2019-5736).
+	self, how, err := sealedExe()
+	if err != nil {
+		return nil, stage.Fail("%v", err)
+	}
+	n.Call("clone(%s)   # re-exec of this program, from a sealed %s copy", strings.Join(names, " | "), how)
+	cmd := exec.Command(self, initArg, rt.dirs.configPath(st.ID), "")
 	cmd.Args[0] = "workshop-init"
 	if stdio == nil {
 		stdio = []*os.File{os.Stdin, os.Stdout, os.Stderr}

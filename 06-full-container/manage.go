@@ -80,6 +80,7 @@ func (rt *Runtime) destroyLocked(ctr *Container, removeRoot bool) {
 		}
 	}()
 	if removeRoot {
+		removeMadeNodes(rt.dirs.containerDir(st.ID))
 		stateGone := make(chan struct{})
 		go func() { _ = os.RemoveAll(rt.dirs.containerDir(st.ID)); close(stateGone) }()
 		if rt.store.HasRoot(st.ID) {

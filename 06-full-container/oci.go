@@ -555,6 +555,11 @@ func fromOCI(c *specs.Spec, bundle string) (*Spec, *runOptions, error) {
 	if s.Hostname != "" && !has(s.Namespaces, "uts") && s.JoinNamespaces["uts"] == "" {
 		return nil, nil, errors.New("hostname needs a uts namespace in linux.namespaces")
 	}
+	for k := range s.Sysctl {
+		if err := checkSysctl(k, s); err != nil {
+			return nil, nil, fmt.Errorf("linux.sysctl: %v", err)
+		}
+	}
 	for i, m := range c.Mounts {
 		mm, err := ociMount(m, bundle)
 		if err != nil {

@@ -1,0 +1,144 @@
+package main
+
+// Why runtimes are careful about /proc/self/exe.
+//
+// The runtime starts copies of itself that end up inside the container: the
+// container's first process (before it becomes the user's command), the
+// `exec` helper's command, `--init`. Each of them runs *this program's
+// file*, and /proc/<pid>/exe of a process is a handle on the file it runs.
+// CVE-2019-5736 (runc, 2019) used exactly that: the container replaced
+// /bin/sh with a script starting `#!/proc/self/exe`, so the next
+// `docker exec ... sh` ran the runtime binary again, inside the container.
+// A process there kept an O_PATH handle on /proc/<that pid>/exe and, once
+// the binary was no longer running (ETXTBSY), reopened it for writing
+// through /proc/self/fd: it rewrote the host's runc, and the operator's next
+// command ran the attacker's file as root.
+//
+// The fix, as runc's: never start a copy of ourselves from the host's file.
+// Start it from a read-only handle that cannot be turned back into the file:
+// a file of a private, read-only, lower-only overlay mount that exists in no
+// mount table (made with fsopen/fsmount, zero copies), or, where overlayfs
+// cannot do that, a sealed copy in memory (memfd_create + F_SEAL_WRITE).
+// Whoever reaches /proc/<pid>/exe then reaches that handle, and writing
+// through it fails.
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+
+	"golang.org/x/sys/unix"
+)
+
+var sealed struct {
+	once sync.Once
+	fd   int    // a high, close-on-exec fd of the sealed program
+	how  string // "overlay" or "memfd"
+	err  error
+}
+
+// sealedExe returns the path to exec this program by, safely: /proc/self/fd/N
+// of a sealed handle. It is made once per process.
+func sealedExe() (path, how string, err error) {
+	sealed.once.Do(func() {
+		var fd int
+		fd, sealed.how, sealed.err = sealSelf()
+		if sealed.err != nil {
+			return
+		}
+		// A high number: os/exec moves the child's extra files (the link's
+		// pipes) onto fds 3, 4, ... before exec, and must not overwrite it.
+		sealed.fd, sealed.err = unix.FcntlInt(uintptr(fd), unix.F_DUPFD_CLOEXEC, 100)
+		unix.Close(fd)
+	})
+	if sealed.err != nil {
+		return "", "", fmt.Errorf("making a sealed copy of this program (CVE-2019-5736): %v", sealed.err)
+	}
+	return fmt.Sprintf("/proc/self/fd/%d", sealed.fd), sealed.how, nil
+}
+
+func sealSelf() (int, string, error) {
+	if fd, err := overlayExe(); err == nil {
+		return fd, "overlay", nil
+	}
+	fd, err := memfdExe()
+	return fd, "memfd", err
+}
+
+// overlayExe opens this program through an overlay mount made of its own
+// directory and an empty one, with no upper layer: such an overlay is
+// read-only for good (there is nowhere to copy a changed file up to), and
+// it is never attached to any mount namespace, so nothing can remount it.
+func overlayExe() (int, error) {
+	exe, err := os.Readlink("/proc/self/exe")
+	if err != nil {
+		return -1, err
+	}
+	if strings.HasSuffix(exe, " (deleted)") || !filepath.IsAbs(exe) {
+		return -1, fmt.Errorf("%s is not a path on disk", exe)
+	}
+	// overlayfs needs two lower layers to run without an upper one; the
+	// second is an empty directory, removed again once the mount holds it.
+	empty, err := os.MkdirTemp("", "workshop-exe-")
+	if err != nil {
+		return -1, err
+	}
+	defer os.Remove(empty)
+	ctx, err := unix.Fsopen("overlay", unix.FSOPEN_CLOEXEC)
+	if err != nil {
+		return -1, err
+	}
+	defer unix.Close(ctx)
+	esc := strings.NewReplacer(`\`, `\\`, `:`, `\:`, `,`, `\,`)
+	if err := unix.FsconfigSetString(ctx, "lowerdir", esc.Replace(filepath.Dir(exe))+":"+esc.Replace(empty)); err != nil {
+		return -1, err
+	}
+	_ = unix.FsconfigSetString(ctx, "xino", "off")
+	if err := unix.FsconfigCreate(ctx); err != nil {
+		return -1, err
+	}
+	mnt, err := unix.Fsmount(ctx, unix.FSMOUNT_CLOEXEC, unix.MOUNT_ATTR_RDONLY|unix.MOUNT_ATTR_NODEV|unix.MOUNT_ATTR_NOSUID)
+	if err != nil {
+		return -1, err
+	}
+	defer unix.Close(mnt)
+	return unix.Openat(mnt, filepath.Base(exe), unix.O_PATH|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+}
+
+// memfdExe copies this program into memory and seals the copy: no write,
+// no resize, no new seals. It costs one copy of the binary per run.
+func memfdExe() (int, error) {
+	src, err := os.Open("/proc/self/exe")
+	if err != nil {
+		return -1, err
+	}
+	defer src.Close()
+	fi, err := src.Stat()
+	if err != nil {
+		return -1, err
+	}
+	fd, err := unix.MemfdCreate("workshop-sealed-exe", unix.MFD_CLOEXEC|unix.MFD_ALLOW_SEALING)
+	if err != nil {
+		return -1, err
+	}
+	for left := fi.Size(); left > 0; {
+		n, err := unix.Sendfile(fd, int(src.Fd()), nil, int(min(left, 1<<30)))
+		if err != nil || n == 0 {
+			unix.Close(fd)
+			return -1, fmt.Errorf("copying the program: %v", err)
+		}
+		left -= int64(n)
+	}
+	if err := unix.Fchmod(fd, 0o511); err != nil {
+		unix.Close(fd)
+		return -1, err
+	}
+	const seals = unix.F_SEAL_SEAL | unix.F_SEAL_SHRINK | unix.F_SEAL_GROW | unix.F_SEAL_WRITE
+	if _, err := unix.FcntlInt(uintptr(fd), unix.F_ADD_SEALS, seals); err != nil {
+		unix.Close(fd)
+		return -1, err
+	}
+	return fd, nil
+}
