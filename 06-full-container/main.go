@@ -55,9 +55,9 @@ const name = "06-full-container"
 // Arguments that mark a re-executed copy of this program (see stage 01 for
 // why a Go runtime starts itself again rather than calling clone()).
 const (
-	initArg    = "__init__"    // the container's first process
-	monitorArg = "__monitor__" // waits for a detached container
-	execArg    = "__exec__"    // joins a running container for `exec`
+	initArg    = "__init__"     // the container's first process
+	monitorArg = "__monitor__"  // waits for a detached container
+	execArg    = "__exec__"     // joins a running container for `exec`
 	tinyArg    = "__tinyinit__" // --init's PID 1, exec'd by the container's first process
 )
 
