@@ -32,8 +32,12 @@ import (
 	"golang.org/x/sys/unix"
 )
 
+// exeLowerDir, in the state directory, is overlayExe's empty layer.
+const exeLowerDir = ".exe-lower"
+
 var sealed struct {
-	once sync.Once
+	emptyDir string // see overlayExe: set by the runtime before the first use
+	once     sync.Once
 	fd   int    // a high, close-on-exec fd of the sealed program
 	how  string // "overlay" or "memfd"
 	err  error
@@ -80,12 +84,15 @@ func overlayExe() (int, error) {
 		return -1, fmt.Errorf("%s is not a path on disk", exe)
 	}
 	// overlayfs needs two lower layers to run without an upper one; the
-	// second is an empty directory, removed again once the mount holds it.
-	empty, err := os.MkdirTemp("", "workshop-exe-")
-	if err != nil {
+	// second is an empty directory of the runtime's own. It must not be
+	// inside the first (overlayfs refuses overlapping layers: ELOOP).
+	empty := sealed.emptyDir
+	if empty == "" || strings.HasPrefix(empty, filepath.Dir(exe)+"/") || filepath.Dir(exe) == "/" {
+		return -1, fmt.Errorf("no empty directory outside %s", filepath.Dir(exe))
+	}
+	if err := os.MkdirAll(empty, 0o700); err != nil {
 		return -1, err
 	}
-	defer os.Remove(empty)
 	ctx, err := unix.Fsopen("overlay", unix.FSOPEN_CLOEXEC)
 	if err != nil {
 		return -1, err
