@@ -38,9 +38,9 @@ const exeLowerDir = ".exe-lower"
 var sealed struct {
 	emptyDir string // see overlayExe: set by the runtime before the first use
 	once     sync.Once
-	fd   int    // a high, close-on-exec fd of the sealed program
-	how  string // "overlay" or "memfd"
-	err  error
+	fd       int    // a high, close-on-exec fd of the sealed program
+	how      string // "overlay" or "memfd"
+	err      error
 }
 
 // sealedExe returns the path to exec this program by, safely: /proc/self/fd/N
