@@ -505,3 +505,34 @@ func processesRunning(any ...string) []string {
 	}
 	return found
 }
+
+// Both ways of sealing the program refuse a write through the handle,
+// the way CVE-2019-5736 wrote: reopening /proc/self/fd/N for writing.
+func TestSealedProgramRefusesWrites(t *testing.T) {
+	testkit.RequireRoot(t)
+	sealed.emptyDir = filepath.Join(t.TempDir(), exeLowerDir)
+	overlay, err := overlayExe()
+	if err != nil {
+		testkit.Unavailable(t, "overlayfs cannot seal this test binary here: %v", err)
+	}
+	memfd, err := memfdExe()
+	if err != nil {
+		t.Fatalf("memfd: %v", err)
+	}
+	for how, fd := range map[string]int{"overlay": overlay, "memfd": memfd} {
+		p := fmt.Sprintf("/proc/self/fd/%d", fd)
+		// (A sealed memfd may open for writing; no write goes through.)
+		if f, err := os.OpenFile(p, os.O_WRONLY, 0); err == nil {
+			if _, err := f.Write([]byte("#!/bin/sh\n")); err == nil {
+				t.Errorf("a write through the %s handle went through", how)
+			}
+			f.Close()
+		}
+		// And it is this program, whole.
+		self, _ := os.ReadFile("/proc/self/exe")
+		if got, err := os.ReadFile(p); err != nil || !bytes.Equal(got, self) {
+			t.Errorf("the %s handle does not hold this program: %v", how, err)
+		}
+		syscall.Close(fd)
+	}
+}

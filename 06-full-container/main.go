@@ -221,7 +221,7 @@ func openRuntime(c *cli.Context, explain bool) (*Runtime, error) {
 	}
 	n := narrate.New(narrate.Options{Quiet: !explain, Step: c.Bool("step"), NoColor: c.Bool("no-color")}, narrate.Host)
 	dirs := defaultDirs(c.String("root"))
-	sealed.emptyDir = filepath.Join(dirs.State, exeLowerDir)
+	sealed.emptyDir = filepath.Join(dirs.Images, exeLowerDir)
 	store, err := layers.OpenStore(dirs.Images)
 	if err != nil {
 		return nil, stage.Fail("cannot open the image store in %s: %v", dirs.Images, err)
