@@ -32,7 +32,7 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// exeLowerDir, in the state directory, is overlayExe's empty layer.
+// exeLowerDir, in the image store's directory, is overlayExe's empty layer.
 const exeLowerDir = ".exe-lower"
 
 var sealed struct {
