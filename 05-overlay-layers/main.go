@@ -35,6 +35,7 @@ import (
 	"github.com/container-internals/workshop/internal/narrate"
 	"github.com/container-internals/workshop/internal/preflight"
 	"github.com/container-internals/workshop/internal/stage"
+	"github.com/container-internals/workshop/internal/trace"
 )
 
 const name = "05-overlay-layers"
@@ -442,44 +443,43 @@ func deepStack(n *checkedNarrator, w *workdir, depth int) error {
 	return nil
 }
 
-// mountNarrated shows the calls Mount makes, then makes them.
-// labels, if given, name each lower layer (bottom first) on screen.
+// mountNarrated mounts the overlay and shows each call the layers package
+// makes, as it makes it (fsopen, fsconfig, fsmount, move_mount where the
+// kernel has lowerdir+; one mount(2) where it does not). Paths are shown
+// relative to the work directory; labels, if given, name each lower layer
+// (bottom first); a deep stack shows its first and last layers.
 func mountNarrated(n *checkedNarrator, w *workdir, target string, lowers, labels []string, upper, work string) error {
-	shown := lowers
-	if len(lowers) > 4 {
-		shown = []string{lowers[0], lowers[1], lowers[len(lowers)-1]}
+	label := map[string]string{}
+	for i, l := range labels {
+		label[lowers[i]] = l
 	}
-	if layers.HasLowerdirPlus() {
-		n.Call(`fsopen("overlay", FSOPEN_CLOEXEC)`)
-		for i := len(shown) - 1; i >= 0; i-- {
-			label := ""
-			if labels != nil {
-				label = "   # " + labels[i]
+	lowerSeen := 0
+	hook := func(call, why string) {
+		shown := strings.ReplaceAll(call, w.dir+"/", "")
+		shown = longID.ReplaceAllStringFunc(shown, func(id string) string { return id[:12] + "..." })
+		if strings.Contains(call, `"lowerdir+", "`) && !strings.HasSuffix(call, `"lowerdir+", "/")`) {
+			lowerSeen++
+			if len(lowers) > 4 && lowerSeen > 2 && lowerSeen < len(lowers) {
+				if lowerSeen == 3 {
+					n.Say("... %d more lowerdir+, one per layer, top first", len(lowers)-3)
+				}
+				return
 			}
-			n.Call(`fsconfig(fd, FSCONFIG_SET_STRING, "lowerdir+", "%s")%s`, rel(w, shown[i]), label)
-			if len(lowers) > 4 && i == 2 {
-				n.Say("... %d more lowerdir+, one per layer, top first", len(lowers)-3)
+			for path, l := range label {
+				if strings.HasSuffix(call, fmt.Sprintf("%q)", path)) {
+					shown += "   # " + l
+				}
 			}
 		}
-		n.Call(`fsconfig(fd, FSCONFIG_SET_STRING, "upperdir", "%s")`, rel(w, upper))
-		n.Call(`fsconfig(fd, FSCONFIG_SET_STRING, "workdir", "%s")`, rel(w, work))
-		n.Call(`fsconfig(fd, FSCONFIG_CMD_CREATE); fsmount(fd); move_mount(mfd, "", AT_FDCWD, "%s", MOVE_MOUNT_F_EMPTY_PATH)`, rel(w, target))
-	} else {
-		var top []string
-		for i := len(lowers) - 1; i >= 0; i-- {
-			top = append(top, rel(w, lowers[i]))
+		if strings.HasPrefix(call, `mount("overlay"`) && len(lowers) > 4 {
+			shown = deepOptions.ReplaceAllString(shown, "lowerdir=$1:...:$2")
 		}
-		o := strings.Join(top, ":")
-		if len(lowers) > 4 {
-			o = top[0] + ":...:" + top[len(top)-1]
-		}
-		n.Call(`mount("overlay", "%s", "overlay", 0, "lowerdir=%s,upperdir=%s,workdir=%s")`, rel(w, target), o, rel(w, upper), rel(w, work))
-		n.Note("this kernel has no lowerdir+ (Linux 6.8+): one string of options, at most one page")
-		if len(classicOptionsLength(lowers, upper, work)) >= os.Getpagesize() {
-			n.Note("too long with absolute paths: the layers are linked as 0, 1, 2 ... in a temp dir and mounted from there (Docker's l/ trick)")
+		n.Call("%s", shown)
+		if why != "" {
+			n.Note("%s", why)
 		}
 	}
-	if err := w.mount(target, lowers, upper, work); err != nil {
+	if err := w.mount(target, lowers, upper, work, hook); err != nil {
 		if errors.Is(err, errInterrupted) {
 			return err
 		}
@@ -488,14 +488,8 @@ func mountNarrated(n *checkedNarrator, w *workdir, target string, lowers, labels
 	return nil
 }
 
-// classicOptionsLength is mount(2)'s option string with absolute paths.
-func classicOptionsLength(lowers []string, upper, work string) string {
-	top := make([]string, len(lowers))
-	for i, l := range lowers {
-		top[len(lowers)-1-i] = l
-	}
-	return "lowerdir=" + strings.Join(top, ":") + ",upperdir=" + upper + ",workdir=" + work
-}
+// deepOptions finds the first and last of a long lowerdir= list.
+var deepOptions = regexp.MustCompile(`lowerdir=([^:,]+):[^,]*:([^:,]+)`)
 
 // ---- the work directory: everything this run creates, and its cleanup ----
 
@@ -539,13 +533,13 @@ func (w *workdir) path(parts ...string) string {
 	return filepath.Join(append([]string{w.dir}, parts...)...)
 }
 
-func (w *workdir) mount(target string, lowers []string, upper, work string) error {
+func (w *workdir) mount(target string, lowers []string, upper, work string, hook trace.Hook) error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if interrupted.Load() {
 		return errInterrupted
 	}
-	if err := layers.Mount(target, lowers, upper, work); err != nil {
+	if err := layers.Mount(target, lowers, upper, work, hook); err != nil {
 		return err
 	}
 	w.mounted = append(w.mounted, target)

@@ -71,7 +71,7 @@ func execCmd(c *cli.Context) error {
 	if c.Bool("detach") {
 		mode = "detach"
 	}
-	self, _, err := sealedExe()
+	self, _, err := sealedExe(nil)
 	if err != nil {
 		return stage.Fail("%v", err)
 	}

@@ -17,6 +17,7 @@ import (
 
 	"github.com/container-internals/workshop/03-cgroups-cpu/cgroup"
 	"github.com/container-internals/workshop/06-full-container/devices"
+	"github.com/container-internals/workshop/internal/trace"
 )
 
 var capNames = map[string]uintptr{
@@ -113,26 +114,30 @@ func raiseAmbient(bits uint64) error {
 
 // maskPath hides a path: /dev/null over a file, an empty read-only tmpfs
 // over a directory. Missing paths are fine: kernels differ.
-func maskPath(p string) (bool, error) {
+func maskPath(p string, hook trace.Hook) (bool, error) {
 	fi, err := os.Stat(p)
 	if err != nil {
 		return false, nil
 	}
 	if fi.IsDir() {
+		hook.Call("", `mount("tmpfs", %q, "tmpfs", MS_RDONLY, "size=0")`, p)
 		return true, unix.Mount("tmpfs", p, "tmpfs", unix.MS_RDONLY, "size=0")
 	}
+	hook.Call("", `mount("/dev/null", %q, "", MS_BIND, "")`, p)
 	return true, unix.Mount("/dev/null", p, "", unix.MS_BIND, "")
 }
 
 // readonlyPath makes a path read-only: bind it onto itself (so it is a
 // mount of its own), then remount that bind read-only.
-func readonlyPath(p string) (bool, error) {
+func readonlyPath(p string, hook trace.Hook) (bool, error) {
 	if _, err := os.Stat(p); err != nil {
 		return false, nil
 	}
+	hook.Call("", `mount(%q, %q, "", MS_BIND | MS_REC, "")`, p, p)
 	if err := unix.Mount(p, p, "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
 		return true, err
 	}
+	hook.Call("", `mount(%q, %q, "", MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, "")`, p, p)
 	return true, unix.Mount(p, p, "", unix.MS_BIND|unix.MS_REMOUNT|unix.MS_RDONLY|unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, "")
 }
 

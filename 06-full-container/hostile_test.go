@@ -511,11 +511,11 @@ func processesRunning(any ...string) []string {
 func TestSealedProgramRefusesWrites(t *testing.T) {
 	testkit.RequireRoot(t)
 	sealed.emptyDir = filepath.Join(t.TempDir(), exeLowerDir)
-	overlay, err := overlayExe()
+	overlay, err := overlayExe(nil)
 	if err != nil {
 		testkit.Unavailable(t, "overlayfs cannot seal this test binary here: %v", err)
 	}
-	memfd, err := memfdExe()
+	memfd, err := memfdExe(nil)
 	if err != nil {
 		t.Fatalf("memfd: %v", err)
 	}

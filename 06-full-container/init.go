@@ -24,6 +24,7 @@ import (
 	"github.com/container-internals/workshop/internal/narrate"
 	"github.com/container-internals/workshop/internal/stage"
 	"github.com/container-internals/workshop/internal/timing"
+	"github.com/container-internals/workshop/internal/trace"
 )
 
 // Exit statuses of the runtime itself, as Docker's: 125 the container could
@@ -40,13 +41,6 @@ func containerInit(specPath string, rest []string) {
 	// below runs on this one OS thread, up to the exec.
 	timing.Mark("init: Go runtime started")
 	runtime.LockOSThread()
-	// Non-dumpable until the exec (which resets it): while this copy of the
-	// runtime still holds every capability, no process of the container
-	// (an `exec` between OCI create and start) may open its
-	// /proc/<pid>/mem, fd/ or exe without CAP_SYS_PTRACE on the host.
-	if err := unix.Prctl(unix.PR_SET_DUMPABLE, 0, 0, 0, 0); err != nil {
-		initFail("prctl(PR_SET_DUMPABLE, 0): %v", err)
-	}
 	// A Ctrl-C during the setup must not kill us half way (Go's default is
 	// to exit): catch it and let the runtime decide. Caught, not ignored:
 	// an ignored signal would stay ignored in the user's command after exec.
@@ -57,6 +51,15 @@ func containerInit(specPath string, rest []string) {
 	// (and, with --explain, once it has told its part). Without
 	// --explain it clones us early, and prepares our layers meanwhile.
 	link.WaitGo(n)
+	// Non-dumpable until the exec (which resets it). Before the go-ahead
+	// this process is alone in its new PID namespace; from now on, while
+	// this copy of the runtime still holds every capability, no process of
+	// the container (an `exec` between OCI create and start) may open its
+	// /proc/<pid>/mem, fd/ or exe without CAP_SYS_PTRACE on the host.
+	n.Call("prctl(PR_SET_DUMPABLE, 0)   # no container process may open this one's /proc/<pid>/mem until the exec")
+	if err := unix.Prctl(unix.PR_SET_DUMPABLE, 0, 0, 0, 0); err != nil {
+		initFail("prctl(PR_SET_DUMPABLE, 0): %v", err)
+	}
 	spec, err := readSpec(specPath)
 	if err != nil {
 		initFail("reading the container's spec: %v", err)
@@ -131,10 +134,7 @@ func containerInit(specPath string, rest []string) {
 			n.Say("lower %d: %s", i+1, l)
 		}
 		n.Say("upper: %s", spec.Upper)
-		n.Call(`mount("overlay", "%s", "overlay", 0, "lowerdir=...,upperdir=...,workdir=...,volatile")`, spec.Rootfs)
-		// volatile: the read-write layer is thrown away (or committed) once
-		// the container ends, so its unmount need not flush the host's disk.
-		if err := layers.MountVolatile(spec.Rootfs, spec.Lowers, spec.Upper, spec.Work); err != nil {
+		if err := layers.MountVolatile(spec.Rootfs, spec.Lowers, spec.Upper, spec.Work, n.Trace()); err != nil {
 			initFail("mounting the container's root: %v", err)
 		}
 	}
@@ -203,27 +203,18 @@ func containerInit(specPath string, rest []string) {
 	}
 
 	n.Step("Harden, as Docker does by default")
-	var masked, readonly []string
+	n.Say("mask %d paths: /dev/null over a file, an empty read-only tmpfs over a directory (paths this kernel lacks are skipped)", len(spec.MaskedPaths))
 	for _, p := range spec.MaskedPaths {
-		ok, err := maskPath(p)
-		if err != nil {
+		if _, err := maskPath(p, n.Trace()); err != nil {
 			initFail("masking %s: %v", p, err)
 		}
-		if ok {
-			masked = append(masked, p)
-		}
 	}
-	n.Call("mount /dev/null (files) or an empty read-only tmpfs (directories) over %d paths: %s", len(masked), strings.Join(masked, ", "))
+	n.Say("make %d paths read-only: each bound onto itself, then that bind remounted read-only", len(spec.ReadonlyPaths))
 	for _, p := range spec.ReadonlyPaths {
-		ok, err := readonlyPath(p)
-		if err != nil {
+		if _, err := readonlyPath(p, n.Trace()); err != nil {
 			initFail("making %s read-only: %v", p, err)
 		}
-		if ok {
-			readonly = append(readonly, p)
-		}
 	}
-	n.Call("bind-mount read-only %d paths: %s", len(readonly), strings.Join(readonly, ", "))
 	timing.Mark("init: paths masked and read-only")
 	if spec.Readonly {
 		n.Call(`mount("", "/", "", MS_BIND | MS_REMOUNT | MS_RDONLY, "")`)
@@ -257,7 +248,6 @@ func containerInit(specPath string, rest []string) {
 	if err != nil {
 		initFail("%v", err)
 	}
-	n.Call("prctl(PR_CAPBSET_DROP) x %d, capset(...)   # keep %d capabilities: no CAP_SYS_ADMIN", int(lastCap())+1-len(spec.Capabilities), len(spec.Capabilities))
 	if spec.NoNewPrivs {
 		n.Call("prctl(PR_SET_NO_NEW_PRIVS, 1)   # no setuid binary can give the privileges back")
 		if err := unix.Prctl(unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0); err != nil {
@@ -310,6 +300,7 @@ func containerInit(specPath string, rest []string) {
 
 	if spec.Init {
 		n.Step("Start the command under a tiny init (--init): PID 1 reaps and forwards signals")
+	n.Call("prctl(PR_CAPBSET_DROP) x %d, capset(...)   # keep %d capabilities: no CAP_SYS_ADMIN", int(lastCap())+1-len(spec.Capabilities), len(spec.Capabilities))
 		link.Done(n)
 		if err := switchUser(spec, keep); err != nil {
 			initFail("%v", err)
@@ -323,10 +314,11 @@ func containerInit(specPath string, rest []string) {
 		// written through.
 		argv := append([]string{"workshop-init", tinyArg, path}, spec.Args...)
 		n.Call("execveat(<sealed program>, \"\", %q, AT_EMPTY_PATH)", argv)
-		err := execveat(exe, argv, os.Environ())
+		err := execveat(exe, argv, append(os.Environ(), n.Env()))
 		initFail("starting --init's PID 1: %v", err)
 	}
 	n.Step("exec the command: it becomes PID 1 of the container")
+	n.Call("prctl(PR_CAPBSET_DROP) x %d, capset(...)   # keep %d capabilities: no CAP_SYS_ADMIN", int(lastCap())+1-len(spec.Capabilities), len(spec.Capabilities))
 	n.Call("execve(%q, %q)", path, spec.Args)
 	link.Done(n)
 	if err := switchUser(spec, keep); err != nil {
@@ -495,28 +487,31 @@ func mountInside(n *narrate.Narrator, root string, m Mount) {
 	}
 	flags := m.Flags
 	data := m.Data
-	n.Call(`mount("%s", "%s", "%s", %s, "%s")`, m.Source, m.Target, m.Type, mountFlagNames(flags), data)
 	if m.Why != "" {
-		n.Note("%s", m.Why)
+		n.Say("%s", m.Why)
 	}
 	// Read-only is applied as a second step, a bind remount, which changes
 	// only this mount's flags. Never remount the filesystem itself read-only:
 	// a sysfs or proc without a namespace of its own shares its superblock
 	// with the host's, and the host's /sys would turn read-only too.
 	if m.Type == "cgroup" || m.Type == "cgroup2" {
-		if err := mountCgroupfs(target, flags); err != nil {
+		if err := mountCgroupfs(target, flags, n.Trace()); err != nil {
 			initFail("mounting the cgroup filesystem on %s: %v", m.Target, err)
 		}
 		return
 	}
+	n.Call(`mount("%s", "%s", "%s", %s, "%s")`, m.Source, m.Target, m.Type, mountFlagNames(flags&^unix.MS_RDONLY), data)
 	err = unix.Mount(m.Source, target, m.Type, flags&^unix.MS_RDONLY, data)
 	if err != nil && m.Type == "sysfs" {
 		// Without a network namespace of its own (--net host) the kernel
 		// may refuse a new sysfs: bind the host's instead.
+		n.Call(`mount("/sys", "%s", "", MS_BIND | MS_REC, "")`, m.Target)
+		n.Note("a new sysfs needs a network namespace of the container's own: the host's /sys, bound")
 		err = unix.Mount("/sys", target, "", unix.MS_BIND|unix.MS_REC, "")
 	}
 	if err == nil && flags&unix.MS_RDONLY != 0 {
 		perMount := flags & (unix.MS_NOSUID | unix.MS_NODEV | unix.MS_NOEXEC | unix.MS_RDONLY)
+		n.Call(`mount("", "%s", "", MS_BIND | MS_REMOUNT | %s, "")`, m.Target, mountFlagNames(perMount))
 		err = unix.Mount("", target, "", unix.MS_BIND|unix.MS_REMOUNT|perMount, "")
 	}
 	if err != nil {
@@ -528,7 +523,7 @@ func mountInside(n *narrate.Narrator, root string, m Mount) {
 // cgroup namespace, a cgroup filesystem mounted here has the container's
 // cgroup as its root. On cgroup v2 that is one mount; on v1 (and hybrid
 // hosts) a tmpfs holding one mount per hierarchy, as /sys/fs/cgroup is.
-func mountCgroupfs(target string, flags uintptr) error {
+func mountCgroupfs(target string, flags uintptr, hook trace.Hook) error {
 	b, err := os.ReadFile("/proc/self/cgroup")
 	if err != nil {
 		return err
@@ -548,8 +543,10 @@ func mountCgroupfs(target string, flags uintptr) error {
 		}
 	}
 	if len(v1) == 0 && unified {
+		hook.Call("", `mount("cgroup2", %q, "cgroup2", %s, "")`, target, mountFlagNames(flags))
 		return unix.Mount("cgroup2", target, "cgroup2", flags, "")
 	}
+	hook.Call("", `mount("tmpfs", %q, "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, "mode=755")`, target)
 	if err := unix.Mount("tmpfs", target, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, "mode=755"); err != nil {
 		return err
 	}
@@ -562,6 +559,7 @@ func mountCgroupfs(target string, flags uintptr) error {
 		if strings.HasPrefix(ctrls, "name=") {
 			opts = "none," + ctrls
 		}
+		hook.Call("", `mount("cgroup", %q, "cgroup", %s, %q)`, dir, mountFlagNames(flags), opts)
 		if err := unix.Mount("cgroup", dir, "cgroup", flags, opts); err != nil {
 			return fmt.Errorf("%s: %v", ctrls, err)
 		}
@@ -571,11 +569,13 @@ func mountCgroupfs(target string, flags uintptr) error {
 		if err := os.MkdirAll(dir, 0o755); err != nil {
 			return err
 		}
+		hook.Call("", `mount("cgroup2", %q, "cgroup2", %s, "")`, dir, mountFlagNames(flags))
 		if err := unix.Mount("cgroup2", dir, "cgroup2", flags, ""); err != nil {
 			return err
 		}
 	}
 	if flags&unix.MS_RDONLY != 0 {
+		hook.Call("", `mount("", %q, "", MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, "")`, target)
 		return unix.Mount("", target, "", unix.MS_BIND|unix.MS_REMOUNT|unix.MS_RDONLY|unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, "")
 	}
 	return nil
@@ -591,7 +591,13 @@ func tinyInit(path string, args []string) int {
 		fmt.Fprintf(os.Stderr, "%s: %s needs a command\n", name, tinyArg)
 		return exitSetup
 	}
-	// Named for what it is, in ps: not "exe".
+	// The narration settings came in the environment; the command must
+	// not inherit them.
+	n := narrate.FromEnv(narrate.Container)
+	os.Unsetenv(narrate.EnvVar)
+	// Named for what it is, in ps: exec'd from a descriptor, it would be
+	// named after the descriptor's number.
+	n.Call(`prctl(PR_SET_NAME, "workshop-init")   # PID 1, named for what it is in ps`)
 	_ = unix.Prctl(unix.PR_SET_NAME, uintptr(unsafe.Pointer(&[]byte("workshop-init\x00")[0])), 0, 0, 0)
 	sigs := make(chan os.Signal, 16)
 	signal.Notify(sigs)

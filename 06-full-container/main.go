@@ -230,6 +230,7 @@ func openRuntime(c *cli.Context, explain bool) (*Runtime, error) {
 	if err != nil {
 		return nil, stage.Fail("%v", err)
 	}
+	store.Trace = n.Trace()
 	rt := &Runtime{dirs: dirs, store: store, cg: cg, n: n}
 	rt.reap()
 	return rt, nil
@@ -679,7 +680,7 @@ func (rt *Runtime) spawn(ctr *Container, stdio []*os.File, attached bool) (*spaw
 	}
 	// Not /proc/self/exe, the host's file: a sealed handle on it (selfexe.go
 	// says why, CVE-2019-5736).
-	self, how, err := sealedExe()
+	self, how, err := sealedExe(n.Trace())
 	if err != nil {
 		return nil, stage.Fail("%v", err)
 	}
@@ -697,6 +698,7 @@ func (rt *Runtime) spawn(ctr *Container, stdio []*os.File, attached bool) (*spaw
 		// to the thread that forks, so that thread stays ours until the wait.
 		runtime.LockOSThread()
 		cmd.SysProcAttr.Pdeathsig = unix.SIGKILL
+		n.Call("prctl(PR_SET_PDEATHSIG, SIGKILL)   # in the child, before its exec: if the runtime dies, so does the container")
 	}
 	unlock := func() {
 		if attached {

@@ -30,6 +30,8 @@ import (
 	"sync"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/container-internals/workshop/internal/trace"
 )
 
 // exeLowerDir, in the image store's directory, is overlayExe's empty layer.
@@ -45,10 +47,10 @@ var sealed struct {
 
 // sealedExe returns the path to exec this program by, safely: /proc/self/fd/N
 // of a sealed handle. It is made once per process.
-func sealedExe() (path, how string, err error) {
+func sealedExe(hook trace.Hook) (path, how string, err error) {
 	sealed.once.Do(func() {
 		var fd int
-		fd, sealed.how, sealed.err = sealSelf()
+		fd, sealed.how, sealed.err = sealSelf(hook)
 		if sealed.err != nil {
 			return
 		}
@@ -63,11 +65,11 @@ func sealedExe() (path, how string, err error) {
 	return fmt.Sprintf("/proc/self/fd/%d", sealed.fd), sealed.how, nil
 }
 
-func sealSelf() (int, string, error) {
-	if fd, err := overlayExe(); err == nil {
+func sealSelf(hook trace.Hook) (int, string, error) {
+	if fd, err := overlayExe(hook); err == nil {
 		return fd, "overlay", nil
 	}
-	fd, err := memfdExe()
+	fd, err := memfdExe(hook)
 	return fd, "memfd", err
 }
 
@@ -75,7 +77,7 @@ func sealSelf() (int, string, error) {
 // directory and an empty one, with no upper layer: such an overlay is
 // read-only for good (there is nowhere to copy a changed file up to), and
 // it is never attached to any mount namespace, so nothing can remount it.
-func overlayExe() (int, error) {
+func overlayExe(hook trace.Hook) (int, error) {
 	exe, err := os.Readlink("/proc/self/exe")
 	if err != nil {
 		return -1, err
@@ -93,30 +95,37 @@ func overlayExe() (int, error) {
 	if err := os.MkdirAll(empty, 0o700); err != nil {
 		return -1, err
 	}
+	hook.Call("a read-only view of this program, for every copy of it that enters a container (CVE-2019-5736)", `fsopen("overlay", FSOPEN_CLOEXEC)`)
 	ctx, err := unix.Fsopen("overlay", unix.FSOPEN_CLOEXEC)
 	if err != nil {
 		return -1, err
 	}
 	defer unix.Close(ctx)
 	esc := strings.NewReplacer(`\`, `\\`, `:`, `\:`, `,`, `\,`)
-	if err := unix.FsconfigSetString(ctx, "lowerdir", esc.Replace(filepath.Dir(exe))+":"+esc.Replace(empty)); err != nil {
+	lower := esc.Replace(filepath.Dir(exe)) + ":" + esc.Replace(empty)
+	hook.Call("two lower layers and no upper one: nothing can ever be written", `fsconfig(fd, FSCONFIG_SET_STRING, "lowerdir", %q)`, lower)
+	if err := unix.FsconfigSetString(ctx, "lowerdir", lower); err != nil {
 		return -1, err
 	}
+	hook.Call("", `fsconfig(fd, FSCONFIG_SET_STRING, "xino", "off")`)
 	_ = unix.FsconfigSetString(ctx, "xino", "off")
+	hook.Call("", `fsconfig(fd, FSCONFIG_CMD_CREATE)`)
 	if err := unix.FsconfigCreate(ctx); err != nil {
 		return -1, err
 	}
+	hook.Call("a mount that is never attached anywhere: nothing can remount it", `fsmount(fd, FSMOUNT_CLOEXEC, MOUNT_ATTR_RDONLY | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOSUID)`)
 	mnt, err := unix.Fsmount(ctx, unix.FSMOUNT_CLOEXEC, unix.MOUNT_ATTR_RDONLY|unix.MOUNT_ATTR_NODEV|unix.MOUNT_ATTR_NOSUID)
 	if err != nil {
 		return -1, err
 	}
 	defer unix.Close(mnt)
+	hook.Call("", `openat(mfd, %q, O_PATH | O_NOFOLLOW | O_CLOEXEC)`, filepath.Base(exe))
 	return unix.Openat(mnt, filepath.Base(exe), unix.O_PATH|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
 }
 
 // memfdExe copies this program into memory and seals the copy: no write,
 // no resize, no new seals. It costs one copy of the binary per run.
-func memfdExe() (int, error) {
+func memfdExe(hook trace.Hook) (int, error) {
 	src, err := os.Open("/proc/self/exe")
 	if err != nil {
 		return -1, err
@@ -126,6 +135,7 @@ func memfdExe() (int, error) {
 	if err != nil {
 		return -1, err
 	}
+	hook.Call("overlayfs could not make a read-only view: a copy in memory, sealed", `memfd_create("workshop-sealed-exe", MFD_CLOEXEC | MFD_ALLOW_SEALING); sendfile(...); fcntl(F_ADD_SEALS, F_SEAL_SEAL | F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE)`)
 	fd, err := unix.MemfdCreate("workshop-sealed-exe", unix.MFD_CLOEXEC|unix.MFD_ALLOW_SEALING)
 	if err != nil {
 		return -1, err

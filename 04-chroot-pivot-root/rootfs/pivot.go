@@ -6,17 +6,13 @@ import (
 	"path/filepath"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/container-internals/workshop/internal/trace"
 )
 
 // Trace, when not nil, is told each kernel call just before it is made, with
 // the reason it is needed: stages print it as narration.
-type Trace func(call, why string)
-
-func (t Trace) log(call, why string) {
-	if t != nil {
-		t(call, why)
-	}
-}
+type Trace = trace.Hook
 
 // Chroot makes root the calling process's root directory, the article's way
 // (`chroot $HOME/test /bin/bash`), and moves the working directory into it.
@@ -26,11 +22,11 @@ func (t Trace) log(call, why string) {
 // a root process can walk back to it (see the stage's escape). Containers
 // use PivotRoot.
 func Chroot(root string, trace Trace) error {
-	trace.log(fmt.Sprintf("chroot(%q)", root), "from now on, paths starting with / start at "+root+" for this process")
+	logCall(trace, fmt.Sprintf("chroot(%q)", root), "from now on, paths starting with / start at "+root+" for this process")
 	if err := unix.Chroot(root); err != nil {
 		return fmt.Errorf("chroot(%s): %v", root, err)
 	}
-	trace.log(`chdir("/")`, "chroot does not move the working directory: without this, the process would still stand outside its new root")
+	logCall(trace, `chdir("/")`, "chroot does not move the working directory: without this, the process would still stand outside its new root")
 	if err := unix.Chdir("/"); err != nil {
 		return fmt.Errorf("chdir(/) after chroot: %v", err)
 	}
@@ -63,7 +59,7 @@ func PivotRoot(newRoot string, trace Trace) error {
 	// the namespace (MS_REC). runc defaults to MS_SLAVE (host mounts still
 	// flow in, nothing flows out); MS_PRIVATE cuts both ways, which is all a
 	// one-shot container needs.
-	trace.log(`mount("", "/", "", MS_REC|MS_PRIVATE, "")`,
+	logCall(trace, `mount("", "/", "", MS_REC|MS_PRIVATE, "")`,
 		"make every mount in this namespace private: nothing we do propagates to the host (pivot_root refuses shared mounts anyway)")
 	if err := unix.Mount("", "/", "", unix.MS_REC|unix.MS_PRIVATE, ""); err != nil {
 		return fmt.Errorf("making / private in the new mount namespace: %v", err)
@@ -74,14 +70,14 @@ func PivotRoot(newRoot string, trace Trace) error {
 	// neither; binding it onto itself makes it a mount point of its own.
 	// MS_REC keeps whatever is already mounted inside it (stage 06 mounts
 	// its overlay there).
-	trace.log(fmt.Sprintf("mount(%q, %q, \"\", MS_BIND|MS_REC, \"\")", newRoot, newRoot),
+	logCall(trace, fmt.Sprintf("mount(%q, %q, \"\", MS_BIND|MS_REC, \"\")", newRoot, newRoot),
 		"pivot_root needs the new root to be a mount point: bind it onto itself")
 	if err := unix.Mount(newRoot, newRoot, "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
 		return fmt.Errorf("bind-mounting %s onto itself: %v", newRoot, err)
 	}
 
 	// 3. pivot_root(".", ".") works on the working directory.
-	trace.log(fmt.Sprintf("chdir(%q)", newRoot), "pivot_root(\".\", \".\") below works on the current directory")
+	logCall(trace, fmt.Sprintf("chdir(%q)", newRoot), "pivot_root(\".\", \".\") below works on the current directory")
 	if err := unix.Chdir(newRoot); err != nil {
 		return fmt.Errorf("chdir(%s): %v", newRoot, err)
 	}
@@ -91,7 +87,7 @@ func PivotRoot(newRoot string, trace Trace) error {
 	// documented in pivot_root(2)) stacks the old root on top of the new
 	// one at the same place: no put_old directory has to exist in, or be
 	// left behind in, the image, which may even be read-only.
-	trace.log(`pivot_root(".", ".")`,
+	logCall(trace, `pivot_root(".", ".")`,
 		"the new root becomes / for the whole namespace; the old root is now mounted on top of it, at /")
 	if err := unix.PivotRoot(".", "."); err != nil {
 		_ = unix.Unmount(newRoot, unix.MNT_DETACH)
@@ -105,14 +101,14 @@ func PivotRoot(newRoot string, trace Trace) error {
 	// namespace leads back to the host's files. Skip it and `ls /` still
 	// shows the new root (lookups start at the process's root, under the
 	// stacked mount), but the chroot escape climbs into the old root again.
-	trace.log(`umount2(".", MNT_DETACH)`,
+	logCall(trace, `umount2(".", MNT_DETACH)`,
 		"detach the old root: the host's / and everything mounted under it leave this namespace")
 	if err := unix.Unmount(".", unix.MNT_DETACH); err != nil {
 		return fmt.Errorf("unmounting the old root: %v", err)
 	}
 
 	// 6. The working directory was the new root's directory; make it "/".
-	trace.log(`chdir("/")`, "stand at the top of the new root")
+	logCall(trace, `chdir("/")`, "stand at the top of the new root")
 	if err := unix.Chdir("/"); err != nil {
 		return fmt.Errorf("chdir(/) after pivot_root: %v", err)
 	}
@@ -143,4 +139,10 @@ func referenceMountNamespace() (ns, which string) {
 	}
 	ns, _ = os.Readlink(fmt.Sprintf("/proc/%d/ns/mnt", os.Getppid()))
 	return ns, "its parent"
+}
+
+func logCall(t Trace, call, why string) {
+	if t != nil {
+		t(call, why)
+	}
 }

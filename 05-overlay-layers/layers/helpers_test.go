@@ -53,7 +53,7 @@ func read(t *testing.T, p string) string {
 // still leaves no mount behind (testkit.CheckHost then proves it).
 func mountOverlay(t *testing.T, target string, lowers []string, upper, work string) {
 	t.Helper()
-	if err := Mount(target, lowers, upper, work); err != nil {
+	if err := Mount(target, lowers, upper, work, nil); err != nil {
 		t.Fatalf("Mount: %v", err)
 	}
 	t.Cleanup(func() {

@@ -22,6 +22,8 @@ import (
 	"sync"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/container-internals/workshop/internal/trace"
 )
 
 // MaxLowerLayers is the deepest stack overlayfs accepts: OVL_MAX_STACK in
@@ -45,8 +47,8 @@ var forceClassic = false
 // deep as the kernel allows; on older kernels it falls back to mount(2),
 // with short relative names for the layers when their paths do not fit in
 // mount(2)'s one page of options (see mountClassic).
-func Mount(target string, lowers []string, upper, work string) error {
-	return mount(target, lowers, upper, work, false)
+func Mount(target string, lowers []string, upper, work string, hook trace.Hook) error {
+	return mount(target, lowers, upper, work, false, hook)
 }
 
 // MountVolatile is Mount for a read-write layer that will be thrown away:
@@ -58,11 +60,11 @@ func Mount(target string, lowers []string, upper, work string) error {
 // as a mark), which a container's throwaway layer never is. Podman mounts
 // its transient containers this way. It is used with the new mount API
 // only; on older kernels MountVolatile is Mount.
-func MountVolatile(target string, lowers []string, upper, work string) error {
-	return mount(target, lowers, upper, work, upper != "")
+func MountVolatile(target string, lowers []string, upper, work string, hook trace.Hook) error {
+	return mount(target, lowers, upper, work, upper != "", hook)
 }
 
-func mount(target string, lowers []string, upper, work string, volatile bool) error {
+func mount(target string, lowers []string, upper, work string, volatile bool, hook trace.Hook) error {
 	if len(lowers) == 0 {
 		return errors.New("an overlay needs at least one lower layer")
 	}
@@ -84,10 +86,10 @@ func mount(target string, lowers []string, upper, work string, volatile bool) er
 			return fmt.Errorf("layer %s is not a directory", d)
 		}
 	}
-	if HasLowerdirPlus() {
-		return mountNewAPI(target, lowers, upper, work, volatile)
+	if hasLowerdirPlus(hook) {
+		return mountNewAPI(target, lowers, upper, work, volatile, hook)
 	}
-	return mountClassic(target, lowers, upper, work)
+	return mountClassic(target, lowers, upper, work, hook)
 }
 
 // Unmount unmounts the overlay at target.
@@ -112,11 +114,16 @@ var (
 // HasLowerdirPlus reports whether this kernel has the new mount API with
 // overlayfs's "lowerdir+" key (one layer per call, Linux 6.8+). It asks the
 // kernel: open an overlay context and hand it one layer, without mounting.
-func HasLowerdirPlus() bool {
+func HasLowerdirPlus() bool { return hasLowerdirPlus(nil) }
+
+// hasLowerdirPlus asks the kernel once per process, and tells hook the
+// calls of the question when it asks.
+func hasLowerdirPlus(hook trace.Hook) bool {
 	if forceClassic {
 		return false
 	}
 	lowerdirPlusOnce.Do(func() {
+		hook.Call("does this kernel take lowerdir+? (asked once, without mounting)", `fsopen("overlay", FSOPEN_CLOEXEC)`)
 		fd, err := unix.Fsopen("overlay", unix.FSOPEN_CLOEXEC)
 		if err != nil {
 			return
@@ -126,15 +133,20 @@ func HasLowerdirPlus() bool {
 		// context is a "legacy" one that accepts ANY key and only fails at
 		// create time. So a key that cannot exist must be refused too, or
 		// the kernel is not really parsing keys and has no lowerdir+.
-		lowerdirPlus = unix.FsconfigSetString(fd, "lowerdir+", "/") == nil &&
-			unix.FsconfigSetString(fd, "x-workshop-no-such-option", "1") != nil
+		hook.Call("", `fsconfig(fd, FSCONFIG_SET_STRING, "lowerdir+", "/")`)
+		if unix.FsconfigSetString(fd, "lowerdir+", "/") != nil {
+			return
+		}
+		hook.Call("a key no kernel has must be refused", `fsconfig(fd, FSCONFIG_SET_STRING, "x-workshop-no-such-option", "1")`)
+		lowerdirPlus = unix.FsconfigSetString(fd, "x-workshop-no-such-option", "1") != nil
 	})
 	return lowerdirPlus
 }
 
 // mountNewAPI builds the overlay key by key in a filesystem context: no
 // single option string, so no one-page limit, and no escaping of ':' or ','.
-func mountNewAPI(target string, lowers []string, upper, work string, volatile bool) error {
+func mountNewAPI(target string, lowers []string, upper, work string, volatile bool, hook trace.Hook) error {
+	hook.Call("a new overlay filesystem, configured one key at a time", `fsopen("overlay", FSOPEN_CLOEXEC)`)
 	fsfd, err := unix.Fsopen("overlay", unix.FSOPEN_CLOEXEC)
 	if err != nil {
 		return fmt.Errorf("fsopen(\"overlay\"): %w", err)
@@ -149,34 +161,42 @@ func mountNewAPI(target string, lowers []string, upper, work string, volatile bo
 		}
 		return fmt.Errorf("%s: %w", what, err)
 	}
+	hook.Call("", `fsconfig(fd, FSCONFIG_SET_STRING, "source", "overlay")`)
 	if err := unix.FsconfigSetString(fsfd, "source", "overlay"); err != nil {
 		return fail("fsconfig source", err)
 	}
 	for i := len(lowers) - 1; i >= 0; i-- { // the kernel wants the top first
+		hook.Call("", `fsconfig(fd, FSCONFIG_SET_STRING, "lowerdir+", %q)`, lowers[i])
 		if err := unix.FsconfigSetString(fsfd, "lowerdir+", lowers[i]); err != nil {
 			return fail(fmt.Sprintf("lower layer %s", lowers[i]), err)
 		}
 	}
 	if upper != "" {
+		hook.Call("", `fsconfig(fd, FSCONFIG_SET_STRING, "upperdir", %q)`, upper)
 		if err := unix.FsconfigSetString(fsfd, "upperdir", upper); err != nil {
 			return fail("upper dir "+upper, err)
 		}
+		hook.Call("", `fsconfig(fd, FSCONFIG_SET_STRING, "workdir", %q)`, work)
 		if err := unix.FsconfigSetString(fsfd, "workdir", work); err != nil {
 			return fail("work dir "+work, err)
 		}
 		if volatile {
 			// Refused before Linux 5.10: then mount without it.
+			hook.Call("the read-write layer is thrown away (or committed) when the container ends: its unmount need not flush the disk", `fsconfig(fd, FSCONFIG_SET_FLAG, "volatile")`)
 			_ = unix.FsconfigSetFlag(fsfd, "volatile")
 		}
 	}
+	hook.Call("", `fsconfig(fd, FSCONFIG_CMD_CREATE)`)
 	if err := unix.FsconfigCreate(fsfd); err != nil {
 		return fail("create the overlay", err)
 	}
+	hook.Call("", `fsmount(fd, FSMOUNT_CLOEXEC, 0)`)
 	mfd, err := unix.Fsmount(fsfd, unix.FSMOUNT_CLOEXEC, 0)
 	if err != nil {
 		return fail("fsmount", err)
 	}
 	defer unix.Close(mfd)
+	hook.Call("", `move_mount(mfd, "", AT_FDCWD, %q, MOVE_MOUNT_F_EMPTY_PATH)`, target)
 	if err := unix.MoveMount(mfd, "", unix.AT_FDCWD, target, unix.MOVE_MOUNT_F_EMPTY_PATH); err != nil {
 		return fmt.Errorf("move_mount onto %s: %w", target, err)
 	}
@@ -218,7 +238,7 @@ func fsMessages(fd int) string {
 // context with unshare(CLONE_FS), changes directory there and mounts, and
 // never unlocks, so Go ends the thread with the goroutine and the rest of
 // the program never sees the changed working directory.
-func mountClassic(target string, lowers []string, upper, work string) error {
+func mountClassic(target string, lowers []string, upper, work string, hook trace.Hook) error {
 	abs := func(p string) (string, error) {
 		if p == "" {
 			return "", nil
@@ -243,6 +263,7 @@ func mountClassic(target string, lowers []string, upper, work string) error {
 	}
 	page := unix.Getpagesize()
 	if opts := classicOptions(all, upper, work); len(opts) < page && !strings.ContainsAny(strings.Join(all, ""), ",:\\") {
+		hook.Call("this kernel has no lowerdir+ (Linux 6.7+): all the layers in one string of options, at most one page", `mount("overlay", %q, "overlay", 0, %q)`, target, opts)
 		if err := unix.Mount("overlay", target, "overlay", 0, opts); err != nil {
 			return fmt.Errorf("mount overlay on %s: %w (the kernel log says why: dmesg | tail)", target, err)
 		}
@@ -270,14 +291,17 @@ func mountClassic(target string, lowers []string, upper, work string) error {
 	errc := make(chan error, 1)
 	go func() {
 		runtime.LockOSThread() // never unlocked: this thread dies with the goroutine
+		hook.Call("this thread alone will change directory", "unshare(CLONE_FS)")
 		if err := unix.Unshare(unix.CLONE_FS); err != nil {
 			errc <- fmt.Errorf("unshare(CLONE_FS): %w", err)
 			return
 		}
+		hook.Call("too long with absolute paths: the layers are linked as 0, 1, 2 ... here (Docker's l/ trick)", "chdir(%q)", links)
 		if err := unix.Chdir(links); err != nil {
 			errc <- fmt.Errorf("chdir %s: %w", links, err)
 			return
 		}
+		hook.Call("", `mount("overlay", %q, "overlay", 0, %q)`, target, opts)
 		if err := unix.Mount("overlay", target, "overlay", 0, opts); err != nil {
 			errc <- fmt.Errorf("mount overlay on %s (layers linked from %s): %w (the kernel log says why: dmesg | tail)", target, links, err)
 			return

@@ -134,7 +134,7 @@ func TestStacksOf1And128And500LayersMountAndTopWins(t *testing.T) {
 		up, wk, m := filepath.Join(base, "u"), filepath.Join(base, "w"), filepath.Join(base, "m")
 		mkdirs(t, up, wk, m)
 		start := time.Now()
-		if err := Mount(m, lowers, up, wk); err != nil {
+		if err := Mount(m, lowers, up, wk, nil); err != nil {
 			t.Fatalf("%d layers: %v", n, err)
 		}
 		took := time.Since(start)
@@ -188,7 +188,7 @@ func Test501LayersGiveOneClearError(t *testing.T) {
 	lowers := makeLayers(t, base, MaxLowerLayers+1)
 	m := filepath.Join(base, "m")
 	mkdirs(t, m)
-	err := Mount(m, lowers, "", "")
+	err := Mount(m, lowers, "", "", nil)
 	if err == nil {
 		Unmount(m)
 		t.Fatal("501 layers mounted")
@@ -226,7 +226,7 @@ func TestMountErrorsNameTheProblem(t *testing.T) {
 	base := t.TempDir()
 	m := filepath.Join(base, "m")
 	mkdirs(t, m)
-	err := Mount(m, []string{filepath.Join(base, "missing")}, "", "")
+	err := Mount(m, []string{filepath.Join(base, "missing")}, "", "", nil)
 	if err == nil {
 		Unmount(m)
 		t.Fatal("mounted a missing layer")
@@ -234,7 +234,7 @@ func TestMountErrorsNameTheProblem(t *testing.T) {
 	if !strings.Contains(err.Error(), "missing") {
 		t.Errorf("error %q does not name the missing layer", err)
 	}
-	if err := Mount(m, nil, "", ""); err == nil {
+	if err := Mount(m, nil, "", "", nil); err == nil {
 		t.Error("mounted no layers")
 	}
 	if err := Unmount(m); err == nil || !strings.Contains(err.Error(), "not a mount point") {
@@ -261,7 +261,7 @@ func TestMountVolatileSkipsTheSyncAndSaysSo(t *testing.T) {
 	testkit.CheckHost(t)
 	want := HasLowerdirPlus()
 	_, A, B, upper, work, C := articleDirs(t)
-	if err := MountVolatile(C, []string{B, A}, upper, work); err != nil {
+	if err := MountVolatile(C, []string{B, A}, upper, work, nil); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = Unmount(C) })

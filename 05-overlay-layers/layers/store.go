@@ -17,6 +17,8 @@ import (
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/container-internals/workshop/internal/trace"
 )
 
 // Store is a layer and image store laid out like Docker's /var/lib/docker
@@ -34,6 +36,9 @@ import (
 //	overlay2/<mount-id>/{diff,work,merged}/             its read-write layer and root
 type Store struct {
 	Root string
+	// Trace, when set, is told the kernel calls the store makes (the
+	// unmounts of RemoveRoot).
+	Trace trace.Hook
 }
 
 // Layer is one layer's record in the layer database.
@@ -531,7 +536,9 @@ func (s *Store) ContainerRoots() ([]string, error) {
 }
 
 // Mount mounts the container's root at r.Merged.
-func (r ContainerRoot) Mount() error { return Mount(r.Merged, r.Lowers, r.Upper, r.Work) }
+func (r ContainerRoot) Mount(hook trace.Hook) error {
+	return Mount(r.Merged, r.Lowers, r.Upper, r.Work, hook)
+}
 
 // Unmount unmounts r.Merged.
 func (r ContainerRoot) Unmount() error { return Unmount(r.Merged) }
@@ -553,7 +560,9 @@ func (s *Store) RemoveRoot(id string) error {
 	if mountID == "" || strings.ContainsAny(mountID, "/.") {
 		return fmt.Errorf("container root %q: bad mount-id %q", id, mountID)
 	}
-	_ = Unmount(filepath.Join(s.driverDir(mountID), "merged")) // in case it is still mounted; not mounted is fine
+	merged := filepath.Join(s.driverDir(mountID), "merged")
+	s.Trace.Call("in case it is still mounted here; not mounted is fine", `umount2(%q, 0)`, merged)
+	_ = Unmount(merged)
 	// Three independent trees: remove them side by side, each waits on
 	// the disk.
 	dirs := []string{s.driverDir(mountID), s.driverDir(mountID + "-init"), s.mountdb(id)}

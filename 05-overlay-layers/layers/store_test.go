@@ -156,7 +156,7 @@ func TestContainerRootCommitKeepsOnlyTheReadWriteLayer(t *testing.T) {
 	if _, err := s.CreateRoot("c1", img, "again", nil); err == nil {
 		t.Errorf("a second root for c1 was created")
 	}
-	if err := root.Mount(); err != nil {
+	if err := root.Mount(nil); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { root.Unmount() })

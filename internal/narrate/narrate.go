@@ -22,6 +22,8 @@ import (
 
 	"github.com/fatih/color"
 	"golang.org/x/sys/unix"
+
+	"github.com/container-internals/workshop/internal/trace"
 )
 
 // Side says who is speaking: the host, or a process inside the container.
@@ -168,6 +170,17 @@ func (n *Narrator) Step(format string, args ...any) {
 // Call shows the kernel call (or the file write, or the command) about to be made.
 func (n *Narrator) Call(format string, args ...any) {
 	n.line("  $ " + n.call.Sprintf(format, args...))
+}
+
+// Trace is the hook through which packages report their kernel calls
+// (see package trace): each call is printed as Call, its reason as Note.
+func (n *Narrator) Trace() trace.Hook {
+	return func(call, why string) {
+		n.Call("%s", call)
+		if why != "" {
+			n.Note("%s", why)
+		}
+	}
 }
 
 // Say prints an ordinary narration line.

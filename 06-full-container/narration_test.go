@@ -1,0 +1,49 @@
+package main
+
+import (
+	"regexp"
+	"strings"
+	"testing"
+
+	"github.com/container-internals/workshop/internal/testkit"
+)
+
+// underRoot shows a path inside the container's root as the container
+// sees it: the narration says /proc where strace sees .../merged/proc.
+var underRoot = regexp.MustCompile(`^.*/merged`)
+
+func containerPath(p string) string {
+	if !underRoot.MatchString(p) {
+		return p
+	}
+	if p = underRoot.ReplaceAllString(p, ""); p == "" {
+		return "/"
+	}
+	return p
+}
+
+// The narration check: `run --explain` under strace -f names every mount-
+// family call, pivot_root, unshare, setns, sethostname, capset and prctl
+// that the runtime's processes make, and makes every one it names.
+func TestExplainNamesEveryCallStraceSees(t *testing.T) {
+	setup(t)
+	bin := testkit.Stage(t, "06-full-container")
+	for _, args := range [][]string{
+		{"run", "--explain", "--", "true"},
+		{"run", "--explain", "--init", "--net", "host", "--hostname", "named", "--", "true"},
+	} {
+		out, seen := testkit.Strace(t, bin, []string{"NO_COLOR=1"}, containerPath,
+			append([]string{"--root", sharedRoot(t)}, args...)...)
+		named := testkit.NarratedKeys(out, containerPath)
+		if len(seen) < 10 {
+			t.Fatalf("strace saw too few calls (%d): is it tracing the runtime?\n%s", len(seen), out)
+		}
+		if missing := testkit.OneSideOnly(seen, named); len(missing) > 0 {
+			t.Errorf("%s: made but not narrated:\n  %s", strings.Join(args, " "), strings.Join(missing, "\n  "))
+		}
+		if extra := testkit.OneSideOnly(named, seen); len(extra) > 0 {
+			t.Errorf("%s: narrated but never made:\n  %s\n--- narration:\n%s", strings.Join(args, " "), strings.Join(extra, "\n  "), out)
+		}
+	}
+	noContainersLeft(t)
+}
