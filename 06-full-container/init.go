@@ -487,9 +487,7 @@ func mountInside(n *narrate.Narrator, root string, m Mount) {
 	}
 	flags := m.Flags
 	data := m.Data
-	if m.Why != "" {
-		n.Say("%s", m.Why)
-	}
+
 	// Read-only is applied as a second step, a bind remount, which changes
 	// only this mount's flags. Never remount the filesystem itself read-only:
 	// a sysfs or proc without a namespace of its own shares its superblock
@@ -498,9 +496,15 @@ func mountInside(n *narrate.Narrator, root string, m Mount) {
 		if err := mountCgroupfs(target, flags, n.Trace()); err != nil {
 			initFail("mounting the cgroup filesystem on %s: %v", m.Target, err)
 		}
+		if m.Why != "" {
+			n.Note("%s", m.Why)
+		}
 		return
 	}
 	n.Call(`mount("%s", "%s", "%s", %s, "%s")`, m.Source, m.Target, m.Type, mountFlagNames(flags&^unix.MS_RDONLY), data)
+	if m.Why != "" {
+		n.Note("%s", m.Why)
+	}
 	err = unix.Mount(m.Source, target, m.Type, flags&^unix.MS_RDONLY, data)
 	if err != nil && m.Type == "sysfs" {
 		// Without a network namespace of its own (--net host) the kernel
