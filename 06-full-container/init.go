@@ -300,7 +300,7 @@ func containerInit(specPath string, rest []string) {
 
 	if spec.Init {
 		n.Step("Start the command under a tiny init (--init): PID 1 reaps and forwards signals")
-	n.Call("prctl(PR_CAPBSET_DROP) x %d, capset(...)   # keep %d capabilities: no CAP_SYS_ADMIN", int(lastCap())+1-len(spec.Capabilities), len(spec.Capabilities))
+		n.Call("prctl(PR_CAPBSET_DROP) x %d, capset(...)   # keep %d capabilities: no CAP_SYS_ADMIN", int(lastCap())+1-len(spec.Capabilities), len(spec.Capabilities))
 		link.Done(n)
 		if err := switchUser(spec, keep); err != nil {
 			initFail("%v", err)
