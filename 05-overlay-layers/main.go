@@ -474,7 +474,7 @@ func mountNarrated(n *checkedNarrator, w *workdir, target string, lowers, labels
 			o = top[0] + ":...:" + top[len(top)-1]
 		}
 		n.Call(`mount("overlay", "%s", "overlay", 0, "lowerdir=%s,upperdir=%s,workdir=%s")`, rel(w, target), o, rel(w, upper), rel(w, work))
-		n.Note("this kernel has no lowerdir+ (Linux 6.8+): one string of options, at most one page")
+		n.Note("this kernel has no lowerdir+ (Linux 6.7+): one string of options, at most one page")
 		if len(classicOptionsLength(lowers, upper, work)) >= os.Getpagesize() {
 			n.Note("too long with absolute paths: the layers are linked as 0, 1, 2 ... in a temp dir and mounted from there (Docker's l/ trick)")
 		}
