@@ -843,15 +843,30 @@ func forwardSignals(p *os.Process, ch chan os.Signal) func() {
 
 var shells = map[string]bool{"sh": true, "ash": true, "bash": true, "dash": true, "zsh": true}
 
-// emptyStdin says "closed" or "/dev/null" when stdin can give a shell no
-// command at all, and "" otherwise (a terminal, a pipe, a file).
+// emptyStdin says what stdin is when it can give a shell no command at all
+// ("closed", "/dev/null", "an empty pipe whose writer is gone"), and ""
+// otherwise: a terminal, a file, a pipe with data or a writer still there.
 func emptyStdin() string {
 	var st unix.Stat_t
 	if err := unix.Fstat(0, &st); err != nil {
 		return "closed"
 	}
-	if st.Mode&unix.S_IFMT == unix.S_IFCHR && unix.Major(st.Rdev) == 1 && unix.Minor(st.Rdev) == 3 {
-		return "/dev/null"
+	switch st.Mode & unix.S_IFMT {
+	case unix.S_IFCHR:
+		if unix.Major(st.Rdev) == 1 && unix.Minor(st.Rdev) == 3 {
+			return "/dev/null"
+		}
+	case unix.S_IFIFO:
+		// POLLHUP with nothing to read: the writer closed its end, and
+		// a read would return end-of-file at once. A writer that is
+		// still there (`cat | run`) is given the benefit of the doubt.
+		// (TIOCINQ is FIONREAD: the bytes waiting in the pipe.)
+		fds := []unix.PollFd{{Fd: 0, Events: unix.POLLIN}}
+		if n, _ := unix.Poll(fds, 100); n == 1 && fds[0].Revents&unix.POLLHUP != 0 {
+			if avail, err := unix.IoctlGetInt(0, unix.TIOCINQ); err == nil && avail == 0 {
+				return "an empty pipe whose writer is gone"
+			}
+		}
 	}
 	return ""
 }
