@@ -11,6 +11,7 @@ package main
 
 import (
 	"bufio"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -105,13 +106,13 @@ func run(c *cli.Context) error {
 	leaked := ""
 	if link.Paused(n) {
 		n.Step("Back on the host: is the new tmpfs on %s visible here?", target)
+		showTmpfsMounts(n, "on the host")
+		// The verdict comes from the kernel's own table, by mount ID: a
+		// tmpfs on target that was not there before the child started.
+		n.Note("the verdict, from the kernel's table: a tmpfs on %s that was not there before the child started?", target)
 		n.Call("grep ' %s ' /proc/self/mountinfo   # on the host", target)
 		leaked = newTmpfsOn(target, before)
-		if leaked == "" {
-			n.Output("")
-		} else {
-			n.Output(leaked)
-		}
+		n.Output(leaked)
 		if private {
 			n.Check(leaked == "", "the host's mount table has no tmpfs on %s: the mount exists only in the child's namespace", target)
 		} else {
@@ -186,8 +187,7 @@ func child(args []string) {
 	inside := listDir(target)
 	n.Output(strings.Join(inside, "\n"))
 	n.Check(len(inside) == 0, "%s is empty inside: the tmpfs hides the host's files", target)
-	n.Call("mount -l | grep tmpfs   # inside (the line for %s)", target)
-	n.Output(mountOf(target).line)
+	showTmpfsMounts(n, "inside")
 	link.Pause(n)
 
 	if len(argv) > 0 {
@@ -196,6 +196,35 @@ func child(args []string) {
 		_ = stage.Exec(name, argv)
 	}
 	link.Done(n)
+}
+
+// showTmpfsMounts runs the article's `mount -l | grep tmpfs` in the
+// calling process's mount namespace (mount lists /proc/self/mountinfo, or
+// /proc/mounts for busybox, whose mount has no -l: -l only adds labels).
+func showTmpfsMounts(n *narrate.Narrator, where string) {
+	cmd := "mount -l | grep tmpfs   # " + where
+	out, err := exec.Command("mount", "-l").Output()
+	if errors.Is(err, exec.ErrNotFound) {
+		n.Note("mount is not installed here (apt-get install mount): the same lines, from /proc/self/mountinfo")
+		cmd, out, err = "grep tmpfs /proc/self/mountinfo   # "+where, nil, nil
+		for _, e := range mountinfo() {
+			out = append(out, e.line+"\n"...)
+		}
+	} else if err != nil {
+		cmd = "mount | grep tmpfs   # " + where + " (this mount has no -l, which only adds labels)"
+		out, err = exec.Command("mount").Output()
+	}
+	n.Call("%s", cmd)
+	if err != nil {
+		n.Warn("%v", err)
+	}
+	var lines []string
+	for _, l := range strings.Split(string(out), "\n") {
+		if strings.Contains(l, "tmpfs") {
+			lines = append(lines, l)
+		}
+	}
+	n.Output(strings.Join(lines, "\n"))
 }
 
 // mountEntry is one line of /proc/self/mountinfo, with what we look at.

@@ -65,7 +65,7 @@ func TestMountInsideIsAbsentOnHost(t *testing.T) {
 		t.Fatalf("the host saw the child's tmpfs:\n%s", step3)
 	}
 	// And inside, the tmpfs line was there.
-	if !regexp.MustCompile(` /tmp rw[^\n]* - tmpfs none `).MatchString(r.Stdout) {
+	if !regexp.MustCompile(`(?m)^ctr  \|    none on /tmp type tmpfs \(`).MatchString(r.Stdout) {
 		t.Fatalf("no tmpfs line for /tmp inside:\n%s", r.Stdout)
 	}
 }

@@ -118,20 +118,20 @@ func run(c *cli.Context) error {
 
 // experiment holds what the steps share, and what must be undone.
 type experiment struct {
-	n             *narrate.Narrator
-	h             *cgroup.Hierarchy
-	cpu           cgroup.Controller
-	name          string
-	quota         int64
-	period        uint64
-	phase         time.Duration
-	keep          bool
-	failed        int
-	uncapped      float64 // the loop's share of one CPU, in %, before the limit
-	capped        float64 // and after
-	cappedWall    time.Duration
-	cgroupUsage   time.Duration // what the group's own counter says for the capped phase
-	throttleStart cgroup.CPUStat
+	n           *narrate.Narrator
+	h           *cgroup.Hierarchy
+	cpu         cgroup.Controller
+	name        string
+	quota       int64
+	period      uint64
+	phase       time.Duration
+	keep        bool
+	failed      int
+	uncapped    float64 // the loop's share of one CPU, in %, before the limit
+	capped      float64 // and after
+	cappedWall  time.Duration
+	cgroupUsage time.Duration // what the group's own counter says for the capped phase
+	movedAt     time.Time     // when the loop moved into the group
 
 	// mu is held while something is being made that cleanup must undo, so
 	// that a Ctrl-C never finds half of it.
@@ -155,7 +155,7 @@ func (e *experiment) run() error {
 	}
 	e.n.Say("its share of one CPU, once a second (from /proc/%d/schedstat, the kernel's count of its CPU time):", e.loop.Process.Pid)
 	e.uncapped, _ = e.watch()
-	e.n.Note("top would show %%Cpu : %.1f us, as in the article", e.uncapped)
+	e.top(e.uncapped, "100.0")
 	if err := e.limit(); err != nil {
 		return err
 	}
@@ -168,17 +168,8 @@ func (e *experiment) run() error {
 // Step 1: where the cgroup filesystem is, and which version holds cpu.
 func (e *experiment) where() error {
 	n := e.n
-	n.Step("Find the cgroup filesystem (the equivalent of mount -t cgroup; mount -t cgroup2)")
-	n.Call("grep cgroup /proc/self/mountinfo")
-	var lines []string
-	for _, m := range e.h.Mounts() {
-		if m.Version == cgroup.V1 {
-			lines = append(lines, fmt.Sprintf("cgroup on %s type cgroup (%s)", m.MountPoint, m.Options))
-		} else {
-			lines = append(lines, fmt.Sprintf("cgroup2 on %s type cgroup2 (%s)   controllers: %s", m.MountPoint, m.Options, orNone(m.Controllers)))
-		}
-	}
-	n.Output(strings.Join(lines, "\n"))
+	n.Step("Find the cgroup filesystems: mount -t cgroup, as in the article (and mount -t cgroup2)")
+	e.listMounts()
 	switch e.h.Mode() {
 	case "v1":
 		n.Say("this host has cgroup v1: one hierarchy per controller, as in the article")
@@ -204,6 +195,40 @@ func (e *experiment) where() error {
 	n.Note("v2 files are named differently: cpu.max holds \"<quota> <period>\", cgroup.procs replaces tasks")
 	e.check(true, "cgroup.controllers at %s lists cpu", e.cpu.Mount)
 	return nil
+}
+
+// listMounts runs the article's `mount -t cgroup`, and `mount -t cgroup2`
+// for today's hierarchy. Without a mount program it shows the same table
+// from /proc/self/mountinfo, which is what the cgroup package reads.
+func (e *experiment) listMounts() {
+	n := e.n
+	if _, err := exec.LookPath("mount"); err != nil {
+		n.Note("mount is not installed here (apt-get install mount): the same table, from /proc/self/mountinfo")
+		n.Call("grep cgroup /proc/self/mountinfo")
+		var lines []string
+		for _, m := range e.h.Mounts() {
+			fstype := "cgroup"
+			if m.Version == cgroup.V2 {
+				fstype = "cgroup2"
+			}
+			lines = append(lines, fmt.Sprintf("%s on %s type %s (%s)", fstype, m.MountPoint, fstype, m.Options))
+		}
+		n.Output(strings.Join(lines, "\n"))
+	} else {
+		for _, fstype := range []string{"cgroup", "cgroup2"} {
+			n.Call("mount -t %s", fstype)
+			out, err := exec.Command("mount", "-t", fstype).Output()
+			if err != nil {
+				n.Warn("mount -t %s: %v", fstype, err)
+			}
+			n.Output(string(out))
+		}
+	}
+	for _, m := range e.h.Mounts() {
+		if m.Version == cgroup.V2 {
+			n.Say("%s/cgroup.controllers lists: %s", m.MountPoint, orNone(m.Controllers))
+		}
+	}
 }
 
 // Step 2: a control group is a directory; the kernel fills it.
@@ -328,11 +353,11 @@ func (e *experiment) limit() error {
 	if e.cpu.Version == cgroup.V2 {
 		n.Note("the article's v1 names: cpu.max is cpu.cfs_quota_us and cpu.cfs_period_us in one file; cgroup.procs replaces tasks")
 	}
+	e.movedAt = time.Now()
 	st, err := e.group.CPUStat()
 	if err != nil {
 		return stage.Fail("cannot read the group's CPU counters: %v", err)
 	}
-	e.throttleStart = st
 	start := time.Now()
 	n.Say("its share of one CPU, once a second:")
 	e.capped, e.cappedWall = e.watch()
@@ -340,12 +365,83 @@ func (e *experiment) limit() error {
 		e.cgroupUsage = end.Usage - st.Usage
 		e.cappedWall = time.Since(start)
 	}
+	article := ""
+	if e.quota == 20000 && e.period == cgroup.DefaultPeriodUs {
+		article = "20.3"
+	}
+	e.top(e.capped, article)
 	if e.quota < int64(e.period) {
-		n.Note("top would show %%Cpu : %.1f us: the loop did not change, the scheduler stops it once its %d µs are used", e.capped, e.quota)
+		n.Note("the loop did not change: the scheduler stops it once its %d µs of each period are used", e.quota)
 	} else {
-		n.Note("top would show %%Cpu : %.1f us: one thread never uses up a quota of a whole CPU or more", e.capped)
+		n.Note("one thread never uses up a quota of a whole CPU or more")
 	}
 	return nil
+}
+
+// top shows the article's view of the loop: `top` in batch mode, two frames
+// a second apart (a frame's %CPU is the share since the frame before), and
+// the loop's line of the second frame, beside this stage's own count over
+// the whole phase. article is what the article's top showed ("" if it
+// showed nothing for these numbers).
+func (e *experiment) top(own float64, article string) {
+	n, pid := e.n, e.loop.Process.Pid
+	said := fmt.Sprintf("this stage's own count: %.1f%% over the %.0f s above", own, e.phase.Seconds())
+	if article != "" {
+		said = "the article's top: %Cpu0 : " + article + " us; " + said
+	} else {
+		said = "%Cpu as top counts it; " + said
+	}
+	if _, err := exec.LookPath("top"); err != nil {
+		n.Note("top is not installed here (apt-get install procps), so only %s", said)
+		return
+	}
+	n.Call("top -b -d 1 -n 2   # batch mode: the header and the loop's line of the second frame")
+	out, err := exec.Command("top", "-b", "-d", "1", "-n", "2").Output()
+	header, line := topLine(string(out), pid)
+	if err != nil || line == "" {
+		n.Note("top printed no line for PID %d (%v): %s", pid, err, said)
+		return
+	}
+	n.Output(header + "\n" + line)
+	cpu, busybox := topCPU(header, line)
+	if busybox {
+		// busybox's top counts all the machine's CPUs as 100%.
+		n.Note("busybox's top: %s%% of all %d CPUs = %.1f%% of one; %s", cpu, runtime.NumCPU(), parseFloat(cpu)*float64(runtime.NumCPU()), said)
+		return
+	}
+	n.Note("top: %s %%CPU; %s", cpu, said)
+}
+
+// topLine finds, in top's batch output, the last frame's column header
+// and the line of process pid.
+func topLine(out string, pid int) (header, line string) {
+	for _, l := range strings.Split(out, "\n") {
+		f := strings.Fields(l)
+		switch {
+		case len(f) > 2 && f[0] == "PID":
+			header, line = strings.TrimRight(l, " "), ""
+		case len(f) > 2 && f[0] == strconv.Itoa(pid) && header != "":
+			line = strings.TrimRight(l, " ")
+		}
+	}
+	return header, line
+}
+
+// topCPU reads the %CPU column of a process's line, and whether the
+// header is busybox's (which has a %VSZ column and counts all CPUs as 100%).
+func topCPU(header, line string) (string, bool) {
+	h, f := strings.Fields(header), strings.Fields(line)
+	for i, col := range h {
+		if col == "%CPU" && i < len(f) {
+			return strings.TrimSuffix(f[i], "%"), contains(h, "%VSZ")
+		}
+	}
+	return "?", false
+}
+
+func parseFloat(s string) float64 {
+	v, _ := strconv.ParseFloat(s, 64)
+	return v
 }
 
 // Step 6: what the kernel counted while it held the loop back.
@@ -354,17 +450,21 @@ func (e *experiment) counters() {
 	n.Step("The throttling counters")
 	dir := g.Path("cpu")
 	n.Call("cat %s/cpu.stat", dir)
-	n.Output(readFile(filepath.Join(dir, "cpu.stat")))
-	st, err := g.CPUStat()
-	if err != nil {
-		e.check(false, "read the group's counters: %v", err)
-		return
+	// One read, shown and then summed: the loop still runs, and a second
+	// read would already count another period or two.
+	text := readFile(filepath.Join(dir, "cpu.stat"))
+	since := time.Since(e.movedAt)
+	n.Output(text)
+	kv := statFields(text)
+	periods, throttled := kv["nr_periods"], kv["nr_throttled"]
+	stopped := time.Duration(kv["throttled_time"]) // v1, in ns
+	if us, ok := kv["throttled_usec"]; ok {
+		stopped = time.Duration(us) * time.Microsecond // v2
 	}
-	periods := st.Periods - e.throttleStart.Periods
-	throttled := st.Throttled - e.throttleStart.Throttled
-	stopped := st.ThrottledTime - e.throttleStart.ThrottledTime
-	n.Say("in the last %.1f s: %d periods, throttled in %d of them, stopped for %.2f s in all",
-		e.cappedWall.Seconds(), periods, throttled, stopped.Seconds())
+	// The group was empty until the loop moved in, and an empty group
+	// uses no periods: the file's counts are the loop's.
+	n.Say("in the %.1f s since the loop moved in: %d periods, throttled in %d of them, stopped for %.2f s in all",
+		since.Seconds(), periods, throttled, stopped.Seconds())
 	if e.cpu.Version == cgroup.V1 {
 		acct := g.Path("cpuacct")
 		n.Call("cat %s/cpuacct.usage", acct)
@@ -372,6 +472,10 @@ func (e *experiment) counters() {
 		n.Note("nanoseconds of CPU the group's processes have used")
 	}
 	share := 100 * e.cgroupUsage.Seconds() / e.cappedWall.Seconds()
+	if _, err := g.CPUStat(); err != nil {
+		e.check(false, "read the group's counters: %v", err)
+		return
+	}
 	n.Say("the group's own counter: %.3f s of CPU in %.3f s = %.1f%%", e.cgroupUsage.Seconds(), e.cappedWall.Seconds(), share)
 	if e.quota < int64(e.period) {
 		e.check(periods > 0 && float64(throttled) >= 0.8*float64(periods), "the loop used up its quota and was throttled in %d of %d periods", throttled, periods)
@@ -409,6 +513,11 @@ func (e *experiment) procProblem() {
 	n.Output(out.String())
 	host := strings.Count(readFile("/proc/cpuinfo"), "processor\t:")
 	says := strings.Contains(out.String(), fmt.Sprintf("/proc/cpuinfo: %d", host))
+	nproc := 0
+	fmt.Sscanf(out.String(), "nproc: %d", &nproc)
+	if nproc > 0 && nproc < host {
+		n.Note("this nproc reads the group's cpu.max (GNU coreutils 9.8+, cgroup v2) and rounds the quota: %d; /proc/cpuinfo does not", nproc)
+	}
 	n.Note("/proc knows nothing of cgroups: a program that sizes its thread pool (or a JVM its heap) from it plans for %d CPUs and gets %.2f CPU; lxcfs, or reading the cgroup files, fixes that", host, pct/100)
 	e.check(says && runtime.NumCPU() == host, "inside the group, /proc still shows all %d CPUs while the quota allows %.2f of one", host, pct/100)
 }
@@ -588,6 +697,20 @@ func columns(names []string) string {
 		b.WriteString(strings.TrimRight(line.String(), " ") + "\n")
 	}
 	return b.String()
+}
+
+// statFields reads "name value" lines, as in cpu.stat.
+func statFields(text string) map[string]uint64 {
+	kv := map[string]uint64{}
+	for _, l := range strings.Split(text, "\n") {
+		f := strings.Fields(l)
+		if len(f) == 2 {
+			if v, err := strconv.ParseUint(f[1], 10, 64); err == nil {
+				kv[f[0]] = v
+			}
+		}
+	}
+	return kv
 }
 
 func readFile(path string) string {

@@ -492,3 +492,46 @@ func TestClosedPipeStillCleansUp(t *testing.T) {
 	}
 	assertGone(t, name, pid)
 }
+
+// The stage shows the loop's line of top's second frame: procps's top on
+// the learners' VM, busybox's in the pure-v2 test VM (which counts all the
+// machine's CPUs as 100%).
+func TestTopLineFindsTheLoopInTheLastFrame(t *testing.T) {
+	procps := `top - 21:50:01 up 10 min,  0 users,  load average: 0.52, 0.20, 0.08
+    PID USER      PR  NI    VIRT    RES    SHR S  %CPU  %MEM     TIME+ COMMAND
+  22357 root      20   0    2592   1672   1568 R   0.0   0.0   0:03.10 sh
+
+%Cpu(s): 50.0 us,  0.0 sy
+    PID USER      PR  NI    VIRT    RES    SHR S  %CPU  %MEM     TIME+ COMMAND
+  22357 root      20   0    2592   1672   1568 R  98.0   0.0   0:03.10 sh
+      1 root      20   0  167740  12345   9876 S   0.0   0.1   0:01.00 systemd
+`
+	busybox := `Mem: 1000K used
+  PID  PPID USER     STAT   VSZ %VSZ %CPU COMMAND
+23543 23541 root     R     2592   0%  45% sh -c while :; do :; done
+Mem: 1000K used
+  PID  PPID USER     STAT   VSZ %VSZ %CPU COMMAND
+23543 23541 root     R     2592   0%  49% sh -c while :; do :; done
+`
+	for _, c := range []struct {
+		name, out    string
+		pid          int
+		cpu          string
+		busybox      bool
+		wantLinePart string
+	}{
+		{"procps", procps, 22357, "98.0", false, "R  98.0"},
+		{"busybox", busybox, 23543, "49", true, "49% sh -c"},
+	} {
+		header, line := topLine(c.out, c.pid)
+		if !strings.Contains(line, c.wantLinePart) || !strings.Contains(header, "%CPU") {
+			t.Errorf("%s: topLine = %q, %q; want the second frame's line", c.name, header, line)
+		}
+		if cpu, bb := topCPU(header, line); cpu != c.cpu || bb != c.busybox {
+			t.Errorf("%s: topCPU = %q, %v; want %q, %v", c.name, cpu, bb, c.cpu, c.busybox)
+		}
+	}
+	if _, line := topLine(procps, 4242); line != "" {
+		t.Errorf("a PID top does not list gave the line %q", line)
+	}
+}

@@ -248,3 +248,20 @@ func TestCtrlCCleansUp(t *testing.T) {
 		t.Errorf("no SIGINT landed inside a run: the test proved nothing")
 	}
 }
+
+// Without Docker, step 4 shows `docker info`'s storage-driver lines from the
+// kernel's own facts: the backing filesystem's name as Docker prints it, and
+// whether directory entries carry their file type (overlay2 needs d_type).
+func TestStorageDriverFactsComeFromTheKernel(t *testing.T) {
+	if !supportsDType(t.TempDir()) {
+		t.Errorf("supportsDType(%s) = false: the test's own directory has no d_type?", os.TempDir())
+	}
+	if supportsDType(filepath.Join(t.TempDir(), "missing")) {
+		t.Error("supportsDType of a missing directory = true")
+	}
+	for magic, want := range map[int64]string{0xef53: "extfs", 0x58465342: "xfs", 0x01021994: "tmpfs", 0x1234: "unknown"} {
+		if got := dockerFSName(magic); got != want {
+			t.Errorf("dockerFSName(0x%x) = %q, want %q", magic, got, want)
+		}
+	}
+}

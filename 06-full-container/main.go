@@ -213,7 +213,7 @@ type Runtime struct {
 }
 
 func openRuntime(c *cli.Context, explain bool) (*Runtime, error) {
-	if err := preflight.RequireRoot(name); err != nil {
+	if err := preflight.RequireRootToRun(name, os.Args[1:]); err != nil {
 		return nil, err
 	}
 	if err := preflight.RequireNamespaces("pid", "mnt", "uts", "ipc", "net"); err != nil {
@@ -446,6 +446,14 @@ func (rt *Runtime) create(o *runOptions) (_ *Container, err error) {
 	}
 	if len(args) == 0 {
 		return nil, stage.Fail("no command: give one after `--`, e.g. `run -- sh`")
+	}
+	// The image's default command is usually a shell, which reads its
+	// commands from stdin: from /dev/null or a closed stdin it reads nothing
+	// and exits 0, and the learner sees nothing happen at all.
+	if shells[filepath.Base(args[0])] && len(args) == 1 && len(o.args) == 0 && !o.detach {
+		if what := emptyStdin(); what != "" {
+			return nil, stage.Fail("no command, and stdin is %s: the image's default command %q would read nothing and exit at once; give a command after `--`, e.g. `run -- sh -c 'echo hello'`, or run `run` from a terminal", what, args[0])
+		}
 	}
 	st.Command = args
 
@@ -843,6 +851,36 @@ func forwardSignals(p *os.Process, ch chan os.Signal) func() {
 		}
 		close(done)
 	}
+}
+
+var shells = map[string]bool{"sh": true, "ash": true, "bash": true, "dash": true, "zsh": true}
+
+// emptyStdin says what stdin is when it can give a shell no command at all
+// ("closed", "/dev/null", "an empty pipe whose writer is gone"), and ""
+// otherwise: a terminal, a file, a pipe with data or a writer still there.
+func emptyStdin() string {
+	var st unix.Stat_t
+	if err := unix.Fstat(0, &st); err != nil {
+		return "closed"
+	}
+	switch st.Mode & unix.S_IFMT {
+	case unix.S_IFCHR:
+		if unix.Major(st.Rdev) == 1 && unix.Minor(st.Rdev) == 3 {
+			return "/dev/null"
+		}
+	case unix.S_IFIFO:
+		// POLLHUP with nothing to read: the writer closed its end, and
+		// a read would return end-of-file at once. A writer that is
+		// still there (`cat | run`) is given the benefit of the doubt.
+		// (TIOCINQ is FIONREAD: the bytes waiting in the pipe.)
+		fds := []unix.PollFd{{Fd: 0, Events: unix.POLLIN}}
+		if n, _ := unix.Poll(fds, 100); n == 1 && fds[0].Revents&unix.POLLHUP != 0 {
+			if avail, err := unix.IoctlGetInt(0, unix.TIOCINQ); err == nil && avail == 0 {
+				return "an empty pipe whose writer is gone"
+			}
+		}
+	}
+	return ""
 }
 
 // isCgroup2 tells a cgroup v2 directory by its filesystem's magic number.

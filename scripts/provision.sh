@@ -42,8 +42,11 @@ GO_DOWNLOAD_BASE="${GO_DOWNLOAD_BASE:-https://go.dev/dl}"
 # does not downgrade a newer Go.
 GO_MIN_VERSION="1.22"
 
-# Debian package names of what the stages and their tests run.
-APT_PACKAGES=(busybox-static procps psmisc tree make gcc libc6-dev git curl ca-certificates util-linux)
+# Debian package names of what the stages, their tests and the chapters'
+# exercises run (attr: getfattr; strace; jq: the OCI chapter). QEMU, for
+# `make test`'s VM suite, is large and left out: `make doctor` says how to
+# add it.
+APT_PACKAGES=(busybox-static procps psmisc tree make gcc libc6-dev git curl ca-certificates util-linux mount attr strace jq)
 
 log() { printf 'provision: %s\n' "$*"; }
 die() {

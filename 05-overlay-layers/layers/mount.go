@@ -43,7 +43,7 @@ var forceClassic = false
 // (same filesystem as upper, empty); leave both empty for a read-only mount.
 //
 // It uses the new mount API (fsopen, one fsconfig "lowerdir+" per layer,
-// fsmount, move_mount: Linux 6.8+), so each path can be long and the stack as
+// fsmount, move_mount: Linux 6.7+), so each path can be long and the stack as
 // deep as the kernel allows; on older kernels it falls back to mount(2),
 // with short relative names for the layers when their paths do not fit in
 // mount(2)'s one page of options (see mountClassic).
@@ -112,7 +112,7 @@ var (
 )
 
 // HasLowerdirPlus reports whether this kernel has the new mount API with
-// overlayfs's "lowerdir+" key (one layer per call, Linux 6.8+). It asks the
+// overlayfs's "lowerdir+" key (one layer per call, Linux 6.7+). It asks the
 // kernel: open an overlay context and hand it one layer, without mounting.
 func HasLowerdirPlus() bool { return hasLowerdirPlus(nil) }
 
@@ -286,7 +286,7 @@ func mountClassic(target string, lowers []string, upper, work string, hook trace
 	}
 	opts := classicOptions(short, upper, work)
 	if len(opts) >= page {
-		return fmt.Errorf("the overlay options are %d bytes even with short layer names, over the %d-byte page mount(2) accepts: shorten the upper and work paths, or use Linux 6.8+ (lowerdir+)", len(opts), page)
+		return fmt.Errorf("the overlay options are %d bytes even with short layer names, over the %d-byte page mount(2) accepts: shorten the upper and work paths, or use Linux 6.7+ (lowerdir+)", len(opts), page)
 	}
 	errc := make(chan error, 1)
 	go func() {

@@ -125,7 +125,7 @@ func makeLayers(t *testing.T, base string, n int) []string {
 func TestStacksOf1And128And500LayersMountAndTopWins(t *testing.T) {
 	testkit.RequireRoot(t)
 	testkit.CheckHost(t)
-	// Mount picks the new API where the kernel has lowerdir+ (6.8+), and
+	// Mount picks the new API where the kernel has lowerdir+ (6.7+), and
 	// mount(2) with relative paths before that: both must reach 500.
 	t.Logf("lowerdir+ available: %v", HasLowerdirPlus())
 	for _, n := range []int{1, 128, 500} {
@@ -255,7 +255,7 @@ func TestLocalDiskCanHostAnUpperDir(t *testing.T) {
 // A container's throwaway layer is mounted volatile: the kernel shows the
 // option in the mount table, writes land in the upper directory as usual,
 // and the kernel marks the work directory (work/incompat/volatile). Where
-// the new mount API is missing (Linux < 6.8), it is a plain Mount.
+// the new mount API is missing (Linux < 6.7), it is a plain Mount.
 func TestMountVolatileSkipsTheSyncAndSaysSo(t *testing.T) {
 	testkit.RequireRoot(t)
 	testkit.CheckHost(t)

@@ -651,6 +651,12 @@ var helpers = []struct {
 	{"gcc", "gcc", warn, "the exercises that rebuild the articles' C programs"},
 	{"lsns", "util-linux", warn, "lists namespaces"},
 	{"nsenter", "util-linux", warn, "enters a running container (docker exec)"},
+	{"mount", "mount", warn, "stages 02 and 03 show `mount -l` and `mount -t cgroup` as the articles do"},
+	{"top", "procps", warn, "stage 03 shows the busy loop's line in `top`, as the articles do"},
+	{"getfattr", "attr", warn, "stage 05's exercise 1 reads overlayfs's opaque xattr"},
+	{"strace", "strace", warn, "stage 06's exercise 6 finds every system call of a run"},
+	{"jq", "jq", warn, "the OCI chapter edits config.json with it"},
+	{"qemu-system-x86_64", "qemu-system-x86", warn, "`make test` runs the whole suite again in a pure cgroup v2 VM under QEMU"},
 }
 
 func checkHelpers(h host) []result {

@@ -24,6 +24,30 @@ func RequireRoot(stageDir string) error {
 	return &Error{fmt.Sprintf("needs root (namespaces, mounts and cgroups are root-only here): run `sudo go run ./%s` (or `make demo STAGE=%s`)", stageDir, stageDir[:2])}
 }
 
+// RequireRootToRun is RequireRoot for a program with subcommands: the hint
+// repeats the learner's own command line (args: os.Args[1:]), so that
+// `06-full-container run -- sh` is told `sudo go run ./06-full-container
+// run -- sh`, not a bare `sudo go run ./06-full-container`, which runs
+// something else (the demonstration).
+func RequireRootToRun(stageDir string, args []string) error {
+	if os.Geteuid() == 0 {
+		return nil
+	}
+	cmd := "sudo go run ./" + stageDir
+	for _, a := range args {
+		cmd += " " + shellQuote(a)
+	}
+	return &Error{fmt.Sprintf("needs root (namespaces, mounts and cgroups are root-only here): run `%s`", cmd)}
+}
+
+// shellQuote quotes a word for a POSIX shell when it needs it.
+func shellQuote(s string) string {
+	if s != "" && strings.Trim(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_=+./:,@%") == "" {
+		return s
+	}
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+}
+
 // Namespace kinds as they appear under /proc/self/ns.
 var nsConfig = map[string]string{
 	"pid":    "CONFIG_PID_NS",
