@@ -1,4 +1,5 @@
 // Stage 01: the PID namespace.
+// Chapter: docs/01-pid-namespace.md (the idea, real output, the calls, exercises).
 //
 // The article's experiment: `docker run -it busybox /bin/sh`, then `ps`
 // inside shows two processes, and the shell is PID 1. On the host the same

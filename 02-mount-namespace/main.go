@@ -1,4 +1,5 @@
 // Stage 02: the mount namespace.
+// Chapter: docs/02-mount-namespace.md (the idea, real output, the calls, exercises).
 //
 // The article's experiment: a C program clones a child with CLONE_NEWNS and
 // runs a shell. Surprise: `ls /tmp` inside shows exactly the host's files. A

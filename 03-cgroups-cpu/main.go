@@ -1,4 +1,5 @@
 // Stage 03: cgroups, or the busy loop held at 20%.
+// Chapter: docs/03-cgroups-cpu.md (the idea, real output, the calls, exercises).
 //
 // The article's experiment: a shell loop `while : ; do : ; done` eats 100%
 // of a CPU. Make a directory under /sys/fs/cgroup/cpu, write 20000 to its

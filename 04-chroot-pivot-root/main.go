@@ -1,4 +1,5 @@
 // Stage 04: chroot and pivot_root.
+// Chapter: docs/04-chroot-pivot-root.md (the idea, real output, the calls, exercises).
 //
 // The article builds a root by hand: copy bash and ls, then every library
 // `ldd` names, at the same paths; `chroot` into it, and `ls /` shows only

@@ -1,4 +1,5 @@
 // Stage 05: union mounts and image layers.
+// Chapter: docs/05-overlay-layers.md (the idea, real output, the calls, exercises).
 //
 // The article merges two directories, A/{a,x} and B/{b,x}, with aufs into
 // C: C shows a, b and one x, the upper branch's. Then it explains how Docker
@@ -323,8 +324,7 @@ func tour(n *checkedNarrator, w *workdir, keep bool) error {
 	n.Note("an opaque directory hides everything below it in lower layers (old1, old2); aufs would have written dir/.wh..wh..opq")
 	n.Check(opaque && strings.Join(ls(filepath.Join(C, "dir")), " ") == "new", "upper/dir is opaque: C/dir shows only new, not B's old1 and old2")
 	if !keep {
-		n.Call("umount C")
-		if err := w.unmount(C); err != nil {
+		if err := w.unmount(C, n.Trace()); err != nil {
 			return err
 		}
 	}
@@ -417,8 +417,7 @@ func tour(n *checkedNarrator, w *workdir, keep bool) error {
 		n.Note("changing 1 byte of /usr/lib/libbig.so copied all %d bytes of it into the rw layer: copy-on-write works on whole files", big.Size())
 	}
 	if !keep {
-		n.Call("umount %s", rel(w, root.Merged))
-		if err := w.unmount(root.Merged); err != nil {
+		if err := w.unmount(root.Merged, n.Trace()); err != nil {
 			return err
 		}
 	}
@@ -548,8 +547,7 @@ func mountNarrated(n *checkedNarrator, w *workdir, target string, lowers, labels
 	}
 	lowerSeen := 0
 	hook := func(call, why string) {
-		shown := strings.ReplaceAll(call, w.dir+"/", "")
-		shown = longID.ReplaceAllStringFunc(shown, func(id string) string { return id[:12] + "..." })
+		shown := w.shorten(call)
 		if strings.Contains(call, `"lowerdir+", "`) && !strings.HasSuffix(call, `"lowerdir+", "/")`) {
 			lowerSeen++
 			if len(lowers) > 4 && lowerSeen > 2 && lowerSeen < len(lowers) {
@@ -579,6 +577,18 @@ func mountNarrated(n *checkedNarrator, w *workdir, target string, lowers, labels
 		return stage.Fail("mount the overlay on %s: %v", target, err)
 	}
 	return nil
+}
+
+// relTrace passes the calls on with paths relative to the work directory.
+func (w *workdir) relTrace(h trace.Hook) trace.Hook {
+	return func(call, why string) { h(w.shorten(call), why) }
+}
+
+// shorten shows the paths in s relative to the work directory, with
+// 64-digit IDs cut to 12.
+func (w *workdir) shorten(s string) string {
+	s = strings.ReplaceAll(s, w.dir+"/", "")
+	return longID.ReplaceAllStringFunc(s, func(id string) string { return id[:12] + "..." })
 }
 
 // deepOptions finds the first and last of a long lowerdir= list.
@@ -639,10 +649,10 @@ func (w *workdir) mount(target string, lowers []string, upper, work string, hook
 	return nil
 }
 
-func (w *workdir) unmount(target string) error {
+func (w *workdir) unmount(target string, hook trace.Hook) error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if err := layers.Unmount(target); err != nil {
+	if err := layers.Unmount(target, w.relTrace(hook)); err != nil {
 		return err
 	}
 	for i, m := range w.mounted {
@@ -673,8 +683,7 @@ func (w *workdir) cleanup(n *checkedNarrator, keep bool) {
 	}
 	n.Step("Clean up")
 	for i := len(w.mounted) - 1; i >= 0; i-- {
-		n.Call("umount %s", rel(w, w.mounted[i]))
-		if err := layers.Unmount(w.mounted[i]); err != nil {
+		if err := layers.Unmount(w.mounted[i], w.relTrace(n.Trace())); err != nil {
 			// Still busy (a Ctrl-C mid-read): detach it, it goes when unused.
 			_ = unix.Unmount(w.mounted[i], unix.MNT_DETACH)
 		}

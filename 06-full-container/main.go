@@ -1,4 +1,5 @@
 // Stage 06: the whole container.
+// Chapter: docs/06-full-container.md and docs/06-oci-runtime.md (the idea, real output, the calls, exercises).
 //
 // `docker run -it --cpu-period=100000 --cpu-quota=20000 ubuntu /bin/bash` is
 // the earlier stages put together: namespaces (01, 02), cgroup files (03), a

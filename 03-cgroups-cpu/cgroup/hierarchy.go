@@ -23,7 +23,6 @@
 package cgroup
 
 import (
-	"bufio"
 	"fmt"
 	"io"
 	"os"
@@ -31,6 +30,8 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+
+	"github.com/container-internals/workshop/internal/mountinfo"
 )
 
 // Version is a cgroup version: V1 or V2.
@@ -99,22 +100,16 @@ func Detect() (*Hierarchy, error) {
 // DetectFrom is Detect for a recorded mount table. root is prefixed to every
 // mount point before a file is read or written: "/" for the real system, a
 // temporary directory laid out like cgroupfs in tests.
-func DetectFrom(mountinfo io.Reader, root string) (*Hierarchy, error) {
+func DetectFrom(r io.Reader, root string) (*Hierarchy, error) {
 	h := &Hierarchy{v2: -1}
 	taken := map[string]bool{} // a controller bind-mounted twice counts once
-	sc := bufio.NewScanner(mountinfo)
-	sc.Buffer(make([]byte, 64*1024), 1024*1024)
-	for sc.Scan() {
+	table, err := mountinfo.Parse(r)
+	if err != nil {
+		return nil, err
+	}
+	for _, e := range table {
 		// 32 31 0:29 / /sys/fs/cgroup/cpu rw,relatime shared:9 - cgroup cgroup rw,cpu
-		pre, post, ok := strings.Cut(sc.Text(), " - ")
-		if !ok {
-			continue
-		}
-		pf, sf := strings.Fields(pre), strings.Fields(post)
-		if len(pf) < 5 || len(sf) < 3 {
-			continue
-		}
-		fstype, mp, opts := sf[0], unescape(pf[4]), sf[2]
+		fstype, mp, opts := e.FSType, e.Point, e.Super
 		m := Mount{MountPoint: mp, Dir: filepath.Join(root, mp), Options: opts}
 		switch fstype {
 		case "cgroup":
@@ -149,32 +144,10 @@ func DetectFrom(mountinfo io.Reader, root string) (*Hierarchy, error) {
 		sort.Strings(m.Controllers)
 		h.mounts = append(h.mounts, m)
 	}
-	if err := sc.Err(); err != nil {
-		return nil, fmt.Errorf("cannot read the mount table: %v", err)
-	}
 	if len(h.mounts) == 0 {
 		return nil, fmt.Errorf("no cgroup filesystem is mounted: mount one with `sudo mount -t cgroup2 none /sys/fs/cgroup` (or boot with systemd)")
 	}
 	return h, nil
-}
-
-// unescape undoes the mount table's octal escapes (\040 is a space).
-func unescape(s string) string {
-	if !strings.Contains(s, `\`) {
-		return s
-	}
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		if s[i] == '\\' && i+3 < len(s) {
-			if n, err := strconv.ParseUint(s[i+1:i+4], 8, 8); err == nil {
-				b.WriteByte(byte(n))
-				i += 3
-				continue
-			}
-		}
-		b.WriteByte(s[i])
-	}
-	return b.String()
 }
 
 // Mounts returns every mounted cgroup hierarchy, in mount table order (the

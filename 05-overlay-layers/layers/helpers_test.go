@@ -57,7 +57,7 @@ func mountOverlay(t *testing.T, target string, lowers []string, upper, work stri
 		t.Fatalf("Mount: %v", err)
 	}
 	t.Cleanup(func() {
-		if err := Unmount(target); err != nil && !strings.Contains(err.Error(), "not a mount point") {
+		if err := Unmount(target, nil); err != nil && !strings.Contains(err.Error(), "not a mount point") {
 			t.Errorf("Unmount: %v", err)
 		}
 	})

@@ -93,7 +93,8 @@ func mount(target string, lowers []string, upper, work string, volatile bool, ho
 }
 
 // Unmount unmounts the overlay at target.
-func Unmount(target string) error {
+func Unmount(target string, hook trace.Hook) error {
+	hook.Call("", `umount2(%q, 0)`, target)
 	err := unix.Unmount(target, 0)
 	switch {
 	case err == nil:

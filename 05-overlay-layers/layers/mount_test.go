@@ -139,7 +139,7 @@ func TestStacksOf1And128And500LayersMountAndTopWins(t *testing.T) {
 		}
 		took := time.Since(start)
 		got := read(t, filepath.Join(m, "f"))
-		if err := Unmount(m); err != nil {
+		if err := Unmount(m, nil); err != nil {
 			t.Fatal(err)
 		}
 		t.Logf("%d layers: mounted in %v", n, took)
@@ -190,7 +190,7 @@ func Test501LayersGiveOneClearError(t *testing.T) {
 	mkdirs(t, m)
 	err := Mount(m, lowers, "", "", nil)
 	if err == nil {
-		Unmount(m)
+		Unmount(m, nil)
 		t.Fatal("501 layers mounted")
 	}
 	if want := "overlayfs stacks at most 500 lower layers; got 501"; err.Error() != want {
@@ -228,7 +228,7 @@ func TestMountErrorsNameTheProblem(t *testing.T) {
 	mkdirs(t, m)
 	err := Mount(m, []string{filepath.Join(base, "missing")}, "", "", nil)
 	if err == nil {
-		Unmount(m)
+		Unmount(m, nil)
 		t.Fatal("mounted a missing layer")
 	}
 	if !strings.Contains(err.Error(), "missing") {
@@ -237,7 +237,7 @@ func TestMountErrorsNameTheProblem(t *testing.T) {
 	if err := Mount(m, nil, "", "", nil); err == nil {
 		t.Error("mounted no layers")
 	}
-	if err := Unmount(m); err == nil || !strings.Contains(err.Error(), "not a mount point") {
+	if err := Unmount(m, nil); err == nil || !strings.Contains(err.Error(), "not a mount point") {
 		t.Errorf("Unmount of a plain directory: %v", err)
 	}
 }
@@ -264,7 +264,7 @@ func TestMountVolatileSkipsTheSyncAndSaysSo(t *testing.T) {
 	if err := MountVolatile(C, []string{B, A}, upper, work, nil); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = Unmount(C) })
+	t.Cleanup(func() { _ = Unmount(C, nil) })
 	b, _ := os.ReadFile("/proc/self/mountinfo")
 	var line string
 	for _, l := range strings.Split(string(b), "\n") {
@@ -287,7 +287,7 @@ func TestMountVolatileSkipsTheSyncAndSaysSo(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(work, "work", "incompat", "volatile")); (err == nil) != want {
 		t.Errorf("work/work/incompat/volatile: %v, want it only when volatile (%v)", err, want)
 	}
-	if err := Unmount(C); err != nil {
+	if err := Unmount(C, nil); err != nil {
 		t.Fatal(err)
 	}
 }

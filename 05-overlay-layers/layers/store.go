@@ -541,7 +541,7 @@ func (r ContainerRoot) Mount(hook trace.Hook) error {
 }
 
 // Unmount unmounts r.Merged.
-func (r ContainerRoot) Unmount() error { return Unmount(r.Merged) }
+func (r ContainerRoot) Unmount(hook trace.Hook) error { return Unmount(r.Merged, hook) }
 
 // HasRoot reports whether the container id has a root in the store.
 func (s *Store) HasRoot(id string) bool {
@@ -561,8 +561,8 @@ func (s *Store) RemoveRoot(id string) error {
 		return fmt.Errorf("container root %q: bad mount-id %q", id, mountID)
 	}
 	merged := filepath.Join(s.driverDir(mountID), "merged")
-	s.Trace.Call("in case it is still mounted here; not mounted is fine", `umount2(%q, 0)`, merged)
-	_ = Unmount(merged)
+	// In case it is still mounted here; not mounted is fine.
+	_ = Unmount(merged, s.Trace)
 	// Three independent trees: remove them side by side, each waits on
 	// the disk.
 	dirs := []string{s.driverDir(mountID), s.driverDir(mountID + "-init"), s.mountdb(id)}

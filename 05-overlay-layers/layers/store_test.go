@@ -159,13 +159,13 @@ func TestContainerRootCommitKeepsOnlyTheReadWriteLayer(t *testing.T) {
 	if err := root.Mount(nil); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { root.Unmount() })
+	t.Cleanup(func() { root.Unmount(nil) })
 	if got := read(t, filepath.Join(root.Merged, "etc/hostname")); got != "c1host\n" {
 		t.Errorf("merged etc/hostname = %q", got)
 	}
 	write(t, root.Merged, map[string]string{"app/data": "made in c1\n"})
 	os.Remove(filepath.Join(root.Merged, "tmp/junk"))
-	if err := root.Unmount(); err != nil {
+	if err := root.Unmount(nil); err != nil {
 		t.Fatal(err)
 	}
 	newImg, layer, err := s.Commit("c1", "base-plus", ImageConfig{Cmd: []string{"/bin/sh"}})

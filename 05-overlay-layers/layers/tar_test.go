@@ -65,7 +65,7 @@ func TestCommitThenApplyReproducesMergedView(t *testing.T) {
 	must(os.Symlink("/proc/self", filepath.Join(merged, "new/abs-link")))
 	must(os.Link(filepath.Join(merged, "new/file"), filepath.Join(merged, "new/hardlink")))
 	want := tree(t, merged)
-	must(Unmount(merged))
+	must(Unmount(merged, nil))
 
 	// Commit: the upper directory as a layer tar, with OCI whiteouts.
 	layer2 := tarOf(t, upper)

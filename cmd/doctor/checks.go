@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"debug/elf"
 	"fmt"
@@ -16,6 +15,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/container-internals/workshop/internal/mountinfo"
 )
 
 // status is a check's verdict.
@@ -178,100 +179,11 @@ func checkUserNamespaceRestriction(h host) []result {
 // --- the mount table -----------------------------------------------------
 
 // mountEntry is one line of /proc/self/mountinfo (see proc(5)).
-type mountEntry struct {
-	point    string   // where it is mounted
-	optional []string // propagation: shared:N, master:N, ...
-	fstype   string
-	source   string
-	super    []string // superblock options: for a v1 cgroup, its controllers
-}
+type mountEntry = mountinfo.Mount
 
 func readMountinfo(proc string) ([]mountEntry, error) {
-	p := filepath.Join(proc, "self/mountinfo")
-	f, err := os.Open(p)
-	if err != nil {
-		return nil, fmt.Errorf("cannot read %s: %v", p, err)
-	}
-	defer f.Close()
-	var out []mountEntry
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 64*1024), 1024*1024)
-	for sc.Scan() {
-		if m, ok := parseMountinfoLine(sc.Text()); ok {
-			out = append(out, m)
-		}
-	}
-	return out, sc.Err()
+	return mountinfo.Read(filepath.Join(proc, "self/mountinfo"))
 }
-
-// parseMountinfoLine reads "36 35 98:0 /mnt1 /mnt2 rw,noatime master:1 - ext3 /dev/root rw,errors=continue".
-func parseMountinfoLine(line string) (mountEntry, bool) {
-	f := strings.Fields(line)
-	sep := -1
-	for i := 6; i < len(f); i++ {
-		if f[i] == "-" {
-			sep = i
-			break
-		}
-	}
-	if sep < 0 || len(f) < sep+3 {
-		return mountEntry{}, false
-	}
-	m := mountEntry{
-		point:    unescapeMount(f[4]),
-		optional: f[6:sep],
-		fstype:   f[sep+1],
-		source:   f[sep+2],
-	}
-	if len(f) > sep+3 {
-		m.super = strings.Split(f[sep+3], ",")
-	}
-	return m, true
-}
-
-// unescapeMount undoes the kernel's octal escapes (\040 for a space).
-func unescapeMount(s string) string {
-	if !strings.Contains(s, `\`) {
-		return s
-	}
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		if s[i] == '\\' && i+4 <= len(s) {
-			if n, err := strconv.ParseUint(s[i+1:i+4], 8, 8); err == nil {
-				b.WriteByte(byte(n))
-				i += 3
-				continue
-			}
-		}
-		b.WriteByte(s[i])
-	}
-	return b.String()
-}
-
-// topMount is the mount visible at point: the last one listed there.
-func topMount(mounts []mountEntry, point string) (mountEntry, bool) {
-	for i := len(mounts) - 1; i >= 0; i-- {
-		if mounts[i].point == point {
-			return mounts[i], true
-		}
-	}
-	return mountEntry{}, false
-}
-
-// mountOf is the mount holding path: the longest mount point above it.
-func mountOf(mounts []mountEntry, path string) (mountEntry, bool) {
-	best, found := mountEntry{}, false
-	for _, m := range mounts {
-		if m.point == path || m.point == "/" || strings.HasPrefix(path, m.point+"/") {
-			if !found || len(m.point) >= len(best.point) {
-				best, found = m, true
-			}
-		}
-	}
-	return best, found
-}
-
-// --- /proc ---------------------------------------------------------------
 
 // A stage that mounts a new proc without first making / private (or one
 // killed half-way) leaves a second /proc over the host's: ps then shows the
@@ -279,7 +191,7 @@ func mountOf(mounts []mountEntry, path string) (mountEntry, bool) {
 func checkProc(h host, mounts []mountEntry) []result {
 	n := 0
 	for _, m := range mounts {
-		if m.point == "/proc" && m.fstype == "proc" {
+		if m.Point == "/proc" && m.FSType == "proc" {
 			n++
 		}
 	}
@@ -297,16 +209,16 @@ func checkProc(h host, mounts []mountEntry) []result {
 // --- propagation ---------------------------------------------------------
 
 func checkPropagation(mounts []mountEntry) result {
-	root, ok := topMount(mounts, "/")
+	root, ok := mountinfo.At(mounts, "/")
 	if !ok {
 		return result{"propagation of /", warn, "no mount at / in the mount table", "is this a chroot? run the doctor on the machine itself"}
 	}
-	for _, o := range root.optional {
+	for _, o := range root.Optional {
 		if strings.HasPrefix(o, "shared:") {
 			return result{name: "propagation of /", detail: "shared (" + o + "), as systemd mounts it: a stage must make / private in its new mount namespace before mounting anything (ours do), or its mounts appear on the host"}
 		}
 	}
-	for _, o := range root.optional {
+	for _, o := range root.Optional {
 		if strings.HasPrefix(o, "master:") {
 			return result{name: "propagation of /", detail: "slave (" + o + "): mounts from the host reach containers, never the reverse"}
 		}
@@ -332,15 +244,15 @@ func checkCgroups(h host, mounts []mountEntry) []result {
 	var v1, v2 []mountEntry
 	for _, m := range mounts {
 		switch {
-		case m.fstype == "cgroup2":
+		case m.FSType == "cgroup2":
 			v2 = append(v2, m)
-		case m.fstype == "cgroup" && strings.HasPrefix(m.point, h.cgroupRoot+"/"):
+		case m.FSType == "cgroup" && strings.HasPrefix(m.Point, h.cgroupRoot+"/"):
 			v1 = append(v1, m)
 		}
 	}
 	var unified *mountEntry // the cgroup2 hierarchy the stages would use
 	for i := range v2 {
-		if v2[i].point == h.cgroupRoot || unified == nil {
+		if v2[i].Point == h.cgroupRoot || unified == nil {
 			unified = &v2[i]
 		}
 	}
@@ -348,17 +260,17 @@ func checkCgroups(h host, mounts []mountEntry) []result {
 	var rs []result
 	mode := result{name: "cgroup mode"}
 	switch {
-	case unified != nil && unified.point == h.cgroupRoot:
+	case unified != nil && unified.Point == h.cgroupRoot:
 		mode.detail = "v2 only (unified): one hierarchy at " + h.cgroupRoot + ", as in the workshop VM; stages write cpu.max and cgroup.procs"
 	case len(v1) > 0 && unified != nil:
 		names := v1Controllers(v1)
-		inV2 := readWords(filepath.Join(unified.point, "cgroup.controllers"))
+		inV2 := readWords(filepath.Join(unified.Point, "cgroup.controllers"))
 		v2Has := describeList(inV2, "no controllers")
 		if !contains(inV2, "cpu") && !contains(inV2, "memory") && !contains(inV2, "pids") {
 			v2Has += " (none of cpu, memory, pids)"
 		}
 		mode.detail = fmt.Sprintf("hybrid: v1 hierarchies for %s under %s, cgroup2 at %s with %s; stages use the v1 files (cpu.cfs_quota_us, tasks)",
-			strings.Join(names, ", "), h.cgroupRoot, unified.point, v2Has)
+			strings.Join(names, ", "), h.cgroupRoot, unified.Point, v2Has)
 	case len(v1) > 0:
 		mode.detail = "v1 only (legacy): one hierarchy per controller under " + h.cgroupRoot + "; stages use the v1 files (cpu.cfs_quota_us, tasks)"
 	default:
@@ -379,10 +291,10 @@ func checkCgroups(h host, mounts []mountEntry) []result {
 func checkLeftoverCgroups(v1 []mountEntry, unified *mountEntry) result {
 	var roots []string
 	for _, m := range v1 {
-		roots = append(roots, m.point)
+		roots = append(roots, m.Point)
 	}
 	if unified != nil {
-		roots = append(roots, unified.point)
+		roots = append(roots, unified.Point)
 	}
 	var left []string
 	for _, r := range roots {
@@ -407,9 +319,9 @@ func checkLeftoverCgroups(v1 []mountEntry, unified *mountEntry) result {
 func checkController(name string, severity status, why string, v1 []mountEntry, unified *mountEntry) result {
 	row := "cgroup " + name
 	for _, m := range v1 {
-		for _, o := range m.super {
+		for _, o := range strings.Split(m.Super, ",") {
 			if o == name {
-				return result{name: row, detail: "v1 hierarchy at " + m.point}
+				return result{name: row, detail: "v1 hierarchy at " + m.Point}
 			}
 		}
 	}
@@ -417,7 +329,7 @@ func checkController(name string, severity status, why string, v1 []mountEntry, 
 		return result{row, severity, "no v1 hierarchy has it and there is no cgroup2: " + why + " will not work",
 			"boot with the " + name + " controller enabled (use the workshop VM)"}
 	}
-	dir := unified.point
+	dir := unified.Point
 	if !contains(readWords(filepath.Join(dir, "cgroup.controllers")), name) {
 		return result{row, severity, "not in " + filepath.Join(dir, "cgroup.controllers") + " (nor in any v1 hierarchy): " + why + " will not work",
 			"the kernel lacks it or a v1 hierarchy holds it elsewhere; use the workshop VM"}
@@ -438,7 +350,7 @@ func checkController(name string, severity status, why string, v1 []mountEntry, 
 func v1Controllers(v1 []mountEntry) []string {
 	var names []string
 	for _, m := range v1 {
-		for _, o := range m.super {
+		for _, o := range strings.Split(m.Super, ",") {
 			switch {
 			case o == "rw" || o == "ro" || strings.Contains(o, "="):
 			default:
@@ -490,8 +402,8 @@ func checkOverlay(h host, mounts []mountEntry) []result {
 		name := "overlay upper on " + dir
 		fstype := "?"
 		if real, err := filepath.EvalSymlinks(dir); err == nil {
-			if m, ok := mountOf(mounts, real); ok {
-				fstype = m.fstype
+			if m, ok := mountinfo.Containing(mounts, real); ok {
+				fstype = m.FSType
 			}
 		}
 		if h.euid != 0 {

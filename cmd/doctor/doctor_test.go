@@ -356,33 +356,6 @@ func TestDoctorAsAnOrdinaryUserDoesNotMountAndSaysSo(t *testing.T) {
 
 // --- the parsers ---------------------------------------------------------
 
-func TestParseMountinfoLine(t *testing.T) {
-	m, ok := parseMountinfoLine(`36 35 98:0 /mnt1 /mnt\040two rw,noatime master:1 shared:2 - ext3 /dev/root rw,errors=continue`)
-	if !ok {
-		t.Fatal("not parsed")
-	}
-	if m.point != "/mnt two" || m.fstype != "ext3" || m.source != "/dev/root" ||
-		strings.Join(m.optional, " ") != "master:1 shared:2" || strings.Join(m.super, ",") != "rw,errors=continue" {
-		t.Errorf("parsed %+v", m)
-	}
-	m, ok = parseMountinfoLine(`32 31 0:29 / /sys/fs/cgroup/cpu rw,relatime - cgroup cgroup rw,cpu`)
-	if !ok || len(m.optional) != 0 || !contains(m.super, "cpu") {
-		t.Errorf("v1 cgroup line parsed as %+v", m)
-	}
-	if _, ok := parseMountinfoLine("garbage"); ok {
-		t.Error("a line without the separator must be rejected")
-	}
-}
-
-func TestMountOfPicksTheDeepestMount(t *testing.T) {
-	ms := []mountEntry{{point: "/", fstype: "ext4"}, {point: "/tmp", fstype: "tmpfs"}, {point: "/tmpfoo", fstype: "xfs"}}
-	for path, want := range map[string]string{"/tmp/x": "tmpfs", "/tmp": "tmpfs", "/tmpfoo/a": "xfs", "/var/lib": "ext4", "/tmpx": "ext4"} {
-		if m, _ := mountOf(ms, path); m.fstype != want {
-			t.Errorf("mountOf(%s) = %s, want %s", path, m.fstype, want)
-		}
-	}
-}
-
 func TestVersionParsing(t *testing.T) {
 	if maj, min, ok := kernelVersion("6.8.0-31-generic"); !ok || maj != 6 || min != 8 {
 		t.Errorf("kernelVersion: %d.%d %v", maj, min, ok)
