@@ -17,6 +17,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 
@@ -154,9 +155,9 @@ func child(args []string) {
 	private, target, marker, argv := args[0] == "true", args[1], args[2], args[3:]
 
 	n.Call("ls -A /tmp   # inside")
-	names := listDir("/tmp")
+	names := stage.ListDir("/tmp")
 	n.Output(summarise(names, marker))
-	n.Check(contains(names, marker), "the child sees the host's marker %s: it inherited a copy of the host's mounts", marker)
+	n.Check(slices.Contains(names, marker), "the child sees the host's marker %s: it inherited a copy of the host's mounts", marker)
 
 	step := "Make every mount private, then mount a tmpfs on " + target
 	if !private {
@@ -185,7 +186,7 @@ func child(args []string) {
 		fail("mounting a tmpfs on %s: %v", target, err)
 	}
 	n.Call("ls -A %s   # inside", target)
-	inside := listDir(target)
+	inside := stage.ListDir(target)
 	n.Output(strings.Join(inside, "\n"))
 	n.Check(len(inside) == 0, "%s is empty inside: the tmpfs hides the host's files", target)
 	showTmpfsMounts(n, "inside")
@@ -330,19 +331,6 @@ func (d *sharedDemo) remove(n *narrate.Narrator) {
 	}
 }
 
-func listDir(dir string) []string {
-	ents, err := os.ReadDir(dir)
-	if err != nil {
-		return nil
-	}
-	names := make([]string, 0, len(ents))
-	for _, e := range ents {
-		names = append(names, e.Name())
-	}
-	sort.Strings(names)
-	return names
-}
-
 // summarise shows at most a few names: a busy host /tmp can hold hundreds.
 func summarise(names []string, marker string) string {
 	const most = 8
@@ -360,15 +348,6 @@ func summarise(names []string, marker string) string {
 	}
 	sort.Strings(shown)
 	return strings.Join(shown, "\n") + fmt.Sprintf("\n... and %d more", len(names)-len(shown))
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
 
 // fail ends the child with one line; the host passes the status on.

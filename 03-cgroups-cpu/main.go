@@ -21,6 +21,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -182,7 +183,7 @@ func (e *experiment) where() error {
 	}
 	n.Say("the cpu controller is %s, at %s", e.cpu.Version, e.cpu.Mount)
 	n.Call("ls %s", e.cpu.Mount)
-	n.Output(columns(listDir(e.cpu.Mount)))
+	n.Output(columns(stage.ListDir(e.cpu.Mount)))
 	if e.cpu.Version == cgroup.V1 {
 		e.check(exists(filepath.Join(e.cpu.Mount, "cpu.cfs_quota_us")), "the cpu hierarchy has the article's files: cpu.cfs_period_us, cpu.cfs_quota_us, tasks")
 		return nil
@@ -259,13 +260,13 @@ func (e *experiment) create() error {
 		n.Note("cpuacct, which counts the group's CPU time, is a hierarchy of its own here (most v1 hosts mount cpu,cpuacct together), so the group is made there too")
 	}
 	n.Call("ls %s", dir)
-	files := listDir(dir)
+	files := stage.ListDir(dir)
 	n.Output(columns(files))
 	want := "cpu.cfs_quota_us"
 	if e.cpu.Version == cgroup.V2 {
 		want = "cpu.max"
 	}
-	e.check(contains(files, want), "we only made a directory; the kernel filled it with %d files, %s among them", len(files), want)
+	e.check(slices.Contains(files, want), "we only made a directory; the kernel filled it with %d files, %s among them", len(files), want)
 	return nil
 }
 
@@ -434,7 +435,7 @@ func topCPU(header, line string) (string, bool) {
 	h, f := strings.Fields(header), strings.Fields(line)
 	for i, col := range h {
 		if col == "%CPU" && i < len(f) {
-			return strings.TrimSuffix(f[i], "%"), contains(h, "%VSZ")
+			return strings.TrimSuffix(f[i], "%"), slices.Contains(h, "%VSZ")
 		}
 	}
 	return "?", false
@@ -666,15 +667,6 @@ func runningStage(pid int) int {
 	return 0
 }
 
-func listDir(dir string) []string {
-	entries, _ := os.ReadDir(dir)
-	var names []string
-	for _, e := range entries {
-		names = append(names, e.Name())
-	}
-	return names
-}
-
 // columns lays names out the way ls does on a terminal, in columns read
 // top to bottom, within 76 characters.
 func columns(names []string) string {
@@ -722,15 +714,6 @@ func readFile(path string) string {
 func exists(path string) bool {
 	_, err := os.Stat(path)
 	return err == nil
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
 
 func orNone(list []string) string {

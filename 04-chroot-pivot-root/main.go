@@ -21,7 +21,6 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
-	"sort"
 	"strings"
 	"sync/atomic"
 
@@ -399,7 +398,7 @@ func child(args []string) int {
 	}
 	// What ls / must print inside: the rootfs's own top-level entries,
 	// read now, while this process still sees the host.
-	want := listDir(root)
+	want := stage.ListDir(root)
 
 	if mode == "chroot" {
 		if err := rootfs.Chroot(root, trace); err != nil {
@@ -512,7 +511,7 @@ func escape(n *narrate.Narrator, marker string) (bool, error) {
 		return false, fmt.Errorf("chroot(.): %v", err)
 	}
 	n.Call("ls /")
-	n.Output(strings.Join(listDir("/"), " "))
+	n.Output(strings.Join(stage.ListDir("/"), " "))
 	n.Call(`stat("%s")`, marker)
 	_, err := os.Stat(marker)
 	if err == nil {
@@ -581,19 +580,6 @@ func fail(link *stage.Link, n *narrate.Narrator, format string, args ...any) int
 	return 1
 }
 
-func listDir(dir string) []string {
-	ents, err := os.ReadDir(dir)
-	if err != nil {
-		return nil
-	}
-	names := make([]string, 0, len(ents))
-	for _, e := range ents {
-		names = append(names, e.Name())
-	}
-	sort.Strings(names)
-	return names
-}
-
 // tree draws the rootfs the way tree(1) does, and counts its files and
 // their bytes.
 func tree(root string) (string, int, int64) {
@@ -603,7 +589,7 @@ func tree(root string) (string, int, int64) {
 	b.WriteString(root + "\n")
 	var walk func(dir, indent string)
 	walk = func(dir, indent string) {
-		names := listDir(dir)
+		names := stage.ListDir(dir)
 		for i, nm := range names {
 			branch, next := "├── ", "│   "
 			if i == len(names)-1 {

@@ -17,6 +17,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/container-internals/workshop/03-cgroups-cpu/cgroup"
+	"github.com/container-internals/workshop/internal/narrate"
 	"github.com/container-internals/workshop/internal/stage"
 )
 
@@ -71,14 +72,18 @@ func execCmd(c *cli.Context) error {
 	if c.Bool("detach") {
 		mode = "detach"
 	}
-	self, _, err := sealedExe(nil)
+	n := narrate.New(narrate.Options{Quiet: !c.Bool("explain"), NoColor: c.Bool("no-color")}, narrate.Host)
+	n.Step("exec: a new process inside %s, whose PID 1 is PID %d on the host", st.Name, st.Pid)
+	self, how, err := sealedExe(n.Trace())
 	if err != nil {
 		return stage.Fail("%v", err)
 	}
+	n.Call("fork + execve(this program, from a sealed %s copy)   # the helper, still on the host", how)
 	helper := exec.Command(self, append([]string{execArg, strconv.Itoa(st.Pid), specPath,
 		strings.Join(dirs, ","), mode, c.String("pid-file"), "--"}, args...)...)
 	helper.Args[0] = "workshop-exec"
 	helper.Stdout, helper.Stderr = os.Stdout, os.Stderr
+	helper.Env = append(os.Environ(), n.Env())
 	if c.Bool("interactive") || c.IsSet("process") {
 		helper.Stdin = os.Stdin
 	}
@@ -87,6 +92,7 @@ func execCmd(c *cli.Context) error {
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
 	helper.SysProcAttr = &unix.SysProcAttr{Pdeathsig: unix.SIGKILL}
+	n.Call("prctl(PR_SET_PDEATHSIG, SIGKILL)   # in the helper, before its exec: it dies with this command")
 	if err := helper.Start(); err != nil {
 		return err
 	}
@@ -109,9 +115,12 @@ func execCmd(c *cli.Context) error {
 // command is forked from this same thread, and inherits them all.
 func execInside(args []string) int {
 	runtime.LockOSThread()
+	n := narrate.FromEnv(narrate.Container)
+	os.Unsetenv(narrate.EnvVar) // the command must not inherit it
 	// Non-dumpable: no process of the container may open this helper's
 	// /proc/<pid>/mem (or fd/, or exe) while it works inside, unless it
 	// holds CAP_SYS_PTRACE over the host's user namespace.
+	n.Call("prctl(PR_SET_DUMPABLE, 0)   # no container process may open this helper's /proc/<pid>/mem")
 	if err := unix.Prctl(unix.PR_SET_DUMPABLE, 0, 0, 0, 0); err != nil {
 		return execFail("prctl(PR_SET_DUMPABLE, 0): %v", err)
 	}
@@ -129,7 +138,7 @@ func execInside(args []string) int {
 		if d == "" {
 			continue
 		}
-		if err := cgroup.JoinThread(d); err != nil {
+		if err := cgroup.JoinThread(d, n.Trace()); err != nil {
 			return execFail("joining the cgroup %s: %v", d, err)
 		}
 	}
@@ -144,10 +153,11 @@ func execInside(args []string) int {
 	// Open every namespace before joining any: once in the container's
 	// mount namespace, the host's /proc/<pid> is out of sight.
 	kinds := []struct {
-		name string
-		flag int
-	}{{"cgroup", unix.CLONE_NEWCGROUP}, {"ipc", unix.CLONE_NEWIPC}, {"uts", unix.CLONE_NEWUTS},
-		{"net", unix.CLONE_NEWNET}, {"pid", unix.CLONE_NEWPID}, {"mnt", unix.CLONE_NEWNS}}
+		name, flagName string
+		flag           int
+	}{{"cgroup", "CLONE_NEWCGROUP", unix.CLONE_NEWCGROUP}, {"ipc", "CLONE_NEWIPC", unix.CLONE_NEWIPC},
+		{"uts", "CLONE_NEWUTS", unix.CLONE_NEWUTS}, {"net", "CLONE_NEWNET", unix.CLONE_NEWNET},
+		{"pid", "CLONE_NEWPID", unix.CLONE_NEWPID}, {"mnt", "CLONE_NEWNS", unix.CLONE_NEWNS}}
 	fds := make([]int, len(kinds))
 	for i, k := range kinds {
 		fd, err := unix.Open("/proc/"+ctrPid+"/ns/"+k.name, unix.O_RDONLY|unix.O_CLOEXEC, 0)
@@ -157,6 +167,8 @@ func execInside(args []string) int {
 		}
 		fds[i] = fd
 	}
+	n.Call("open(/proc/%s/ns/{cgroup,ipc,uts,net,pid,mnt})   # every namespace first: once in the mount namespace, the host's /proc is gone", ctrPid)
+	n.Call("unshare(CLONE_FS)   # this thread's own root and cwd: setns(CLONE_NEWNS) refuses a shared one")
 	if err := unix.Unshare(unix.CLONE_FS); err != nil {
 		return execFail("unshare(CLONE_FS): %v", err)
 	}
@@ -164,11 +176,13 @@ func execInside(args []string) int {
 		if fds[i] < 0 {
 			continue
 		}
+		n.Call("setns(%d, %s)   # /proc/%s/ns/%s", fds[i], k.flagName, ctrPid, k.name)
 		if err := unix.Setns(fds[i], k.flag); err != nil {
 			return execFail("setns(%s): %v", k.name, err)
 		}
 		unix.Close(fds[i])
 	}
+	n.Call("keyctl(KEYCTL_JOIN_SESSION_KEYRING, NULL)   # a session keyring of its own")
 	if err := newSessionKeyring(); err != nil {
 		return execFail("%v", err)
 	}
@@ -178,6 +192,7 @@ func execInside(args []string) int {
 	if cwd == "" {
 		cwd = "/"
 	}
+	n.Call("chdir(%q)   # the image's working directory, inside", cwd)
 	if err := unix.Chdir(cwd); err != nil {
 		return execFail("chdir %s: %v", cwd, err)
 	}
@@ -204,10 +219,12 @@ func execInside(args []string) int {
 		unix.Umask(int(*spec.Umask))
 	}
 	if spec.NoNewPrivs {
+		n.Call("prctl(PR_SET_NO_NEW_PRIVS, 1)")
 		if err := unix.Prctl(unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0); err != nil {
 			return execFail("no_new_privs: %v", err)
 		}
 	}
+	n.Call("prctl(PR_CAPBSET_DROP) x %d, capset(...)   # the container's %d capabilities", int(lastCap())+1-len(spec.Capabilities), len(spec.Capabilities))
 	if err := switchUser(spec, keep); err != nil {
 		return execFail("%v", err)
 	}
@@ -216,6 +233,11 @@ func execInside(args []string) int {
 	// made with fork(2), not os/exec's vfork: fork.go says which attack
 	// that stops. With a caller attached, the command dies with this
 	// helper (PR_SET_PDEATHSIG): a killed `exec` leaves nothing running.
+	n.Call("fork()   # a copy of this thread, in the container's PID namespace; not vfork: fork.go says why")
+	if mode != "detach" {
+		n.Call("prctl(PR_SET_PDEATHSIG, SIGKILL)   # in the child: it dies with this helper")
+	}
+	n.Call("execve(%q, %q)", path, argv)
 	pid, err := forkExec(path, argv, os.Environ(), mode != "detach")
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "%s: cannot run %s: %v\n", name, argv[0], err)

@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -201,7 +202,7 @@ func checkSysctl(key string, s *Spec) error {
 	if err != nil {
 		return err
 	}
-	own := has(s.Namespaces, kind)
+	own := slices.Contains(s.Namespaces, kind)
 	if p := s.JoinNamespaces[kind]; p != "" {
 		// Joined: it must not be the host's own namespace.
 		var a, b unix.Stat_t

@@ -12,6 +12,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"syscall"
 	"unsafe"
@@ -80,8 +81,7 @@ func containerInit(specPath string, rest []string) {
 				n.Call("echo 0 > %s/cgroup.procs", dir)
 				err = os.WriteFile(dir+"/cgroup.procs", []byte("0"), 0)
 			} else {
-				n.Call("echo 0 > %s/%s", dir, cgroup.JoinFile(dir))
-				err = cgroup.JoinThread(dir)
+				err = cgroup.JoinThread(dir, n.Trace())
 			}
 			if err != nil {
 				initFail("joining the container's cgroup: %v", err)
@@ -105,7 +105,7 @@ func containerInit(specPath string, rest []string) {
 		}
 	}
 
-	if has(spec.Namespaces, "cgroup") {
+	if slices.Contains(spec.Namespaces, "cgroup") {
 		n.Step("Enter a new cgroup namespace (stage 03's cgroups, seen from inside)")
 		// Unshared now, after the move into the container's cgroups, so that
 		// the container sees its own cgroup as the root "/".
@@ -222,13 +222,13 @@ func containerInit(specPath string, rest []string) {
 			initFail("making the root read-only: %v", err)
 		}
 	}
-	if has(spec.Namespaces, "uts") && spec.Hostname != "" {
+	if slices.Contains(spec.Namespaces, "uts") && spec.Hostname != "" {
 		n.Call(`sethostname("%s")   # the UTS namespace's own name`, spec.Hostname)
 		if err := unix.Sethostname([]byte(spec.Hostname)); err != nil {
 			initFail("sethostname: %v", err)
 		}
 	}
-	if has(spec.Namespaces, "net") {
+	if slices.Contains(spec.Namespaces, "net") {
 		n.Call("ioctl(SIOCSIFFLAGS, lo, IFF_UP)   # a new network namespace has only lo, and it is down")
 		if err := loopbackUp(); err != nil {
 			initFail("bringing up lo: %v", err)
@@ -675,15 +675,6 @@ func joinNamespace(kind, path string) error {
 func initFail(format string, args ...any) {
 	fmt.Fprintf(os.Stderr, "%s: %s\n", name, fmt.Sprintf(format, args...))
 	os.Exit(exitSetup)
-}
-
-func has(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
 
 func propagationName(p uintptr) string {

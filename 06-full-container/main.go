@@ -34,6 +34,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -134,6 +135,7 @@ func commands() []*cli.Command {
 				&cli.StringFlag{Name: "process", Usage: "OCI: run the process described in `FILE` (JSON) instead of CMD"},
 				&cli.BoolFlag{Name: "detach", Aliases: []string{"d"}, Usage: "return once the process runs"},
 				&cli.StringFlag{Name: "pid-file", Usage: "write the process's host PID to `FILE`"},
+				&cli.BoolFlag{Name: "explain", Usage: "narrate each system call the helper makes to join the container"},
 			}, Action: execCmd},
 		{Name: "ps", Usage: "list containers; with an ID, the host PIDs of its processes", ArgsUsage: "[ID]", Flags: []cli.Flag{
 			&cli.BoolFlag{Name: "all", Aliases: []string{"a"}, Usage: "stopped ones too"},
@@ -682,7 +684,7 @@ func (rt *Runtime) spawn(ctr *Container, stdio []*os.File, attached bool) (*spaw
 	}{{"pid", "CLONE_NEWPID", unix.CLONE_NEWPID}, {"mnt", "CLONE_NEWNS", unix.CLONE_NEWNS},
 		{"uts", "CLONE_NEWUTS", unix.CLONE_NEWUTS}, {"ipc", "CLONE_NEWIPC", unix.CLONE_NEWIPC},
 		{"net", "CLONE_NEWNET", unix.CLONE_NEWNET}} {
-		if has(ctr.Spec.Namespaces, k.kind) {
+		if slices.Contains(ctr.Spec.Namespaces, k.kind) {
 			flags |= k.flag
 			names = append(names, k.name)
 		}

@@ -28,9 +28,11 @@ func containerPath(p string) string {
 func TestExplainNamesEveryCallStraceSees(t *testing.T) {
 	setup(t)
 	bin := testkit.Stage(t, "06-full-container")
+	detached(t, "narrated-exec", "--", "sleep", "100")
 	for _, args := range [][]string{
 		{"run", "--explain", "--", "true"},
 		{"run", "--explain", "--init", "--net", "host", "--hostname", "named", "--", "true"},
+		{"exec", "--explain", "narrated-exec", "--", "true"},
 	} {
 		out, seen := testkit.Strace(t, bin, []string{"NO_COLOR=1"}, containerPath,
 			append([]string{"--root", sharedRoot(t)}, args...)...)
@@ -45,5 +47,4 @@ func TestExplainNamesEveryCallStraceSees(t *testing.T) {
 			t.Errorf("%s: narrated but never made:\n  %s\n--- narration:\n%s", strings.Join(args, " "), strings.Join(extra, "\n  "), out)
 		}
 	}
-	noContainersLeft(t)
 }

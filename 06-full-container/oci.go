@@ -15,6 +15,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -552,7 +553,7 @@ func fromOCI(c *specs.Spec, bundle string) (*Spec, *runOptions, error) {
 	if !hasMount {
 		return nil, nil, errors.New("linux.namespaces must include a new mount namespace")
 	}
-	if s.Hostname != "" && !has(s.Namespaces, "uts") && s.JoinNamespaces["uts"] == "" {
+	if s.Hostname != "" && !slices.Contains(s.Namespaces, "uts") && s.JoinNamespaces["uts"] == "" {
 		return nil, nil, errors.New("hostname needs a uts namespace in linux.namespaces")
 	}
 	for k := range s.Sysctl {

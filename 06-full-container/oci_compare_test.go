@@ -14,6 +14,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -196,7 +197,7 @@ func TestBundleGivesTheSameContainerUnderRunc(t *testing.T) {
 		}
 		lines := strings.Split(strings.TrimSpace(ours), "\n")
 		for _, w := range tc.want {
-			if !has(lines, w) {
+			if !slices.Contains(lines, w) {
 				t.Errorf("%s: the workshop's container lacks %q:\n%s", tc.name, w, ours)
 			}
 		}

@@ -2,16 +2,16 @@ package vmtest
 
 import (
 	"bytes"
-	"debug/elf"
 	"encoding/json"
 	"fmt"
 	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"sort"
 	"strings"
+
+	"github.com/container-internals/workshop/internal/toolchain"
 )
 
 // GoPackage is what the harness needs from `go list`.
@@ -28,7 +28,7 @@ func (p GoPackage) HasTests() bool { return len(p.TestGoFiles)+len(p.XTestGoFile
 
 // ListPackages lists every package of the module rooted at root.
 func ListPackages(root string) ([]GoPackage, error) {
-	cmd := exec.Command(GoTool(), "list", "-e", "-json", "./...")
+	cmd := exec.Command(toolchain.GoTool(), "list", "-e", "-json", "./...")
 	cmd.Dir = root
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
@@ -80,23 +80,10 @@ func isStageDir(rel string) bool {
 		rel[0] >= '0' && rel[0] <= '9' && rel[1] >= '0' && rel[1] <= '9' && rel[2] == '-'
 }
 
-// GoTool finds the go command even under sudo, whose secure_path often lacks
-// /usr/local/go/bin: the toolchain that built this binary knows its root.
-func GoTool() string {
-	if p, err := exec.LookPath("go"); err == nil {
-		return p
-	}
-	p := filepath.Join(runtime.GOROOT(), "bin", "go")
-	if _, err := os.Stat(p); err == nil {
-		return p
-	}
-	return "go"
-}
-
 // GoBuild runs `go ARGS...` in root for the guest: static (no cgo, so no
 // host libc is needed inside) and for the guest's architecture.
 func GoBuild(root, goarch string, args ...string) error {
-	cmd := exec.Command(GoTool(), args...)
+	cmd := exec.Command(toolchain.GoTool(), args...)
 	cmd.Dir = root
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH="+goarch)
 	out, err := cmd.CombinedOutput()
@@ -142,21 +129,6 @@ func AddRepository(a *Initramfs, root string) error {
 		}
 		return a.HostFile(filepath.Join(GuestWork, rel), p)
 	})
-}
-
-// IsStatic reports whether an ELF file needs no dynamic loader.
-func IsStatic(p string) bool {
-	f, err := elf.Open(p)
-	if err != nil {
-		return false
-	}
-	defer f.Close()
-	for _, prog := range f.Progs {
-		if prog.Type == elf.PT_INTERP {
-			return false
-		}
-	}
-	return true
 }
 
 // AddHostTools copies host programs and the shared libraries `ldd` lists

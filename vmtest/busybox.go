@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
+
+	"github.com/container-internals/workshop/internal/toolchain"
 )
 
 // FetchBusybox returns a static busybox for the guest: the host's own when
@@ -16,14 +18,14 @@ import (
 func FetchBusybox(a Arch) (string, error) {
 	if a.GOARCH == runtime.GOARCH {
 		for _, p := range []string{"/usr/bin/busybox", "/bin/busybox"} {
-			if IsStatic(p) {
+			if toolchain.IsStatic(p) {
 				return p, nil
 			}
 		}
 	}
 	dir := filepath.Join(CacheDir(), a.Deb)
 	p := filepath.Join(dir, "busybox")
-	if IsStatic(p) {
+	if toolchain.IsStatic(p) {
 		return p, nil
 	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
@@ -51,7 +53,7 @@ func FetchBusybox(a Arch) (string, error) {
 	}
 	for _, c := range []string{"usr/bin/busybox", "bin/busybox"} {
 		src := filepath.Join(tmp, c)
-		if IsStatic(src) {
+		if toolchain.IsStatic(src) {
 			if err := os.Rename(src, p); err != nil {
 				return "", err
 			}

@@ -3,6 +3,7 @@ package cgroup
 import (
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -166,7 +167,7 @@ func TestDetectMatchesThisKernel(t *testing.T) {
 	if c.Version == V2 {
 		file = filepath.Join(c.Mount, "cgroup.controllers")
 		b, _ := os.ReadFile(file)
-		if !contains(strings.Fields(string(b)), "cpu") {
+		if !slices.Contains(strings.Fields(string(b)), "cpu") {
 			t.Errorf("%s does not list cpu: %q", file, b)
 		}
 	}

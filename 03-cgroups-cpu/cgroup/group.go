@@ -6,11 +6,14 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/container-internals/workshop/internal/trace"
 )
 
 // RemoveTimeout bounds how long Kill and Remove wait for a group's last
@@ -46,11 +49,11 @@ func (h *Hierarchy) resolve(name string, controllers []string) (*Group, error) {
 	g := &Group{h: h, name: clean, ctrls: map[string]Controller{}, paths: map[string]string{}}
 	var want []string
 	for _, c := range controllers {
-		if contains(want, c) {
+		if slices.Contains(want, c) {
 			continue
 		}
 		want = append(want, c)
-		if c == "cpu" && !contains(controllers, "cpuacct") {
+		if c == "cpu" && !slices.Contains(controllers, "cpuacct") {
 			if cc, err := h.Controller("cpu"); err == nil && cc.Version == V1 {
 				if _, err := h.Controller("cpuacct"); err == nil {
 					want = append(want, "cpuacct")
@@ -69,7 +72,7 @@ func (h *Hierarchy) resolve(name string, controllers []string) (*Group, error) {
 		if c.Version == V2 {
 			g.unified = dir
 		}
-		if !contains(g.dirs, dir) {
+		if !slices.Contains(g.dirs, dir) {
 			g.dirs = append(g.dirs, dir)
 		}
 	}
@@ -167,7 +170,7 @@ func (h *Hierarchy) enable(dir string, ctrls []string, isRoot bool) error {
 	}
 	have := strings.Fields(string(b))
 	for _, c := range ctrls {
-		if contains(have, c) {
+		if slices.Contains(have, c) {
 			continue
 		}
 		err := h.writeFile(file, "+"+c)
@@ -206,12 +209,12 @@ func (h *Hierarchy) Open(name string, controllers ...string) (*Group, error) {
 		return nil, fmt.Errorf("cgroup %s does not exist: %w", g.name, fs.ErrNotExist)
 	}
 	for c, p := range g.paths {
-		if !contains(dirs, p) {
+		if !slices.Contains(dirs, p) {
 			delete(g.paths, c)
 			delete(g.ctrls, c)
 		}
 	}
-	if !contains(dirs, g.unified) {
+	if !slices.Contains(dirs, g.unified) {
 		g.unified = ""
 	}
 	g.dirs = dirs
@@ -402,8 +405,9 @@ func (g *Group) AddTask(tid int) error {
 // container start. A thread that moves itself skips it. A process that goes
 // on to exec from this very thread ends up wholly in the group: exec keeps
 // only the thread that calls it, and the program's memory is charged to it.
-func JoinThread(dir string) error {
+func JoinThread(dir string, hook trace.Hook) error {
 	path := filepath.Join(dir, JoinFile(dir))
+	hook.Call("", "echo 0 > %s", path)
 	if err := os.WriteFile(path, []byte("0"), 0); err != nil {
 		return fmt.Errorf("cannot join %s: %w", dir, err)
 	}

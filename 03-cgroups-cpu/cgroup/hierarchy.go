@@ -27,6 +27,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -187,12 +188,12 @@ func (h *Hierarchy) Mode() string {
 // has, so "cpuacct" resolves to v2 on a host whose cpu is on v2.
 func (h *Hierarchy) Controller(name string) (Controller, error) {
 	if u, ok := h.Unified(); ok {
-		if contains(u.Controllers, name) {
+		if slices.Contains(u.Controllers, name) {
 			return Controller{name, V2, u.Dir}, nil
 		}
 	}
 	for _, m := range h.mounts {
-		if m.Version == V1 && contains(m.Controllers, name) {
+		if m.Version == V1 && slices.Contains(m.Controllers, name) {
 			return Controller{name, V1, m.Dir}, nil
 		}
 	}
@@ -206,15 +207,6 @@ func (h *Hierarchy) Controller(name string) (Controller, error) {
 		where = fmt.Sprintf("%s/cgroup.controllers does not list it and %s", u.Dir, where)
 	}
 	return Controller{}, fmt.Errorf("the %s controller is not available here (%s): use a kernel with it enabled, such as the workshop VM's", name, where)
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
 
 func (h *Hierarchy) trace(format string, args ...any) {

@@ -266,7 +266,7 @@ func TestJoinThreadMovesTheCallingThread(t *testing.T) {
 			done <- r
 			return
 		}
-		if r.err = JoinThread(dir); r.err != nil {
+		if r.err = JoinThread(dir, nil); r.err != nil {
 			done <- r
 			return
 		}
@@ -282,7 +282,7 @@ func TestJoinThreadMovesTheCallingThread(t *testing.T) {
 				r.othersInside = true
 			}
 		}
-		if err := JoinThread(back); err != nil {
+		if err := JoinThread(back, nil); err != nil {
 			r.err = fmt.Errorf("moving back to %s: %w", back, err)
 		}
 		done <- r

@@ -2,13 +2,13 @@ package main
 
 import (
 	"context"
-	"debug/elf"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
 	"runtime"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -17,6 +17,8 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/container-internals/workshop/internal/mountinfo"
+
+	"github.com/container-internals/workshop/internal/toolchain"
 )
 
 // status is a check's verdict.
@@ -266,7 +268,7 @@ func checkCgroups(h host, mounts []mountEntry) []result {
 		names := v1Controllers(v1)
 		inV2 := readWords(filepath.Join(unified.Point, "cgroup.controllers"))
 		v2Has := describeList(inV2, "no controllers")
-		if !contains(inV2, "cpu") && !contains(inV2, "memory") && !contains(inV2, "pids") {
+		if !slices.Contains(inV2, "cpu") && !slices.Contains(inV2, "memory") && !slices.Contains(inV2, "pids") {
 			v2Has += " (none of cpu, memory, pids)"
 		}
 		mode.detail = fmt.Sprintf("hybrid: v1 hierarchies for %s under %s, cgroup2 at %s with %s; stages use the v1 files (cpu.cfs_quota_us, tasks)",
@@ -330,12 +332,12 @@ func checkController(name string, severity status, why string, v1 []mountEntry, 
 			"boot with the " + name + " controller enabled (use the workshop VM)"}
 	}
 	dir := unified.Point
-	if !contains(readWords(filepath.Join(dir, "cgroup.controllers")), name) {
+	if !slices.Contains(readWords(filepath.Join(dir, "cgroup.controllers")), name) {
 		return result{row, severity, "not in " + filepath.Join(dir, "cgroup.controllers") + " (nor in any v1 hierarchy): " + why + " will not work",
 			"the kernel lacks it or a v1 hierarchy holds it elsewhere; use the workshop VM"}
 	}
 	sub := filepath.Join(dir, "cgroup.subtree_control")
-	if contains(readWords(sub), name) {
+	if slices.Contains(readWords(sub), name) {
 		return result{name: row, detail: "v2, enabled for child cgroups in " + sub}
 	}
 	fix := "`echo +" + name + " | sudo tee " + sub + "`"
@@ -368,15 +370,6 @@ func readWords(p string) []string {
 		return nil
 	}
 	return strings.Fields(string(b))
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
 
 func describeList(list []string, none string) string {
@@ -580,7 +573,7 @@ func checkHelpers(h host) []result {
 			rs = append(rs, result{row, hp.severity, "not found on PATH (" + hp.why + ")", "`sudo apt-get install -y " + hp.pkg + "`"})
 			continue
 		}
-		if hp.name == "busybox" && isDynamic(p) {
+		if hp.name == "busybox" && !toolchain.IsStatic(p) {
 			rs = append(rs, result{row, hp.severity, p + " is dynamically linked: copied into a bare root filesystem it cannot start",
 				"`sudo apt-get install -y busybox-static`"})
 			continue
@@ -588,19 +581,4 @@ func checkHelpers(h host) []result {
 		rs = append(rs, result{name: row, detail: p})
 	}
 	return rs
-}
-
-// isDynamic reports whether an ELF program needs a dynamic loader.
-func isDynamic(p string) bool {
-	f, err := elf.Open(p)
-	if err != nil {
-		return false
-	}
-	defer f.Close()
-	for _, prog := range f.Progs {
-		if prog.Type == elf.PT_INTERP {
-			return true
-		}
-	}
-	return false
 }

@@ -6,6 +6,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 
@@ -99,7 +100,7 @@ func TestDoctorReportsThisMachinesCgroupsAndOverlay(t *testing.T) {
 			continue
 		}
 		sub, _ := os.ReadFile("/sys/fs/cgroup/cgroup.subtree_control")
-		if contains(strings.Fields(string(sub)), c) {
+		if slices.Contains(strings.Fields(string(sub)), c) {
 			want(t, rows, "cgroup "+c, "pass", "v2, enabled for child cgroups")
 		} else if r := rows["cgroup "+c]; r.status == "pass" {
 			t.Errorf("cgroup %s: pass (%s), but it is neither a v1 hierarchy nor in subtree_control", c, r.detail)

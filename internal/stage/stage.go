@@ -228,3 +228,13 @@ func firstLine(s string) string {
 	}
 	return s
 }
+
+// ListDir returns the names in dir, sorted (none if it cannot be read).
+func ListDir(dir string) []string {
+	ents, _ := os.ReadDir(dir)
+	names := make([]string, 0, len(ents))
+	for _, e := range ents {
+		names = append(names, e.Name())
+	}
+	return names
+}

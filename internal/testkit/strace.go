@@ -86,6 +86,8 @@ func NarratedKeys(narration string, norm func(string) string) map[string]bool {
 		if !ok {
 			continue
 		}
+		call, _, _ = strings.Cut(call, "   # ") // what follows is a comment
+
 		for _, k := range CallKeys(call, norm) {
 			keys[k] = true
 		}

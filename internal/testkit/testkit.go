@@ -10,7 +10,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"sort"
 	"strings"
 	"sync"
@@ -19,6 +18,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/container-internals/workshop/internal/toolchain"
 )
 
 // StrictEnv, when set to 1, turns every skip for want of root or of a kernel
@@ -128,7 +129,7 @@ func Stage(t testing.TB, dir string) string {
 	root := ModuleRoot(t)
 	out := filepath.Join(buildDir, filepath.Base(dir))
 	// The same build as `make build` (see the Makefile's TAGS and CGO_ENABLED).
-	cmd := exec.Command(goTool(), "build", "-tags", "urfave_cli_no_docs", "-o", out, "./"+dir)
+	cmd := exec.Command(toolchain.GoTool(), "build", "-tags", "urfave_cli_no_docs", "-o", out, "./"+dir)
 	cmd.Dir = root
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if b, err := cmd.CombinedOutput(); err != nil {
@@ -145,20 +146,6 @@ func cleanupBuilds() {
 		os.RemoveAll(buildDir)
 		buildDir = ""
 	}
-}
-
-// goTool finds the go command even under sudo, whose secure_path often
-// lacks /usr/local/go/bin: the toolchain that built this test binary knows
-// its own root.
-func goTool() string {
-	if p, err := exec.LookPath("go"); err == nil {
-		return p
-	}
-	p := filepath.Join(runtime.GOROOT(), "bin", "go")
-	if _, err := os.Stat(p); err == nil {
-		return p
-	}
-	return "go"
 }
 
 // ModuleRoot returns the directory holding go.mod.
