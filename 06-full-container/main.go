@@ -27,12 +27,14 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"math"
 	"os"
 	"os/exec"
 	"os/signal"
 	"path/filepath"
 	"regexp"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -88,6 +90,10 @@ func main() {
 		demo)
 	app.Before = func(c *cli.Context) error {
 		logFile, logJSON = c.String("log"), c.String("log-format") == "json"
+		if c.IsSet("root") && c.String("root") == "" {
+			// Not the defaults: whoever wrote --root meant some other place.
+			return stage.Fail("--root is empty: give a directory, or leave --root out for /var/lib/workshop and /run/workshop")
+		}
 		if c.Bool("systemd-cgroup") {
 			return stage.Fail("--systemd-cgroup is not supported: use the cgroupfs driver (Docker: \"exec-opts\": [\"native.cgroupdriver=cgroupfs\"])")
 		}
@@ -156,6 +162,7 @@ type runOptions struct {
 	pids                             int64
 	volumes                          []Mount
 	netNone, init, detach, explain   bool
+	imageGuessed                     bool           // IMAGE came first, with no `--` anywhere
 	devRules                         []devices.Rule // the device cgroup: which device nodes may be used
 }
 
@@ -231,12 +238,20 @@ func openRuntime(c *cli.Context, explain bool) (*Runtime, error) {
 	return rt, nil
 }
 
+// The kernel's bounds for run's options: outside them, a setting is
+// refused in one line before anything is made.
+const (
+	maxHostname = 64      // HOST_NAME_MAX: sethostname(2) refuses more
+	maxPids     = 4194304 // PID_MAX_LIMIT on 64-bit: pids.max refuses more
+)
+
 // Compiled on first use, not at start: every process this program starts
 // (the container's init, exec's helper) would pay for them, and a bounded
 // repeat like {0,62} compiles to a long program.
 var (
-	nameRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,62}$`) })
-	sizeRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^([0-9]+)([bkmgBKMG]?)$`) })
+	nameRE     = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,62}$`) })
+	hostnameRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.-]*$`) })
+	sizeRE     = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^([0-9]+)([bkmgBKMG]?)$`) })
 )
 
 func parseRun(c *cli.Context) (*runOptions, error) {
@@ -244,6 +259,9 @@ func parseRun(c *cli.Context) (*runOptions, error) {
 		init: c.Bool("init"), detach: c.Bool("detach"), explain: c.Bool("explain")}
 	image, args := splitCommand(c)
 	o.image, o.args = image, args
+	// `run sh` means the image sh, as docker reads it; a learner usually
+	// meant the command sh in the default image.
+	o.imageGuessed = image != "" && !slices.Contains(os.Args, "--")
 	if o.rootfsDir != "" && o.image != "" {
 		return nil, stage.Fail("give an IMAGE or --rootfs DIR, not both")
 	}
@@ -257,7 +275,24 @@ func parseRun(c *cli.Context) (*runOptions, error) {
 	if o.name != "" && !nameRE().MatchString(o.name) {
 		return nil, stage.Fail("invalid --name %q: use letters, digits, '_', '.' and '-'", o.name)
 	}
+	// Checked here, not by sethostname(2) half way through the setup; the
+	// name is also written into the container's /etc/hosts, where a
+	// newline would add a line of the caller's choosing.
+	if len(o.hostname) > maxHostname {
+		return nil, stage.Fail("--hostname is %d bytes long: give at most %d (the kernel's HOST_NAME_MAX)", len(o.hostname), maxHostname)
+	}
+	if o.hostname != "" && !hostnameRE().MatchString(o.hostname) {
+		return nil, stage.Fail("invalid --hostname %q: use letters, digits, '_', '.' and '-'", o.hostname)
+	}
 	o.cpuQuota, o.cpuPeriod = -1, c.Uint64("cpu-period")
+	if p := c.Uint64("cpu-period"); c.IsSet("cpu-period") && (p < cgroup.MinPeriodUs || p > cgroup.MaxPeriodUs) {
+		return nil, stage.Fail("--cpu-period %d: give %d to %d µs (the kernel's range); %d is the usual period", p, cgroup.MinPeriodUs, cgroup.MaxPeriodUs, cgroup.DefaultPeriodUs)
+	}
+	if cpus, n := c.Float64("cpus"), runtime.NumCPU(); c.IsSet("cpus") && !(cpus >= 0.01 && cpus <= float64(n)) {
+		// Docker's bounds and words: more CPUs than the host has would be
+		// a quota that never binds.
+		return nil, stage.Fail("--cpus %v: the range of CPUs is from 0.01 to %d.00, as there are only %d CPUs available", cpus, n, n)
+	}
 	if c.IsSet("cpus") || c.IsSet("cpu-quota") {
 		quota, period, err := cgroup.ResolveCPU(c.Int64("cpu-quota"), c.IsSet("cpu-quota"), c.Uint64("cpu-period"), c.Float64("cpus"), c.IsSet("cpus"))
 		if err != nil {
@@ -274,8 +309,10 @@ func parseRun(c *cli.Context) (*runOptions, error) {
 	}
 	o.pids = -1
 	if c.IsSet("pids-limit") {
-		if o.pids = c.Int64("pids-limit"); o.pids < 1 {
-			return nil, stage.Fail("--pids-limit %d: give at least 1", o.pids)
+		// pids.max refuses more than the kernel's PID_MAX_LIMIT; found only
+		// once the container runs, that would kill it (137).
+		if o.pids = c.Int64("pids-limit"); o.pids < 1 || o.pids > maxPids {
+			return nil, stage.Fail("--pids-limit %d: give 1 to %d (the kernel's PID_MAX_LIMIT)", o.pids, maxPids)
 		}
 	}
 	for _, v := range c.StringSlice("volume") {
@@ -327,15 +364,14 @@ func parseSize(s string) (int64, error) {
 	if m == nil {
 		return 0, stage.Fail("invalid memory size %q: use a number with an optional unit b, k, m or g, such as 64m or 1g", s)
 	}
-	v, _ := strconv.ParseInt(m[1], 10, 64)
-	switch strings.ToLower(m[2]) {
-	case "k":
-		v <<= 10
-	case "m":
-		v <<= 20
-	case "g":
-		v <<= 30
+	shift := map[string]uint{"": 0, "b": 0, "k": 10, "m": 20, "g": 30}[strings.ToLower(m[2])]
+	// A number that does not fit in 63 bits, before or after the unit,
+	// would wrap around to a small or negative one.
+	v, err := strconv.ParseInt(m[1], 10, 64)
+	if err != nil || v > math.MaxInt64>>shift {
+		return 0, stage.Fail("--memory %s is too large: give 6m to %dg", s, int64(math.MaxInt64>>30))
 	}
+	v <<= shift
 	if v < 6<<20 {
 		return 0, stage.Fail("--memory %s is too small: the container's own setup needs about 6m; give at least 6m", s)
 	}
@@ -420,6 +456,9 @@ func (rt *Runtime) create(o *runOptions) (_ *Container, err error) {
 		st.Image = o.rootfsDir
 	} else {
 		if img, err = rt.image(o.image); err != nil {
+			if o.imageGuessed {
+				return nil, stage.Fail("%v; to run a command in the default image, put it after --: run -- %s", err, strings.Join(append([]string{o.image}, o.args...), " "))
+			}
 			return nil, err
 		}
 		st.ImageID = img.ID

@@ -51,15 +51,26 @@ func ociCommands() []*cli.Command {
 	}
 }
 
-var idRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.+-]{0,127}$`) })
+// An ID becomes a directory name (the state) and a cgroup name: no '/',
+// no leading '.', so that "../x" can never name a path outside the root.
+// runc's rule, and a length a file name can hold.
+var idRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$`) })
+
+// checkID refuses an ID that could not be a directory of its own.
+func checkID(id string) error {
+	if !idRE().MatchString(id) {
+		return stage.Fail("invalid container ID %q: use up to 128 letters, digits, '_', '.' and '-', starting with a letter or digit", id)
+	}
+	return nil
+}
 
 func createCmd(c *cli.Context) error {
 	if c.Args().Len() != 1 {
 		return stage.Fail("usage: create [--bundle DIR] [--pid-file FILE] ID")
 	}
 	id := c.Args().First()
-	if !idRE().MatchString(id) {
-		return stage.Fail("invalid container ID %q: use letters, digits, '_', '.', '+' and '-'", id)
+	if err := checkID(id); err != nil {
+		return err
 	}
 	switch {
 	case c.IsSet("console-socket"):
@@ -213,11 +224,16 @@ func ociContainer(c *cli.Context) (*Runtime, *State, error) {
 	if c.Args().Len() < 1 {
 		return nil, nil, stage.Fail("give the container ID")
 	}
+	// OCI callers name a container by its exact ID (no name, no prefix),
+	// and the ID is a path: checked first.
+	id := c.Args().First()
+	if err := checkID(id); err != nil {
+		return nil, nil, err
+	}
 	rt, err := openRuntime(c, false)
 	if err != nil {
 		return nil, nil, err
 	}
-	id := c.Args().First()
 	st, err := rt.dirs.load(id)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil, stage.Fail("container %s does not exist", id)
@@ -552,6 +568,9 @@ func fromOCI(c *specs.Spec, bundle string) (*Spec, *runOptions, error) {
 	if !hasMount {
 		return nil, nil, errors.New("linux.namespaces must include a new mount namespace")
 	}
+	if len(s.Hostname) > maxHostname {
+		return nil, nil, fmt.Errorf("hostname is %d bytes long: give at most %d (the kernel's HOST_NAME_MAX)", len(s.Hostname), maxHostname)
+	}
 	if s.Hostname != "" && !has(s.Namespaces, "uts") && s.JoinNamespaces["uts"] == "" {
 		return nil, nil, errors.New("hostname needs a uts namespace in linux.namespaces")
 	}
@@ -712,6 +731,9 @@ func ociResources(l *specs.Linux) (*runOptions, error) {
 		}
 	}
 	if r.Pids != nil && r.Pids.Limit > 0 {
+		if r.Pids.Limit > maxPids {
+			return nil, fmt.Errorf("linux.resources.pids.limit %d: give 1 to %d (the kernel's PID_MAX_LIMIT), or 0 for none", r.Pids.Limit, maxPids)
+		}
 		o.pids = r.Pids.Limit
 	}
 	return o, nil

@@ -1,0 +1,109 @@
+package main
+
+// Issue 15, "hostile containers stay contained": bad input is refused in
+// one line before anything is made, a cleanup only ever removes what its
+// own command made, and what a killed runtime left is collected by the
+// next command.
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"testing"
+
+	"github.com/container-internals/workshop/internal/testkit"
+)
+
+// Each bad option gets one line that says what is wrong and what is
+// allowed, a non-zero exit, and leaves no container behind; none of them
+// gets as far as the kernel refusing it half way through a setup.
+func TestBadOptionsAreRefusedInOneLine(t *testing.T) {
+	setup(t)
+	n := runtime.NumCPU()
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		// 99999999999 << 30 wraps around: it was "too small".
+		{[]string{"run", "--memory", "99999999999g", "--", "true"}, "--memory 99999999999g is too large: give 6m to 8589934591g"},
+		{[]string{"run", "--memory", "99999999999999999999", "--", "true"}, "is too large: give 6m to"},
+		// It started, and died 137 when pids.max refused the number.
+		{[]string{"run", "--pids-limit", "99999999999999", "--", "true"}, "--pids-limit 99999999999999: give 1 to 4194304 (the kernel's PID_MAX_LIMIT)"},
+		// It failed late, with "sethostname: invalid argument".
+		{[]string{"run", "--hostname", strings.Repeat("h", 300), "--", "true"}, "--hostname is 300 bytes long: give at most 64"},
+		{[]string{"run", "--hostname", "a\n10.0.0.1 evil", "--", "true"}, "invalid --hostname"},
+		// Accepted, as a quota that can never bind.
+		{[]string{"run", "--cpus", "1000", "--", "true"}, fmt.Sprintf("the range of CPUs is from 0.01 to %d.00, as there are only %d CPUs available", n, n)},
+		{[]string{"run", "--cpus", "0.001", "--", "true"}, "the range of CPUs is from 0.01"},
+		// Silently became 100000.
+		{[]string{"run", "--cpu-period", "0", "--cpus", "0.5", "--", "true"}, "--cpu-period 0: give 1000 to 1000000 µs"},
+		{[]string{"run", "--cpu-period", "2000000", "--", "true"}, "--cpu-period 2000000: give 1000 to 1000000 µs"},
+		// `run sh` is the image sh, as Docker reads it: say what was meant.
+		{[]string{"run", "sh"}, `unknown image "sh"`},
+		{[]string{"run", "sh"}, "to run a command in the default image, put it after --: run -- sh"},
+		{[]string{"run", "sh", "-c", "exit 0"}, "put it after --: run -- sh -c exit 0"},
+		// OCI verbs: an ID is a directory name, never a path.
+		{[]string{"state", "../containers"}, `invalid container ID "../containers"`},
+		{[]string{"kill", "../x", "KILL"}, `invalid container ID "../x"`},
+		{[]string{"delete", "-f", "../../etc"}, `invalid container ID "../../etc"`},
+		{[]string{"start", "a/b"}, `invalid container ID "a/b"`},
+	} {
+		t.Run(tc.args[0]+" "+tc.args[1], func(t *testing.T) { oneLine(t, ctr(t, opts{}, tc.args...), tc.want) })
+	}
+	// --root '' used the defaults: /var/lib/workshop and /run/workshop.
+	r := testkit.Run(t, opts{}, testkit.Stage(t, "06-full-container"), "--root", "", "run", "--", "true")
+	oneLine(t, r, "--root is empty: give a directory")
+	noContainersLeft(t)
+}
+
+// `ps -a | head`: the reader is gone before ps writes. It printed
+// "write /dev/stdout: broken pipe"; now it ends quietly, as a program that
+// SIGPIPE ends does.
+func TestPsIntoAClosedPipeEndsQuietly(t *testing.T) {
+	setup(t)
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.Close()
+	cmd := exec.Command(testkit.Stage(t, "06-full-container"), "--root", sharedRoot(t), "ps", "-a")
+	var stderr strings.Builder
+	cmd.Stdout, cmd.Stderr = w, &stderr
+	err = cmd.Run()
+	w.Close()
+	if err == nil || cmd.ProcessState.ExitCode() != 141 || stderr.String() != "" {
+		t.Fatalf("want exit 141 and nothing on stderr: %v, stderr %q", err, stderr.String())
+	}
+}
+
+// exec racing the container's end: the monitor removes the cgroup once the
+// container exits, and exec, which found it running a moment before, then
+// cannot join it. It printed the raw "joining the cgroup ...: no such file".
+// Here the state names a cgroup that is gone, as it is in that race.
+func TestExecIntoAnEndedContainerSaysItExited(t *testing.T) {
+	setup(t)
+	st := detached(t, "racer", "--", "sleep", "100")
+	path := filepath.Join(sharedRoot(t), "containers", st.ID, "state.json")
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var raw map[string]any
+	if err := json.Unmarshal(b, &raw); err != nil {
+		t.Fatal(err)
+	}
+	gone := map[string]string{}
+	for k, d := range st.CgroupPaths {
+		gone[k] = d + "-gone"
+	}
+	raw["cgroupPaths"] = gone
+	b, _ = json.Marshal(raw)
+	if err := os.WriteFile(path, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	oneLine(t, ctr(t, opts{}, "exec", "racer", "--", "true"), fmt.Sprintf("exec: container %s exited", st.ID[:12]))
+}
