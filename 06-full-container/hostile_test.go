@@ -7,13 +7,18 @@ package main
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/container-internals/workshop/internal/testkit"
 )
@@ -106,4 +111,41 @@ func TestExecIntoAnEndedContainerSaysItExited(t *testing.T) {
 		t.Fatal(err)
 	}
 	oneLine(t, ctr(t, opts{}, "exec", "racer", "--", "true"), fmt.Sprintf("exec: container %s exited", st.ID[:12]))
+}
+
+// A create killed before it saved its process's PID leaves a record in
+// `creating` with pid 0. `delete -f` sent SIGKILL to that PID: kill(0)
+// is every process of the caller's process group. Here the group is a
+// shell, a sleeping sibling and the runtime: all of them must survive,
+// and the record go.
+func TestForcedDeleteOfAPidlessContainerKillsNoOne(t *testing.T) {
+	setup(t)
+	id := "pidless"
+	dir := filepath.Join(sharedRoot(t), "containers", id)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	b, _ := json.Marshal(State{ID: id, Name: id, Status: Creating, Bundle: t.TempDir(), Created: time.Now().UTC()})
+	if err := os.WriteFile(filepath.Join(dir, "state.json"), b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	sh := exec.Command("sh", "-c", `sleep 30 >/dev/null 2>&1 & echo $!; "$0" --root "$1" delete -f "$2"; echo "delete: $?"`,
+		testkit.Stage(t, "06-full-container"), sharedRoot(t), id)
+	sh.SysProcAttr = &syscall.SysProcAttr{Setpgid: true} // a group of its own, not the test's
+	out, err := sh.CombinedOutput()
+	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+	sibling, _ := strconv.Atoi(lines[0])
+	if sibling > 0 {
+		defer syscall.Kill(sibling, syscall.SIGKILL)
+	}
+	if err != nil || len(lines) != 2 || lines[1] != "delete: 0" {
+		t.Fatalf("delete -f should succeed, and the shell that ran it live on: %v\n%s", err, out)
+	}
+	if !alive(sibling, startTime(sibling)) {
+		t.Fatalf("the sleeping process beside delete -f (PID %d) was killed", sibling)
+	}
+	if _, err := os.Stat(dir); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("the record is still there: %v", err)
+	}
 }

@@ -829,7 +829,7 @@ func (rt *Runtime) ready(ctr *Container) {
 		}
 		if err := ctr.Group.SetPids(ctr.State.PidsLimit); err != nil {
 			fmt.Fprintf(os.Stderr, "%s: setting the pids limit: %v\n", name, err)
-			_ = unix.Kill(ctr.State.Pid, unix.SIGKILL)
+			_ = ctr.State.signal(unix.SIGKILL)
 		}
 	}
 }

@@ -143,9 +143,7 @@ func (rt *Runtime) reap() {
 			// remains is for `delete` to remove, once it is stopped.
 			continue
 		}
-		if alive(st.Pid, st.PidStart) {
-			_ = unix.Kill(st.Pid, unix.SIGKILL)
-		}
+		_ = st.signal(unix.SIGKILL)
 		keep := st.Detached || st.Bundle != ""
 		st.Status, st.ExitCode, st.Finished = Stopped, 137, time.Now().UTC()
 		_ = rt.dirs.save(st)
@@ -378,9 +376,9 @@ func stopCmd(c *cli.Context) error {
 	}
 	// PID 1 only receives the signals it has a handler for: a shell or a
 	// sleep as PID 1 ignores SIGTERM, hence the SIGKILL after the timeout.
-	_ = unix.Kill(st.Pid, unix.SIGTERM)
+	_ = st.signal(unix.SIGTERM)
 	if !waitGone(st, time.Duration(c.Int("time"))*time.Second) {
-		_ = unix.Kill(st.Pid, unix.SIGKILL)
+		_ = st.signal(unix.SIGKILL)
 		waitGone(st, 5*time.Second)
 	}
 	// Let the monitor record the exit and remove the cgroups.
@@ -423,7 +421,7 @@ func rmCmd(c *cli.Context) error {
 			if !c.Bool("force") {
 				return stage.Fail("container %s is running: `stop` it first, or `rm -f`", st.Name)
 			}
-			_ = unix.Kill(st.Pid, unix.SIGKILL)
+			_ = st.signal(unix.SIGKILL)
 			waitGone(st, 5*time.Second)
 		}
 		rt.destroy(&Container{State: st}, true)

@@ -312,12 +312,14 @@ func killCmd(c *cli.Context) error {
 		if g, err := rt.openGroup(st.Cgroup); err == nil {
 			procs, _ := g.Procs()
 			for _, p := range procs {
-				_ = unix.Kill(p, sig)
+				if p > 0 { // 0: a process outside our PID namespace's view
+					_ = unix.Kill(p, sig)
+				}
 			}
 			return nil
 		}
 	}
-	if err := unix.Kill(st.Pid, sig); err != nil {
+	if err := st.signal(sig); err != nil {
 		return stage.Fail("kill %s: %v", st.ID, err)
 	}
 	return nil
@@ -349,7 +351,9 @@ func deleteCmd(c *cli.Context) error {
 		if !c.Bool("force") {
 			return stage.Fail("container %s is %s: delete needs a stopped container (`kill` it, or `delete --force`)", st.ID, s)
 		}
-		_ = unix.Kill(st.Pid, unix.SIGKILL)
+		// A container left in creating (its create was killed) may have no
+		// PID: signal refuses that, and the cgroup's processes go below.
+		_ = st.signal(unix.SIGKILL)
 		if !waitGone(st, 5*time.Second) {
 			return stage.Fail("container %s: its process did not die after SIGKILL", st.ID)
 		}

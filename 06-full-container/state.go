@@ -215,6 +215,10 @@ func alive(pid int, start uint64) bool {
 }
 
 // signal sends sig to the container's PID 1, if it is still that process.
+// Every signal the runtime sends a container goes through here: a record
+// without a PID (0, as a create killed before it saved one leaves) must
+// never reach kill(2), where 0 means the caller's whole process group and
+// -1 every process it may signal.
 func (s *State) signal(sig syscall.Signal) error {
 	if !alive(s.Pid, s.PidStart) {
 		return fmt.Errorf("container %s is not running", s.Name)
