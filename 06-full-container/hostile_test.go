@@ -20,6 +20,9 @@ import (
 	"testing"
 	"time"
 
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+
+	"github.com/container-internals/workshop/03-cgroups-cpu/cgroup"
 	"github.com/container-internals/workshop/internal/testkit"
 )
 
@@ -147,5 +150,78 @@ func TestForcedDeleteOfAPidlessContainerKillsNoOne(t *testing.T) {
 	}
 	if _, err := os.Stat(dir); !errors.Is(err, fs.ErrNotExist) {
 		t.Fatalf("the record is still there: %v", err)
+	}
+}
+
+// linux.cgroupsPath naming a cgroup that exists already: create refused it
+// ("exists already"), then its cleanup killed every process in that cgroup
+// and removed it. The cleanup removes only what this create made.
+func TestFailedCreateLeavesAnExistingCgroupAlone(t *testing.T) {
+	setup(t)
+	h, err := cgroup.Detect()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A cgroup of the test's own, under the runtime's "workshop" parent,
+	// with a sleeping process in it.
+	name := fmt.Sprintf("workshop/not-yours-%d", os.Getpid())
+	g, err := h.Create(name, "pids")
+	if err != nil {
+		testkit.Unavailable(t, "cannot make a pids cgroup: %v", err)
+	}
+	sleeper := exec.Command("sleep", "30")
+	if err := sleeper.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		sleeper.Process.Kill()
+		sleeper.Wait()
+		if err := g.Remove(); err != nil {
+			t.Errorf("removing the test's cgroup: %v", err)
+		}
+	})
+	if err := g.Add(sleeper.Process.Pid); err != nil {
+		t.Fatal(err)
+	}
+	dir := bundle(t, func(c *specs.Spec) { c.Linux.CgroupsPath = "/" + name })
+	_, r := create(t, dir, "trespasser")
+	if r.Code == 0 || !strings.Contains(r.Stdout, "exists already") {
+		ctr(t, opts{}, "delete", "-f", "trespasser")
+		t.Fatalf("create into an existing cgroup should be refused:\n%s", r)
+	}
+	if !alive(sleeper.Process.Pid, startTime(sleeper.Process.Pid)) {
+		t.Fatal("the failed create killed the process of a cgroup it did not make")
+	}
+	if procs, err := g.Procs(); err != nil || len(procs) != 1 {
+		t.Fatalf("the cgroup %s should still hold its process: %v %v", name, procs, err)
+	}
+	noContainersLeft(t)
+}
+
+// An ID, or a name, that another container answers to is refused, before
+// anything is made. An OCI container whose ID was another's short ID was
+// given that container's cgroup name; its create failed ("exists already")
+// and the cleanup killed the other container.
+func TestAnotherContainersIDOrNameIsRefused(t *testing.T) {
+	setup(t)
+	st := detached(t, "bystander", "--", "sleep", "100")
+	shortID := st.ID[:12]
+	_, r := create(t, bundle(t, nil), shortID)
+	if !alive(st.Pid, st.PidStart) {
+		t.Fatalf("create %s killed the container whose short ID that is:\n%s", shortID, r)
+	}
+	if r.Code == 0 || !strings.Contains(r.Stdout, "is in use by container bystander") {
+		ctr(t, opts{}, "delete", "-f", shortID)
+		t.Fatalf("an OCI ID equal to another container's short ID should be refused:\n%s", r)
+	}
+	oneLine(t, ctr(t, opts{}, "run", "--name", shortID, "--", "true"), "is in use by container")
+	if r := ctr(t, opts{}, "run", "--name", st.ID[:20], "--", "true"); r.Code != 0 {
+		t.Fatalf("a longer prefix of its ID is no name of the bystander's, and should run:\n%s", r)
+	}
+	if !alive(st.Pid, st.PidStart) {
+		t.Fatal("the bystander was killed")
+	}
+	if insp := ctr(t, opts{}, "inspect", "bystander"); !strings.Contains(insp.Stdout, `"running": true`) {
+		t.Fatalf("the bystander should still run:\n%s", insp)
 	}
 }

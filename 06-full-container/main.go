@@ -441,10 +441,8 @@ func (rt *Runtime) create(o *runOptions) (_ *Container, err error) {
 	}
 	st.Monitor, st.MonitorStart = os.Getpid(), startTime(os.Getpid())
 	others, _ := rt.dirs.all()
-	for _, s := range others {
-		if s.Name == st.Name {
-			return nil, stage.Fail("the name %q is in use by container %s: choose another --name, or `rm` it", st.Name, short(s.ID))
-		}
+	if err := claim(others, id, st.Name, st.Cgroup); err != nil {
+		return nil, stage.Fail("%v: choose another --name, or `rm` it", err)
 	}
 
 	n.Step("Choose the image (stage 05): a stack of read-only layers")
@@ -536,6 +534,9 @@ func (rt *Runtime) create(o *runOptions) (_ *Container, err error) {
 		n.Step("Create the container's cgroups (stage 03) and write its limits")
 		o.devRules = defaultDeviceRules(defaultDevices())
 		if ctr.Group, err = rt.createCgroup(st.Cgroup, o); err != nil {
+			// Nothing of ours exists: a group of that name is someone
+			// else's, and the cleanup must leave it alone.
+			st.Cgroup = ""
 			return err
 		}
 		st.CgroupPaths = ctr.Group.Paths()
@@ -619,7 +620,7 @@ func (rt *Runtime) createCgroup(path string, o *runOptions) (*cgroup.Group, erro
 	}
 	g, err := rt.cg.Create(path, controllers...)
 	if errors.Is(err, fs.ErrExist) {
-		return nil, stage.Fail("the cgroup %s exists already: remove it with `rmdir` in each hierarchy", path)
+		return nil, stage.Fail("the cgroup %s exists already, and a container only uses a cgroup it made: choose another (if it is a leftover, remove it with `rmdir` in each hierarchy)", path)
 	}
 	if err != nil && (want["cpu"] || want["memory"] || want["pids"]) {
 		return nil, stage.Fail("%v", err)

@@ -150,18 +150,20 @@ func (rt *Runtime) createFromBundle(id, bundle string, spec *Spec, res *runOptio
 	if _, err := os.Stat(rt.dirs.containerDir(id)); err == nil {
 		return nil, stage.Fail("a container with ID %s exists already: `delete` it first, or choose another ID", id)
 	}
-	all, _ := rt.dirs.all()
-	for _, s := range all {
-		if s.Name == id {
-			return nil, stage.Fail("the name %s is in use by container %s", id, short(s.ID))
-		}
-	}
 	cgroupPath := "workshop/" + id
 	if res.name != "" {
 		cgroupPath = res.name
 	}
+	all, _ := rt.dirs.all()
+	if err := claim(all, id, id, cgroupPath); err != nil {
+		return nil, stage.Fail("%v: choose another ID (or linux.cgroupsPath)", err)
+	}
+	// The cgroup is recorded once this create has made it, not before: a
+	// cleanup (this one's, or a `delete` after it was killed) removes the
+	// recorded cgroup and kills what is in it, and one that existed
+	// already, with its processes, is not ours.
 	st := &State{ID: id, Name: id, Image: bundle, RootDir: spec.Rootfs, Bundle: bundle, Command: spec.Args,
-		Hostname: spec.Hostname, Created: time.Now().UTC(), Status: Creating, Cgroup: cgroupPath,
+		Hostname: spec.Hostname, Created: time.Now().UTC(), Status: Creating,
 		Annotations: annotations}
 	st.Monitor, st.MonitorStart = os.Getpid(), startTime(os.Getpid())
 	if err := os.MkdirAll(rt.dirs.containerDir(id), 0o700); err != nil {
@@ -178,9 +180,12 @@ func (rt *Runtime) createFromBundle(id, bundle string, spec *Spec, res *runOptio
 	if ctr.Group, err = rt.createCgroup(cgroupPath, res); err != nil {
 		return fail(err)
 	}
-	st.CgroupPaths = ctr.Group.Paths()
+	st.Cgroup, st.CgroupPaths = cgroupPath, ctr.Group.Paths()
 	if res.pids > 0 {
 		st.PidsLimit = res.pids
+	}
+	if err := rt.dirs.save(st); err != nil {
+		return fail(err)
 	}
 	// Cloned now, as run does: its Go runtime starts while the rest is
 	// written; it reads the spec once start (below, in createCmd) says go.

@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -167,6 +168,27 @@ func (d Dirs) find(ref string) (*State, error) {
 		return nil, fmt.Errorf("no such container: %s (see `ps -a`)", ref)
 	}
 	return nil, fmt.Errorf("%s matches %d containers: give more of the ID, or the name", ref, len(match))
+}
+
+// claim checks that a new container's ID, name and cgroup are its own. A
+// name or ID that another container answers to (its ID, the short ID that
+// ps shows, its name) would let `rm NAME`, an OCI verb or a failed
+// create's cleanup act on that other container; so would a cgroup shared
+// with it, or nested in or around its own: the cleanup kills what is in the
+// cgroup and removes it.
+func claim(others []*State, id, name, cgroup string) error {
+	for _, s := range others {
+		refs := []string{s.ID, short(s.ID), s.Name}
+		switch {
+		case slices.Contains(refs, id):
+			return fmt.Errorf("the ID %s is in use by container %s (as its ID, short ID or name)", id, s.Name)
+		case slices.Contains(refs, name):
+			return fmt.Errorf("the name %q is in use by container %s (as its ID, short ID or name)", name, short(s.ID))
+		case s.Cgroup != "" && (s.Cgroup == cgroup || strings.HasPrefix(cgroup, s.Cgroup+"/") || strings.HasPrefix(s.Cgroup, cgroup+"/")):
+			return fmt.Errorf("the cgroup %s overlaps %s, the cgroup of container %s", cgroup, s.Cgroup, s.Name)
+		}
+	}
+	return nil
 }
 
 func newID() string {
