@@ -21,6 +21,7 @@ import (
 	"time"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
 
 	"github.com/container-internals/workshop/03-cgroups-cpu/cgroup"
 	"github.com/container-internals/workshop/internal/testkit"
@@ -223,5 +224,115 @@ func TestAnotherContainersIDOrNameIsRefused(t *testing.T) {
 	}
 	if insp := ctr(t, opts{}, "inspect", "bystander"); !strings.Contains(insp.Stdout, `"running": true`) {
 		t.Fatalf("the bystander should still run:\n%s", insp)
+	}
+}
+
+// `yes` in a detached container filled the state root (/run, a tmpfs) in
+// seconds, and then no container could start. Its log is now on disk with
+// its layers, and capped: container.log and one older file, each at most
+// --log-max-size; `logs` prints both, in order.
+func TestLogOfAnEndlessPrinterStaysCapped(t *testing.T) {
+	setup(t)
+	const max = 64 << 10
+	st := detached(t, "chatter", "--log-max-size", "64k", "--", "yes")
+	time.Sleep(1500 * time.Millisecond)
+	if !alive(st.Pid, st.PidStart) {
+		t.Fatal("yes stopped: its output is not being drained")
+	}
+	data := filepath.Join(sharedRoot(t), "images", "containers", st.ID)
+	for _, f := range []string{"container.log", "container.log.1"} {
+		fi, err := os.Stat(filepath.Join(data, f))
+		if err != nil || fi.Size() > max {
+			t.Fatalf("%s should exist and hold at most %d bytes: %v", f, max, err)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(sharedRoot(t), "containers", st.ID, "container.log")); err == nil {
+		t.Fatal("the log is in the state root")
+	}
+	l := ctr(t, opts{}, "logs", "chatter")
+	out := strings.TrimPrefix(l.Stdout, "\n") // the older file may start between "y" and its newline
+	if l.Code != 0 || len(out) < max || len(l.Stdout) > 2*max || strings.Trim(out, "y\n") != "" || strings.Contains(out, "yy") || strings.Contains(out, "\n\n") {
+		t.Fatalf("logs should print both files, whole lines of y, at most %d bytes: %d bytes, exit %d, stderr %s", 2*max, len(l.Stdout), l.Code, l.Stderr)
+	}
+	if r := ctr(t, opts{}, "rm", "-f", "chatter"); r.Code != 0 {
+		t.Fatalf("rm -f:\n%s", r)
+	}
+	if _, err := os.Stat(data); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("rm left the log's directory: %v", err)
+	}
+	noContainersLeft(t)
+}
+
+// With the disk full, the final state of a container could not be saved,
+// and `ps -a` printed "Exited (0) 2562047 hours ago" for one killed with
+// 137. A save that fails leaves the previous state whole and no temporary
+// file, and ps says the end is unknown. The disk here is a small tmpfs.
+func TestFailedStateSaveKeepsThePreviousState(t *testing.T) {
+	setup(t)
+	root := t.TempDir()
+	if err := unix.Mount("workshop-test", root, "tmpfs", 0, "size=48m"); err != nil {
+		testkit.Unavailable(t, "cannot mount a tmpfs: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := unix.Unmount(root, 0); err != nil {
+			t.Errorf("unmount %s: %v", root, err)
+			unix.Unmount(root, unix.MNT_DETACH)
+		}
+	})
+	bin := testkit.Stage(t, "06-full-container")
+	run := func(args ...string) testkit.Result {
+		return testkit.Run(t, opts{}, bin, append([]string{"--root", root}, args...)...)
+	}
+	if r := run("run", "-d", "--name", "full", "--", "sleep", "100"); r.Code != 0 {
+		t.Fatalf("run -d:\n%s", r)
+	}
+	t.Cleanup(func() { run("rm", "-f", "full") })
+	var st State
+	if r := run("inspect", "full"); json.Unmarshal([]byte(r.Stdout), &st) != nil || st.Pid <= 0 {
+		t.Fatalf("inspect:\n%s", r)
+	}
+	statePath := filepath.Join(root, "containers", st.ID, "state.json")
+	before, err := os.ReadFile(statePath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Fill the disk, then end the container: its monitor's save fails.
+	filler, err := os.Create(filepath.Join(root, "filler"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	chunk := make([]byte, 1<<20)
+	for {
+		if _, err := filler.Write(chunk); err != nil {
+			break
+		}
+	}
+	for i := 0; i < 64; i++ { // what a page of a file's tail still holds
+		if _, err := filler.Write(chunk[:512]); err != nil {
+			break
+		}
+	}
+	filler.Close()
+	syscall.Kill(st.Pid, syscall.SIGKILL)
+	for deadline := time.Now().Add(5 * time.Second); alive(st.Monitor, st.MonitorStart) && time.Now().Before(deadline); {
+		time.Sleep(20 * time.Millisecond)
+	}
+	ps := run("ps", "-a")
+	after, err := os.ReadFile(statePath)
+	if err != nil || string(after) != string(before) {
+		t.Fatalf("the previous state should be there, whole: %v\n%s", err, after)
+	}
+	ents, _ := os.ReadDir(filepath.Dir(statePath))
+	for _, e := range ents {
+		if strings.Contains(e.Name(), ".tmp") {
+			t.Errorf("a failed save left %s", e.Name())
+		}
+	}
+	if !strings.Contains(ps.Stdout, "Exited (unknown)") || strings.Contains(ps.Stdout, "hours ago") {
+		t.Fatalf("ps -a should say the end is unknown:\n%s", ps)
+	}
+	os.Remove(filepath.Join(root, "filler"))
+	if r := run("rm", "full"); r.Code != 0 {
+		t.Fatalf("rm once the disk has room again:\n%s", r)
 	}
 }

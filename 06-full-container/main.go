@@ -126,6 +126,7 @@ func commands() []*cli.Command {
 				&cli.StringFlag{Name: "net", Value: "none", Usage: "none (a new network namespace with only lo) or host"},
 				&cli.BoolFlag{Name: "init", Usage: "run a tiny PID 1 that forwards signals and reaps zombies"},
 				&cli.BoolFlag{Name: "detach", Aliases: []string{"d"}, Usage: "run in the background; output goes to a log (see logs)"},
+				&cli.StringFlag{Name: "log-max-size", Value: "10m", Usage: "with -d: keep the log under `SIZE`, and one older file as big (Docker's json-file max-size)"},
 				&cli.BoolFlag{Name: "explain", Usage: "narrate every step, naming the stage that taught it"},
 			},
 			Action: runCmd,
@@ -160,6 +161,7 @@ type runOptions struct {
 	cpuPeriod                        uint64
 	memory                           int64
 	pids                             int64
+	logMaxSize                       int64 // bytes in container.log before it moves to container.log.1
 	volumes                          []Mount
 	netNone, init, detach, explain   bool
 	imageGuessed                     bool           // IMAGE came first, with no `--` anywhere
@@ -243,6 +245,8 @@ func openRuntime(c *cli.Context, explain bool) (*Runtime, error) {
 const (
 	maxHostname = 64      // HOST_NAME_MAX: sethostname(2) refuses more
 	maxPids     = 4194304 // PID_MAX_LIMIT on 64-bit: pids.max refuses more
+
+	defaultLogMaxSize = 10 << 20 // Docker's json-file drivers are often set to this
 )
 
 // Compiled on first use, not at start: every process this program starts
@@ -315,6 +319,18 @@ func parseRun(c *cli.Context) (*runOptions, error) {
 			return nil, stage.Fail("--pids-limit %d: give 1 to %d (the kernel's PID_MAX_LIMIT)", o.pids, maxPids)
 		}
 	}
+	o.logMaxSize = defaultLogMaxSize
+	if c.IsSet("log-max-size") {
+		if !o.detach {
+			return nil, stage.Fail("--log-max-size is for a detached container (-d): a foreground run prints to your terminal")
+		}
+		if o.logMaxSize, err = parseBytes("--log-max-size", c.String("log-max-size"), "4k"); err != nil {
+			return nil, err
+		}
+		if o.logMaxSize < 4<<10 {
+			return nil, stage.Fail("--log-max-size %s is too small: give at least 4k", c.String("log-max-size"))
+		}
+	}
 	for _, v := range c.StringSlice("volume") {
 		m, err := parseVolume(v)
 		if err != nil {
@@ -360,22 +376,28 @@ func splitCommand(c *cli.Context) (string, []string) {
 }
 
 func parseSize(s string) (int64, error) {
+	v, err := parseBytes("--memory", s, "6m")
+	if err == nil && v < 6<<20 {
+		return 0, stage.Fail("--memory %s is too small: the container's own setup needs about 6m; give at least 6m", s)
+	}
+	return v, err
+}
+
+// parseBytes reads a size such as 64m or 1g for flag, whose smallest value
+// is least (for the message).
+func parseBytes(flag, s, least string) (int64, error) {
 	m := sizeRE().FindStringSubmatch(s)
 	if m == nil {
-		return 0, stage.Fail("invalid memory size %q: use a number with an optional unit b, k, m or g, such as 64m or 1g", s)
+		return 0, stage.Fail("invalid %s size %q: use a number with an optional unit b, k, m or g, such as 64m or 1g", flag, s)
 	}
 	shift := map[string]uint{"": 0, "b": 0, "k": 10, "m": 20, "g": 30}[strings.ToLower(m[2])]
 	// A number that does not fit in 63 bits, before or after the unit,
 	// would wrap around to a small or negative one.
 	v, err := strconv.ParseInt(m[1], 10, 64)
 	if err != nil || v > math.MaxInt64>>shift {
-		return 0, stage.Fail("--memory %s is too large: give 6m to %dg", s, int64(math.MaxInt64>>30))
+		return 0, stage.Fail("%s %s is too large: give %s to %dg", flag, s, least, int64(math.MaxInt64>>30))
 	}
-	v <<= shift
-	if v < 6<<20 {
-		return 0, stage.Fail("--memory %s is too small: the container's own setup needs about 6m; give at least 6m", s)
-	}
-	return v, nil
+	return v << shift, nil
 }
 
 func parseVolume(v string) (Mount, error) {
@@ -433,6 +455,9 @@ func (rt *Runtime) create(o *runOptions) (_ *Container, err error) {
 	id := newID()
 	st := &State{ID: id, Name: o.name, Image: o.image, RootDir: o.rootfsDir, Hostname: o.hostname,
 		Created: time.Now().UTC(), Status: Creating, Detached: o.detach, Cgroup: "workshop/" + id[:12]}
+	if o.detach {
+		st.LogMaxSize = o.logMaxSize
+	}
 	if st.Name == "" {
 		st.Name = id[:12]
 	}
@@ -492,6 +517,11 @@ func (rt *Runtime) create(o *runOptions) (_ *Container, err error) {
 	}()
 	if err := rt.dirs.save(st); err != nil {
 		return nil, err
+	}
+	if o.detach { // for its log
+		if err := os.MkdirAll(rt.dirs.dataDir(id), 0o700); err != nil {
+			return nil, stage.Fail("cannot create %s: %v", rt.dirs.dataDir(id), err)
+		}
 	}
 
 	timing.Mark("runtime: state saved")

@@ -81,7 +81,11 @@ func (rt *Runtime) destroyLocked(ctr *Container, removeRoot bool) {
 	}()
 	if removeRoot {
 		stateGone := make(chan struct{})
-		go func() { _ = os.RemoveAll(rt.dirs.containerDir(st.ID)); close(stateGone) }()
+		go func() {
+			_ = os.RemoveAll(rt.dirs.dataDir(st.ID))
+			_ = os.RemoveAll(rt.dirs.containerDir(st.ID))
+			close(stateGone)
+		}()
 		if rt.store.HasRoot(st.ID) {
 			if err := rt.store.RemoveRoot(st.ID); err != nil {
 				fmt.Fprintf(os.Stderr, "%s: removing the layers of %s: %v\n", name, st.Name, err)
@@ -218,14 +222,33 @@ func monitor(root, id string) int {
 	ctr := &Container{State: st}
 	ctr.Spec, _ = readSpec(rt.dirs.configPath(id))
 	ctr.Group, _ = rt.openGroup(st.Cgroup)
-	log, err := os.OpenFile(rt.dirs.logPath(id), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	log, err := openCappedLog(rt.dirs.logPath(id), st.LogMaxSize)
 	if err != nil {
 		fmt.Fprintln(report, err)
 		return 1
 	}
-	devnull, _ := os.Open(os.DevNull)
-	cmd, link, err := rt.start(ctr, []*os.File{devnull, log, log}, true)
+	// The container writes into a pipe, and this process into the log:
+	// a file handed to the container could grow without end.
+	r, w, err := os.Pipe()
 	if err != nil {
+		fmt.Fprintln(report, err)
+		return 1
+	}
+	logged := make(chan struct{})
+	go func() { log.copyFrom(r); close(logged) }()
+	// Its output is all in the log once every process holding the pipe is
+	// gone (all of them die with PID 1's namespace); not waiting forever.
+	flushed := func() {
+		select {
+		case <-logged:
+		case <-time.After(2 * time.Second):
+		}
+	}
+	devnull, _ := os.Open(os.DevNull)
+	cmd, link, err := rt.start(ctr, []*os.File{devnull, w, w}, true)
+	w.Close()
+	if err != nil {
+		flushed()
 		fmt.Fprintln(report, err)
 		rt.destroy(ctr, true)
 		return 1
@@ -241,6 +264,7 @@ func monitor(root, id string) int {
 		reported = true
 	}
 	status, _ := rt.wait(ctr, cmd, link)
+	flushed()
 	if !reported {
 		// It ended before it ever ran the command: the setup failed.
 		fmt.Fprintf(report, "exit %d\n", status)
@@ -250,6 +274,98 @@ func monitor(root, id string) int {
 	}
 	rt.destroy(ctr, false)
 	return status
+}
+
+// cappedLog is a detached container's log, kept under max bytes as
+// Docker's json-file driver keeps it with max-size and max-file 2: once
+// container.log is full it becomes container.log.1 (the older one goes)
+// and a new container.log starts. A container printing without end (`yes`)
+// costs at most twice max of disk.
+type cappedLog struct {
+	path string
+	max  int64
+	f    *os.File
+	size int64
+}
+
+func openCappedLog(path string, max int64) (*cappedLog, error) {
+	if max <= 0 {
+		max = defaultLogMaxSize
+	}
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	fi, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	return &cappedLog{path: path, max: max, f: f, size: fi.Size()}, nil
+}
+
+func (l *cappedLog) Write(p []byte) (int, error) {
+	written := 0
+	for len(p) > 0 {
+		if l.size >= l.max {
+			if err := l.rotate(); err != nil {
+				return written, err
+			}
+		}
+		chunk := p
+		if room := l.max - l.size; int64(len(chunk)) > room {
+			chunk = chunk[:room]
+		}
+		n, err := l.f.Write(chunk)
+		written, l.size, p = written+n, l.size+int64(n), p[n:]
+		if err != nil {
+			return written, err
+		}
+	}
+	return written, nil
+}
+
+// rotate renames without a gap: a reader (logs, tail -F) always finds
+// container.log. The full file gets a second name, which replaces .1; then
+// a new empty file replaces container.log.
+func (l *cappedLog) rotate() error {
+	f, err := os.OpenFile(l.path+".new", os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o600)
+	if err != nil {
+		return err
+	}
+	os.Remove(l.path + ".old")
+	err = os.Link(l.path, l.path+".old")
+	if err == nil {
+		err = os.Rename(l.path+".old", l.path+".1")
+	}
+	if err == nil {
+		err = os.Rename(l.path+".new", l.path)
+	}
+	if err != nil {
+		f.Close()
+		return err
+	}
+	l.f.Close()
+	l.f, l.size = f, 0
+	return nil
+}
+
+// copyFrom writes everything read from r into the log, until r ends. What
+// cannot be written (the disk is full) is dropped, never left in the pipe:
+// a full pipe would stop the container at its next write.
+func (l *cappedLog) copyFrom(r *os.File) {
+	buf := make([]byte, 64<<10)
+	for {
+		n, err := r.Read(buf)
+		if n > 0 {
+			_, _ = l.Write(buf[:n])
+		}
+		if err != nil {
+			break
+		}
+	}
+	r.Close()
+	l.f.Close()
 }
 
 func backgroundRuntime(root string) (*Runtime, error) {
@@ -309,6 +425,11 @@ func psCmd(c *cli.Context) error {
 			continue
 		}
 		status := fmt.Sprintf("Exited (%d) %s ago", st.ExitCode, ago(st.Finished))
+		if st.Status != Stopped || st.Finished.IsZero() {
+			// Its end was never recorded (the disk was full, say): what it
+			// exited with, and when, is unknown; not 0, long ago.
+			status = "Exited (unknown)"
+		}
 		pid := "-"
 		switch {
 		case running && st.Status == Created:
@@ -354,16 +475,29 @@ func logsCmd(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	f, err := os.Open(rt.dirs.logPath(st.ID))
-	if errors.Is(err, fs.ErrNotExist) {
+	// The older file first, if the log was ever full (see cappedLog).
+	path := rt.dirs.logPath(st.ID)
+	var files []*os.File
+	for _, p := range []string{path + ".1", path} {
+		f, err := os.Open(p)
+		if errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		files = append(files, f)
+	}
+	if len(files) == 0 {
 		return stage.Fail("%s has no log: only detached containers (run -d) write one; a foreground run prints to your terminal", st.Name)
 	}
-	if err != nil {
-		return err
+	for _, f := range files {
+		if _, err := io.Copy(os.Stdout, f); err != nil {
+			return err
+		}
 	}
-	defer f.Close()
-	_, err = io.Copy(os.Stdout, f)
-	return err
+	return nil
 }
 
 func stopCmd(c *cli.Context) error {

@@ -2,8 +2,11 @@ package main
 
 // What the runtime remembers about each container, between commands: one
 // directory per container under the state root (/run/workshop by default,
-// a tmpfs that a reboot empties, as runc's /run/runc), holding state.json,
-// the config the container's init reads, and a detached container's log.
+// a tmpfs that a reboot empties, as runc's /run/runc), holding state.json
+// and the config the container's init reads. A detached container's log
+// is on disk instead, with its layers (/var/lib/workshop/containers/ID, as
+// Docker's /var/lib/docker/containers/ID): a container that prints without
+// end must not fill the small tmpfs every container's state needs.
 
 import (
 	"crypto/rand"
@@ -46,6 +49,8 @@ type State struct {
 	ExitCode int       `json:"exitCode"`
 	Detached bool      `json:"detached"`
 	Bundle   string    `json:"bundle,omitempty"`
+	// LogMaxSize caps a detached container's log (see cappedLog).
+	LogMaxSize int64 `json:"logMaxSize,omitempty"`
 
 	// Pid is the container's PID 1 as the host sees it; PidStart its start
 	// time, so that a recycled PID is never mistaken for the container.
@@ -67,19 +72,23 @@ type State struct {
 type Dirs struct {
 	Images string // the image and layer store (and containers' layers)
 	State  string // one directory per container
+	Data   string // one directory per detached container, on disk: its log
 }
 
 func defaultDirs(root string) Dirs {
-	if root == "" {
-		return Dirs{Images: "/var/lib/workshop", State: "/run/workshop"}
+	d := Dirs{Images: "/var/lib/workshop", State: "/run/workshop"}
+	if root != "" {
+		d = Dirs{Images: filepath.Join(root, "images"), State: filepath.Join(root, "containers")}
 	}
-	return Dirs{Images: filepath.Join(root, "images"), State: filepath.Join(root, "containers")}
+	d.Data = filepath.Join(d.Images, "containers")
+	return d
 }
 
 func (d Dirs) containerDir(id string) string { return filepath.Join(d.State, id) }
 func (d Dirs) statePath(id string) string    { return filepath.Join(d.State, id, "state.json") }
 func (d Dirs) configPath(id string) string   { return filepath.Join(d.State, id, "config.json") }
-func (d Dirs) logPath(id string) string      { return filepath.Join(d.State, id, "container.log") }
+func (d Dirs) dataDir(id string) string      { return filepath.Join(d.Data, id) }
+func (d Dirs) logPath(id string) string      { return filepath.Join(d.Data, id, "container.log") }
 
 // lock serialises what must not race between runtimes started at once:
 // choosing a unique name, building the default image, creating and
@@ -104,12 +113,27 @@ func (d Dirs) save(s *State) error {
 	if err != nil {
 		return err
 	}
-	// Write then rename: a reader never sees half a file.
-	tmp := d.statePath(s.ID) + ".tmp"
-	if err := os.WriteFile(tmp, b, 0o600); err != nil {
+	// A new file beside it, synced, then renamed over it: a reader, a crash
+	// or a full disk finds the old state or the new one, never half of
+	// one. Its own name: the monitor and `rm` may save at once.
+	f, err := os.CreateTemp(d.containerDir(s.ID), "state.json.tmp-*")
+	if err != nil {
 		return err
 	}
-	return os.Rename(tmp, d.statePath(s.ID))
+	_, err = f.Write(b)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(f.Name(), d.statePath(s.ID))
+	}
+	if err != nil {
+		os.Remove(f.Name())
+	}
+	return err
 }
 
 func (d Dirs) load(id string) (*State, error) {
