@@ -336,3 +336,150 @@ func TestFailedStateSaveKeepsThePreviousState(t *testing.T) {
 		t.Fatalf("rm once the disk has room again:\n%s", r)
 	}
 }
+
+// What a runtime killed with SIGKILL left was collected only in part: its
+// cgroups, mounts and processes went with the next command, but its layers
+// (up to 22 MB a container), an empty state directory or a record half
+// written stayed for good. The runtime is killed here at several points;
+// each time the next command must leave, under the root, only the image
+// and what a living container still uses.
+func TestWhatAKilledRuntimeLeftIsCollected(t *testing.T) {
+	setup(t)
+	root := t.TempDir()
+	bin := testkit.Stage(t, "06-full-container")
+	run := func(args ...string) testkit.Result {
+		return testkit.Run(t, opts{}, bin, append([]string{"--root", root}, args...)...)
+	}
+	keeper := func() State {
+		var st State
+		r := run("inspect", "keeper")
+		if err := json.Unmarshal([]byte(r.Stdout), &st); err != nil || !alive(st.Pid, st.PidStart) {
+			t.Fatalf("the living container is gone: %v\n%s", err, r)
+		}
+		return st
+	}
+	if r := run("run", "-d", "--name", "keeper", "--", "sleep", "100"); r.Code != 0 {
+		t.Fatalf("run -d:\n%s", r)
+	}
+	t.Cleanup(func() { run("rm", "-f", "keeper") })
+	live := keeper()
+	overlay := filepath.Join(root, "images", "overlay2")
+	before := names(t, overlay)
+	// killAt starts the runtime and kills it once ready says so.
+	killAt := func(what string, ready func(pid int, out string) bool, args ...string) {
+		t.Helper()
+		cmd := exec.Command(bin, append([]string{"--root", root}, args...)...)
+		var out strings.Builder
+		cmd.Stdout, cmd.Stderr = &out, &out
+		cmd.Env = append(os.Environ(), "NO_COLOR=1")
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		for deadline := time.Now().Add(10 * time.Second); !ready(cmd.Process.Pid, out.String()) && time.Now().Before(deadline); {
+			time.Sleep(time.Millisecond)
+		}
+		cmd.Process.Kill()
+		cmd.Wait()
+		var killed []string // the containers it left, by the cgroup each has
+		for _, id := range names(t, filepath.Join(root, "containers")) {
+			if id != ".lock" && id != live.ID {
+				killed = append(killed, "/workshop/"+id[:12])
+			}
+		}
+		left := fmt.Sprint(names(t, filepath.Join(root, "containers")), names(t, filepath.Join(root, "images", "containers")),
+			names(t, filepath.Join(root, "images", "image", "overlay2", "layerdb", "mounts")), len(names(t, overlay))-len(before))
+		t.Logf("%s: killed, leaving states, data, layer records, layer directories: %s", what, left)
+		run("ps", "-a") // the next command
+		if got := names(t, filepath.Join(root, "containers")); strings.Join(got, " ") != ".lock "+live.ID {
+			t.Errorf("%s: the state root holds %v, want only the living container's", what, got)
+		}
+		if got := names(t, filepath.Join(root, "images", "containers")); strings.Join(got, " ") != live.ID {
+			t.Errorf("%s: the data directory holds %v, want only the living container's", what, got)
+		}
+		if got := names(t, filepath.Join(root, "images", "image", "overlay2", "layerdb", "mounts")); strings.Join(got, " ") != live.ID {
+			t.Errorf("%s: the layer records of containers are %v, want only the living one's", what, got)
+		}
+		if got := names(t, overlay); strings.Join(got, " ") != strings.Join(before, " ") {
+			t.Errorf("%s: the layer directories are %v, want %v", what, got, before)
+		}
+		for _, cg := range killed {
+			if pids := inCgroup(cg); len(pids) > 0 {
+				t.Errorf("%s: processes left in %s: %v", what, cg, pids)
+			}
+			if dirs, _ := filepath.Glob("/sys/fs/cgroup/*" + cg); len(dirs) > 0 {
+				t.Errorf("%s: cgroups left: %v", what, dirs)
+			}
+		}
+		keeper()
+	}
+	says := func(s string) func(int, string) bool {
+		return func(_ int, out string) bool { return strings.Contains(out, s) }
+	}
+	killAt("run, once its container's process runs", func(pid int, _ string) bool { return hasChild(pid) },
+		"run", "--", "sleep", "100")
+	killAt("run, making the layers", says("Prepare the container's own layers"),
+		"run", "--explain", "--", "true")
+	killAt("run -d, layers made and its monitor not started", says("read-write layer:"),
+		"run", "-d", "--explain", "--", "sleep", "100")
+	// rm, half way through removing a stopped container with many files.
+	if r := run("run", "--name", "big", "-d", "--", "sh", "-c", "mkdir /many && cd /many && seq 1 4000 | xargs touch"); r.Code != 0 {
+		t.Fatalf("run -d big:\n%s", r)
+	}
+	for deadline := time.Now().Add(10 * time.Second); !strings.Contains(run("ps", "-a").Stdout, "Exited (0)") && time.Now().Before(deadline); {
+		time.Sleep(50 * time.Millisecond)
+	}
+	var big State
+	json.Unmarshal([]byte(run("inspect", "big").Stdout), &big)
+	bigState := filepath.Join(root, "containers", big.ID, "state.json")
+	killAt("rm, removing", func(int, string) bool {
+		b, err := os.ReadFile(bigState)
+		return err != nil || strings.Contains(string(b), `"removing": true`)
+	}, "rm", "big")
+}
+
+// names lists a directory's entries, sorted.
+func names(t *testing.T, dir string) []string {
+	ents, err := os.ReadDir(dir)
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, e := range ents {
+		out = append(out, e.Name())
+	}
+	return out
+}
+
+// inCgroup lists the processes in a cgroup named cg (in any hierarchy).
+func inCgroup(cg string) []int {
+	var out []int
+	ents, _ := os.ReadDir("/proc")
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		if b, err := os.ReadFile("/proc/" + e.Name() + "/cgroup"); err == nil && strings.Contains(string(b), cg+"\n") {
+			out = append(out, pid)
+		}
+	}
+	return out
+}
+
+// hasChild reports whether some process has pid as its parent.
+func hasChild(pid int) bool {
+	ents, _ := os.ReadDir("/proc")
+	for _, e := range ents {
+		b, err := os.ReadFile("/proc/" + e.Name() + "/stat")
+		if err != nil {
+			continue
+		}
+		s := string(b)
+		if i := strings.LastIndexByte(s, ')'); i >= 0 {
+			if f := strings.Fields(s[i+1:]); len(f) > 1 && f[1] == strconv.Itoa(pid) {
+				return true
+			}
+		}
+	}
+	return false
+}

@@ -324,7 +324,7 @@ func parseRun(c *cli.Context) (*runOptions, error) {
 		if !o.detach {
 			return nil, stage.Fail("--log-max-size is for a detached container (-d): a foreground run prints to your terminal")
 		}
-		if o.logMaxSize, err = parseBytes("--log-max-size", c.String("log-max-size"), "4k"); err != nil {
+		if o.logMaxSize, err = parseBytes("--log-max-size", "log", c.String("log-max-size"), "4k"); err != nil {
 			return nil, err
 		}
 		if o.logMaxSize < 4<<10 {
@@ -376,19 +376,19 @@ func splitCommand(c *cli.Context) (string, []string) {
 }
 
 func parseSize(s string) (int64, error) {
-	v, err := parseBytes("--memory", s, "6m")
+	v, err := parseBytes("--memory", "memory", s, "6m")
 	if err == nil && v < 6<<20 {
 		return 0, stage.Fail("--memory %s is too small: the container's own setup needs about 6m; give at least 6m", s)
 	}
 	return v, err
 }
 
-// parseBytes reads a size such as 64m or 1g for flag, whose smallest value
-// is least (for the message).
-func parseBytes(flag, s, least string) (int64, error) {
+// parseBytes reads a size such as 64m or 1g for flag (a size of what),
+// whose smallest value is least (for the message).
+func parseBytes(flag, what, s, least string) (int64, error) {
 	m := sizeRE().FindStringSubmatch(s)
 	if m == nil {
-		return 0, stage.Fail("invalid %s size %q: use a number with an optional unit b, k, m or g, such as 64m or 1g", flag, s)
+		return 0, stage.Fail("invalid %s size %q: use a number with an optional unit b, k, m or g, such as 64m or 1g", what, s)
 	}
 	shift := map[string]uint{"": 0, "b": 0, "k": 10, "m": 20, "g": 30}[strings.ToLower(m[2])]
 	// A number that does not fit in 63 bits, before or after the unit,
@@ -837,7 +837,7 @@ func (rt *Runtime) wait(ctr *Container, cmd *exec.Cmd, link *stage.Link) (int, e
 	}
 	ctr.State.Status, ctr.State.ExitCode, ctr.State.Finished = Stopped, status, time.Now().UTC()
 	if ctr.State.Detached { // a foreground run's state goes at once
-		_ = rt.dirs.save(ctr.State)
+		rt.saveFinal(ctr.State)
 	}
 	if ctr.Group != nil && status == 137 {
 		if m, err := ctr.Group.Memory(); err == nil && m.OOMKills > 0 {

@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -60,6 +61,14 @@ func (rt *Runtime) destroyLocked(ctr *Container, removeRoot bool) {
 		ctr.pending = nil
 	}
 	rt.n.Step("Clean up: the container's cgroups%s", map[bool]string{true: ", layers and state", false: ""}[removeRoot])
+	if removeRoot && (st.Detached || st.Bundle != "") && !st.Removing {
+		// Its state outlives any one command: say it is going, so that a
+		// removal cut short (this command killed) is finished by the next.
+		st.Removing = true
+		if _, err := os.Stat(rt.dirs.statePath(st.ID)); err == nil {
+			_ = rt.dirs.save(st)
+		}
+	}
 	g := ctr.Group
 	if g == nil && st.Cgroup != "" {
 		g, _ = rt.openGroup(st.Cgroup)
@@ -80,21 +89,22 @@ func (rt *Runtime) destroyLocked(ctr *Container, removeRoot bool) {
 		}
 	}()
 	if removeRoot {
-		stateGone := make(chan struct{})
-		go func() {
-			_ = os.RemoveAll(rt.dirs.dataDir(st.ID))
-			_ = os.RemoveAll(rt.dirs.containerDir(st.ID))
-			close(stateGone)
-		}()
+		dataGone := make(chan struct{})
+		go func() { _ = os.RemoveAll(rt.dirs.dataDir(st.ID)); close(dataGone) }()
 		if rt.store.HasRoot(st.ID) {
 			if err := rt.store.RemoveRoot(st.ID); err != nil {
 				fmt.Fprintf(os.Stderr, "%s: removing the layers of %s: %v\n", name, st.Name, err)
 			}
 		}
-		<-stateGone
-		timing.Mark("cleanup: layers and state removed")
+		<-dataGone
 	}
 	<-done
+	if removeRoot {
+		// The state last: until everything else is gone it is what names
+		// it, for a next command to finish the job if this one is killed.
+		_ = os.RemoveAll(rt.dirs.containerDir(st.ID))
+		timing.Mark("cleanup: layers and state removed")
+	}
 	if g != nil {
 		if cgErr != nil {
 			rt.n.Warn("%v", cgErr)
@@ -122,39 +132,118 @@ func removeEmptyParents(g *cgroup.Group) {
 
 // reap notices containers whose runtime died (killed with SIGKILL, the
 // machine's power cut...) and cleans up after them: the next `ps`, `run` or
-// `rm` leaves the host as if they had ended normally.
+// `rm` leaves the host as if they had ended normally, and the runtime's
+// root holding only what a container still alive, or stopped and kept
+// (run -d), may need. A container's owner is the process that created,
+// watches or removes it (its PID and start time); what is left alone is
+// what a living owner still works on.
 func (rt *Runtime) reap() {
 	all, err := rt.dirs.all()
-	if err != nil || len(all) == 0 {
+	if err != nil {
 		return
+	}
+	if !slices.ContainsFunc(all, rt.abandoned) && !rt.leftovers(all) {
+		return // the usual case: nothing to take the lock for
 	}
 	unlock, err := rt.dirs.lock()
 	if err != nil {
 		return
 	}
 	defer unlock()
+	quiet := *rt
+	quiet.n = narrate.New(narrate.Options{Quiet: true}, narrate.Host)
 	for _, st := range all {
-		if st.Status == Stopped || alive(st.Monitor, st.MonitorStart) {
-			continue
-		}
 		// Re-read under the lock: another runtime may have just finished it.
 		st, err := rt.dirs.load(st.ID)
-		if err != nil || st.Status == Stopped || alive(st.Monitor, st.MonitorStart) {
-			continue
-		}
-		if st.Bundle != "" {
-			// An OCI container: its creator returned on purpose, and what
-			// remains is for `delete` to remove, once it is stopped.
+		if err != nil || !rt.abandoned(st) {
 			continue
 		}
 		_ = st.signal(unix.SIGKILL)
-		keep := st.Detached || st.Bundle != ""
-		st.Status, st.ExitCode, st.Finished = Stopped, 137, time.Now().UTC()
-		_ = rt.dirs.save(st)
-		quiet := *rt
-		quiet.n = narrate.New(narrate.Options{Quiet: true}, narrate.Host)
-		quiet.destroyLocked(&Container{State: st}, !keep)
+		if st.Detached && !st.Removing && st.Status == Running {
+			// Its monitor was killed: it ran, and like any stopped detached
+			// container it stays, for logs, commit and rm.
+			st.Status, st.ExitCode, st.Finished = Stopped, 137, time.Now().UTC()
+			_ = rt.dirs.save(st)
+			quiet.destroyLocked(&Container{State: st}, false)
+			continue
+		}
+		quiet.destroyLocked(&Container{State: st}, true)
 	}
+	// Under the lock no create or removal is half way: whatever has no
+	// state now has no owner.
+	have := map[string]bool{}
+	states, _ := os.ReadDir(rt.dirs.State)
+	for _, e := range states {
+		if !e.IsDir() {
+			continue
+		}
+		if _, err := os.Stat(rt.dirs.statePath(e.Name())); errors.Is(err, fs.ErrNotExist) {
+			_ = os.RemoveAll(rt.dirs.containerDir(e.Name())) // made, never saved; or removed all but this
+			continue
+		}
+		have[e.Name()] = true
+	}
+	data, _ := os.ReadDir(rt.dirs.Data)
+	for _, e := range data {
+		if !have[e.Name()] {
+			_ = os.RemoveAll(rt.dirs.dataDir(e.Name()))
+		}
+	}
+	roots, _ := rt.store.ContainerRoots()
+	for _, id := range roots {
+		if !have[id] {
+			_ = rt.store.RemoveRoot(id)
+		}
+	}
+	_ = rt.store.RemoveUnfinishedRoots()
+}
+
+// abandoned reports whether st's owner died with work half done: a create
+// or a removal cut short, or a container whose monitor is gone while it
+// was not yet stopped. A stopped detached container is kept on purpose,
+// and an OCI container between its verbs has no owner by design: `delete`
+// removes it.
+func (rt *Runtime) abandoned(st *State) bool {
+	switch {
+	case alive(st.Monitor, st.MonitorStart) && !st.Removing:
+		return false
+	case st.Removing:
+		return true // whoever was removing it holds the lock while it does
+	case st.Bundle != "":
+		return false
+	case st.Detached && st.Status == Stopped:
+		return false
+	}
+	return true
+}
+
+// leftovers reports whether the root holds what no container's state
+// names: a state directory without state.json, or the data or the layers
+// of a container that has no state.
+func (rt *Runtime) leftovers(all []*State) bool {
+	have := map[string]bool{}
+	for _, st := range all {
+		have[st.ID] = true
+	}
+	ents, _ := os.ReadDir(rt.dirs.State)
+	for _, e := range ents {
+		if e.IsDir() && !have[e.Name()] {
+			return true
+		}
+	}
+	data, _ := os.ReadDir(rt.dirs.Data)
+	for _, e := range data {
+		if !have[e.Name()] {
+			return true
+		}
+	}
+	roots, _ := rt.store.ContainerRoots()
+	for _, id := range roots {
+		if !have[id] {
+			return true
+		}
+	}
+	return false
 }
 
 // startDetached starts the container under a background monitor process
@@ -214,7 +303,20 @@ func monitor(root, id string) int {
 		fmt.Fprintln(report, err)
 		return 1
 	}
+	// The container is this process's from now on: `run -d` may be killed
+	// while it waits, and the next command must then see a living owner
+	// (or, if it came first and removed the container, nothing to start).
+	unlock, err := rt.dirs.lock()
+	if err != nil {
+		fmt.Fprintln(report, err)
+		return 1
+	}
 	st, err := rt.dirs.load(id)
+	if err == nil {
+		st.Monitor, st.MonitorStart = os.Getpid(), startTime(os.Getpid())
+		err = rt.dirs.save(st)
+	}
+	unlock()
 	if err != nil {
 		fmt.Fprintln(report, err)
 		return 1
@@ -366,6 +468,19 @@ func (l *cappedLog) copyFrom(r *os.File) {
 	}
 	r.Close()
 	l.f.Close()
+}
+
+// saveFinal records how a detached container ended, unless `rm` has begun
+// (or finished) removing it: a save then would bring back what rm removes.
+func (rt *Runtime) saveFinal(st *State) {
+	unlock, err := rt.dirs.lock()
+	if err != nil {
+		return
+	}
+	defer unlock()
+	if cur, err := rt.dirs.load(st.ID); err == nil && !cur.Removing {
+		_ = rt.dirs.save(st)
+	}
 }
 
 func backgroundRuntime(root string) (*Runtime, error) {

@@ -51,6 +51,9 @@ type State struct {
 	Bundle   string    `json:"bundle,omitempty"`
 	// LogMaxSize caps a detached container's log (see cappedLog).
 	LogMaxSize int64 `json:"logMaxSize,omitempty"`
+	// Removing: rm or delete has begun to remove it; if that command is
+	// killed, the next one finishes the removal (see reap).
+	Removing bool `json:"removing,omitempty"`
 
 	// Pid is the container's PID 1 as the host sees it; PidStart its start
 	// time, so that a recycled PID is never mistaken for the container.
