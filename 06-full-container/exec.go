@@ -5,7 +5,9 @@ package main
 // /proc/<pid>/ns/, and its cgroups, then fork the command there.
 
 import (
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"os/exec"
 	"runtime"
@@ -139,6 +141,9 @@ func execInside(args []string) int {
 			continue
 		}
 		if err := cgroup.JoinThread(d, n.Trace()); err != nil {
+			if errors.Is(err, fs.ErrNotExist) { // removed once the container ended
+				return execFail("container %s exited", short(spec.ID))
+			}
 			return execFail("joining the cgroup %s: %v", d, err)
 		}
 	}
@@ -161,6 +166,11 @@ func execInside(args []string) int {
 	fds := make([]int, len(kinds))
 	for i, k := range kinds {
 		fd, err := unix.Open("/proc/"+ctrPid+"/ns/"+k.name, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+		if err != nil && k.name == "mnt" {
+			// Its PID 1 is gone: without its mount namespace the command
+			// would run in the host's.
+			return execFail("container %s exited", short(spec.ID))
+		}
 		if err != nil {
 			fds[i] = -1
 			continue

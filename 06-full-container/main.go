@@ -28,6 +28,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"math"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -93,6 +94,10 @@ func main() {
 		demo)
 	app.Before = func(c *cli.Context) error {
 		logFile, logJSON = c.String("log"), c.String("log-format") == "json"
+		if c.IsSet("root") && c.String("root") == "" {
+			// Not the defaults: whoever wrote --root meant some other place.
+			return stage.Fail("--root is empty: give a directory, or leave --root out for /var/lib/workshop and /run/workshop")
+		}
 		if c.Bool("systemd-cgroup") {
 			return stage.Fail("--systemd-cgroup is not supported: use the cgroupfs driver (Docker: \"exec-opts\": [\"native.cgroupdriver=cgroupfs\"])")
 		}
@@ -125,6 +130,7 @@ func commands() []*cli.Command {
 				&cli.StringFlag{Name: "net", Value: "none", Usage: "none (a new network namespace with only lo) or host"},
 				&cli.BoolFlag{Name: "init", Usage: "run a tiny PID 1 that forwards signals and reaps zombies"},
 				&cli.BoolFlag{Name: "detach", Aliases: []string{"d"}, Usage: "run in the background; output goes to a log (see logs)"},
+				&cli.StringFlag{Name: "log-max-size", Value: "10m", Usage: "with -d: keep the log under `SIZE`, and one older file as big (Docker's json-file max-size)"},
 				&cli.BoolFlag{Name: "explain", Usage: "narrate every step, naming the stage that taught it"},
 			},
 			Action: runCmd,
@@ -160,8 +166,10 @@ type runOptions struct {
 	cpuPeriod                        uint64
 	memory                           int64
 	pids                             int64
+	logMaxSize                       int64 // bytes in container.log before it moves to container.log.1
 	volumes                          []Mount
 	netNone, init, detach, explain   bool
+	imageGuessed                     bool           // IMAGE came first, with no `--` anywhere
 	devRules                         []devices.Rule // the device cgroup: which device nodes may be used
 }
 
@@ -239,12 +247,22 @@ func openRuntime(c *cli.Context, explain bool) (*Runtime, error) {
 	return rt, nil
 }
 
+// The kernel's bounds for run's options: outside them, a setting is
+// refused in one line before anything is made.
+const (
+	maxHostname = 64      // HOST_NAME_MAX: sethostname(2) refuses more
+	maxPids     = 4194304 // PID_MAX_LIMIT on 64-bit: pids.max refuses more
+
+	defaultLogMaxSize = 10 << 20 // Docker's json-file drivers are often set to this
+)
+
 // Compiled on first use, not at start: every process this program starts
 // (the container's init, exec's helper) would pay for them, and a bounded
 // repeat like {0,62} compiles to a long program.
 var (
-	nameRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,62}$`) })
-	sizeRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^([0-9]+)([bkmgBKMG]?)$`) })
+	nameRE     = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,62}$`) })
+	hostnameRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.-]*$`) })
+	sizeRE     = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^([0-9]+)([bkmgBKMG]?)$`) })
 )
 
 func parseRun(c *cli.Context) (*runOptions, error) {
@@ -252,6 +270,9 @@ func parseRun(c *cli.Context) (*runOptions, error) {
 		init: c.Bool("init"), detach: c.Bool("detach"), explain: c.Bool("explain")}
 	image, args := splitCommand(c)
 	o.image, o.args = image, args
+	// `run sh` means the image sh, as docker reads it; a learner usually
+	// meant the command sh in the default image.
+	o.imageGuessed = image != "" && !slices.Contains(os.Args, "--")
 	if o.rootfsDir != "" && o.image != "" {
 		return nil, stage.Fail("give an IMAGE or --rootfs DIR, not both")
 	}
@@ -265,7 +286,24 @@ func parseRun(c *cli.Context) (*runOptions, error) {
 	if o.name != "" && !nameRE().MatchString(o.name) {
 		return nil, stage.Fail("invalid --name %q: use letters, digits, '_', '.' and '-'", o.name)
 	}
+	// Checked here, not by sethostname(2) half way through the setup; the
+	// name is also written into the container's /etc/hosts, where a
+	// newline would add a line of the caller's choosing.
+	if len(o.hostname) > maxHostname {
+		return nil, stage.Fail("--hostname is %d bytes long: give at most %d (the kernel's HOST_NAME_MAX)", len(o.hostname), maxHostname)
+	}
+	if o.hostname != "" && !hostnameRE().MatchString(o.hostname) {
+		return nil, stage.Fail("invalid --hostname %q: use letters, digits, '_', '.' and '-'", o.hostname)
+	}
 	o.cpuQuota, o.cpuPeriod = -1, c.Uint64("cpu-period")
+	if p := c.Uint64("cpu-period"); c.IsSet("cpu-period") && (p < cgroup.MinPeriodUs || p > cgroup.MaxPeriodUs) {
+		return nil, stage.Fail("--cpu-period %d: give %d to %d µs (the kernel's range); %d is the usual period", p, cgroup.MinPeriodUs, cgroup.MaxPeriodUs, cgroup.DefaultPeriodUs)
+	}
+	if cpus, n := c.Float64("cpus"), runtime.NumCPU(); c.IsSet("cpus") && !(cpus >= 0.01 && cpus <= float64(n)) {
+		// Docker's bounds and words: more CPUs than the host has would be
+		// a quota that never binds.
+		return nil, stage.Fail("--cpus %v: the range of CPUs is from 0.01 to %d.00, as there are only %d CPUs available", cpus, n, n)
+	}
 	if c.IsSet("cpus") || c.IsSet("cpu-quota") {
 		quota, period, err := cgroup.ResolveCPU(c.Int64("cpu-quota"), c.IsSet("cpu-quota"), c.Uint64("cpu-period"), c.Float64("cpus"), c.IsSet("cpus"))
 		if err != nil {
@@ -282,8 +320,22 @@ func parseRun(c *cli.Context) (*runOptions, error) {
 	}
 	o.pids = -1
 	if c.IsSet("pids-limit") {
-		if o.pids = c.Int64("pids-limit"); o.pids < 1 {
-			return nil, stage.Fail("--pids-limit %d: give at least 1", o.pids)
+		// pids.max refuses more than the kernel's PID_MAX_LIMIT; found only
+		// once the container runs, that would kill it (137).
+		if o.pids = c.Int64("pids-limit"); o.pids < 1 || o.pids > maxPids {
+			return nil, stage.Fail("--pids-limit %d: give 1 to %d (the kernel's PID_MAX_LIMIT)", o.pids, maxPids)
+		}
+	}
+	o.logMaxSize = defaultLogMaxSize
+	if c.IsSet("log-max-size") {
+		if !o.detach {
+			return nil, stage.Fail("--log-max-size is for a detached container (-d): a foreground run prints to your terminal")
+		}
+		if o.logMaxSize, err = parseBytes("--log-max-size", "log", c.String("log-max-size"), "4k"); err != nil {
+			return nil, err
+		}
+		if o.logMaxSize < 4<<10 {
+			return nil, stage.Fail("--log-max-size %s is too small: give at least 4k", c.String("log-max-size"))
 		}
 	}
 	for _, v := range c.StringSlice("volume") {
@@ -331,23 +383,28 @@ func splitCommand(c *cli.Context) (string, []string) {
 }
 
 func parseSize(s string) (int64, error) {
-	m := sizeRE().FindStringSubmatch(s)
-	if m == nil {
-		return 0, stage.Fail("invalid memory size %q: use a number with an optional unit b, k, m or g, such as 64m or 1g", s)
-	}
-	v, _ := strconv.ParseInt(m[1], 10, 64)
-	switch strings.ToLower(m[2]) {
-	case "k":
-		v <<= 10
-	case "m":
-		v <<= 20
-	case "g":
-		v <<= 30
-	}
-	if v < 6<<20 {
+	v, err := parseBytes("--memory", "memory", s, "6m")
+	if err == nil && v < 6<<20 {
 		return 0, stage.Fail("--memory %s is too small: the container's own setup needs about 6m; give at least 6m", s)
 	}
-	return v, nil
+	return v, err
+}
+
+// parseBytes reads a size such as 64m or 1g for flag (a size of what),
+// whose smallest value is least (for the message).
+func parseBytes(flag, what, s, least string) (int64, error) {
+	m := sizeRE().FindStringSubmatch(s)
+	if m == nil {
+		return 0, stage.Fail("invalid %s size %q: use a number with an optional unit b, k, m or g, such as 64m or 1g", what, s)
+	}
+	shift := map[string]uint{"": 0, "b": 0, "k": 10, "m": 20, "g": 30}[strings.ToLower(m[2])]
+	// A number that does not fit in 63 bits, before or after the unit,
+	// would wrap around to a small or negative one.
+	v, err := strconv.ParseInt(m[1], 10, 64)
+	if err != nil || v > math.MaxInt64>>shift {
+		return 0, stage.Fail("%s %s is too large: give %s to %dg", flag, s, least, int64(math.MaxInt64>>30))
+	}
+	return v << shift, nil
 }
 
 func parseVolume(v string) (Mount, error) {
@@ -405,6 +462,9 @@ func (rt *Runtime) create(o *runOptions) (_ *Container, err error) {
 	id := newID()
 	st := &State{ID: id, Name: o.name, Image: o.image, RootDir: o.rootfsDir, Hostname: o.hostname,
 		Created: time.Now().UTC(), Status: Creating, Detached: o.detach, Cgroup: "workshop/" + id[:12]}
+	if o.detach {
+		st.LogMaxSize = o.logMaxSize
+	}
 	if st.Name == "" {
 		st.Name = id[:12]
 	}
@@ -413,10 +473,8 @@ func (rt *Runtime) create(o *runOptions) (_ *Container, err error) {
 	}
 	st.Monitor, st.MonitorStart = os.Getpid(), startTime(os.Getpid())
 	others, _ := rt.dirs.all()
-	for _, s := range others {
-		if s.Name == st.Name {
-			return nil, stage.Fail("the name %q is in use by container %s: choose another --name, or `rm` it", st.Name, short(s.ID))
-		}
+	if err := claim(others, id, st.Name, st.Cgroup); err != nil {
+		return nil, stage.Fail("%v: choose another --name, or `rm` it", err)
 	}
 
 	n.Step("Choose the image (stage 05): a stack of read-only layers")
@@ -428,6 +486,9 @@ func (rt *Runtime) create(o *runOptions) (_ *Container, err error) {
 		st.Image = o.rootfsDir
 	} else {
 		if img, err = rt.image(o.image); err != nil {
+			if o.imageGuessed {
+				return nil, stage.Fail("%v; to run a command in the default image, put it after --: run -- %s", err, strings.Join(append([]string{o.image}, o.args...), " "))
+			}
 			return nil, err
 		}
 		st.ImageID = img.ID
@@ -472,6 +533,11 @@ func (rt *Runtime) create(o *runOptions) (_ *Container, err error) {
 	if err := rt.dirs.save(st); err != nil {
 		return nil, err
 	}
+	if o.detach { // for its log
+		if err := os.MkdirAll(rt.dirs.dataDir(id), 0o700); err != nil {
+			return nil, stage.Fail("cannot create %s: %v", rt.dirs.dataDir(id), err)
+		}
+	}
 
 	timing.Mark("runtime: state saved")
 
@@ -513,6 +579,9 @@ func (rt *Runtime) create(o *runOptions) (_ *Container, err error) {
 		n.Step("Create the container's cgroups (stage 03) and write its limits")
 		o.devRules = defaultDeviceRules(defaultDevices())
 		if ctr.Group, err = rt.createCgroup(st.Cgroup, o); err != nil {
+			// Nothing of ours exists: a group of that name is someone
+			// else's, and the cleanup must leave it alone.
+			st.Cgroup = ""
 			return err
 		}
 		st.CgroupPaths = ctr.Group.Paths()
@@ -596,7 +665,7 @@ func (rt *Runtime) createCgroup(path string, o *runOptions) (*cgroup.Group, erro
 	}
 	g, err := rt.cg.Create(path, controllers...)
 	if errors.Is(err, fs.ErrExist) {
-		return nil, stage.Fail("the cgroup %s exists already: remove it with `rmdir` in each hierarchy", path)
+		return nil, stage.Fail("the cgroup %s exists already, and a container only uses a cgroup it made: choose another (if it is a leftover, remove it with `rmdir` in each hierarchy)", path)
 	}
 	if err != nil && (want["cpu"] || want["memory"] || want["pids"]) {
 		return nil, stage.Fail("%v", err)
@@ -790,7 +859,7 @@ func (rt *Runtime) wait(ctr *Container, cmd *exec.Cmd, link *stage.Link) (int, e
 	}
 	ctr.State.Status, ctr.State.ExitCode, ctr.State.Finished = Stopped, status, time.Now().UTC()
 	if ctr.State.Detached { // a foreground run's state goes at once
-		_ = rt.dirs.save(ctr.State)
+		rt.saveFinal(ctr.State)
 	}
 	if ctr.Group != nil && status == 137 {
 		if m, err := ctr.Group.Memory(); err == nil && m.OOMKills > 0 {
@@ -813,7 +882,7 @@ func (rt *Runtime) ready(ctr *Container) {
 		}
 		if err := ctr.Group.SetPids(ctr.State.PidsLimit); err != nil {
 			fmt.Fprintf(os.Stderr, "%s: setting the pids limit: %v\n", name, err)
-			_ = unix.Kill(ctr.State.Pid, unix.SIGKILL)
+			_ = ctr.State.signal(unix.SIGKILL)
 		}
 	}
 }

@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -60,6 +61,14 @@ func (rt *Runtime) destroyLocked(ctr *Container, removeRoot bool) {
 		ctr.pending = nil
 	}
 	rt.n.Step("Clean up: the container's cgroups%s", map[bool]string{true: ", layers and state", false: ""}[removeRoot])
+	if removeRoot && (st.Detached || st.Bundle != "") && !st.Removing {
+		// Its state outlives any one command: say it is going, so that a
+		// removal cut short (this command killed) is finished by the next.
+		st.Removing = true
+		if _, err := os.Stat(rt.dirs.statePath(st.ID)); err == nil {
+			_ = rt.dirs.save(st)
+		}
+	}
 	g := ctr.Group
 	if g == nil && st.Cgroup != "" {
 		g, _ = rt.openGroup(st.Cgroup)
@@ -81,17 +90,22 @@ func (rt *Runtime) destroyLocked(ctr *Container, removeRoot bool) {
 	}()
 	if removeRoot {
 		removeMadeNodes(rt.dirs.containerDir(st.ID))
-		stateGone := make(chan struct{})
-		go func() { _ = os.RemoveAll(rt.dirs.containerDir(st.ID)); close(stateGone) }()
+		dataGone := make(chan struct{})
+		go func() { _ = os.RemoveAll(rt.dirs.dataDir(st.ID)); close(dataGone) }()
 		if rt.store.HasRoot(st.ID) {
 			if err := rt.store.RemoveRoot(st.ID); err != nil {
 				fmt.Fprintf(os.Stderr, "%s: removing the layers of %s: %v\n", name, st.Name, err)
 			}
 		}
-		<-stateGone
-		timing.Mark("cleanup: layers and state removed")
+		<-dataGone
 	}
 	<-done
+	if removeRoot {
+		// The state last: until everything else is gone it is what names
+		// it, for a next command to finish the job if this one is killed.
+		_ = os.RemoveAll(rt.dirs.containerDir(st.ID))
+		timing.Mark("cleanup: layers and state removed")
+	}
 	if g != nil {
 		if cgErr != nil {
 			rt.n.Warn("%v", cgErr)
@@ -119,41 +133,118 @@ func removeEmptyParents(g *cgroup.Group) {
 
 // reap notices containers whose runtime died (killed with SIGKILL, the
 // machine's power cut...) and cleans up after them: the next `ps`, `run` or
-// `rm` leaves the host as if they had ended normally.
+// `rm` leaves the host as if they had ended normally, and the runtime's
+// root holding only what a container still alive, or stopped and kept
+// (run -d), may need. A container's owner is the process that created,
+// watches or removes it (its PID and start time); what is left alone is
+// what a living owner still works on.
 func (rt *Runtime) reap() {
 	all, err := rt.dirs.all()
-	if err != nil || len(all) == 0 {
+	if err != nil {
 		return
+	}
+	if !slices.ContainsFunc(all, rt.abandoned) && !rt.leftovers(all) {
+		return // the usual case: nothing to take the lock for
 	}
 	unlock, err := rt.dirs.lock()
 	if err != nil {
 		return
 	}
 	defer unlock()
+	quiet := *rt
+	quiet.n = narrate.New(narrate.Options{Quiet: true}, narrate.Host)
 	for _, st := range all {
-		if st.Status == Stopped || alive(st.Monitor, st.MonitorStart) {
-			continue
-		}
 		// Re-read under the lock: another runtime may have just finished it.
 		st, err := rt.dirs.load(st.ID)
-		if err != nil || st.Status == Stopped || alive(st.Monitor, st.MonitorStart) {
+		if err != nil || !rt.abandoned(st) {
 			continue
 		}
-		if st.Bundle != "" {
-			// An OCI container: its creator returned on purpose, and what
-			// remains is for `delete` to remove, once it is stopped.
+		_ = st.signal(unix.SIGKILL)
+		if st.Detached && !st.Removing && st.Status == Running {
+			// Its monitor was killed: it ran, and like any stopped detached
+			// container it stays, for logs, commit and rm.
+			st.Status, st.ExitCode, st.Finished = Stopped, 137, time.Now().UTC()
+			_ = rt.dirs.save(st)
+			quiet.destroyLocked(&Container{State: st}, false)
 			continue
 		}
-		if alive(st.Pid, st.PidStart) {
-			_ = unix.Kill(st.Pid, unix.SIGKILL)
-		}
-		keep := st.Detached || st.Bundle != ""
-		st.Status, st.ExitCode, st.Finished = Stopped, 137, time.Now().UTC()
-		_ = rt.dirs.save(st)
-		quiet := *rt
-		quiet.n = narrate.New(narrate.Options{Quiet: true}, narrate.Host)
-		quiet.destroyLocked(&Container{State: st}, !keep)
+		quiet.destroyLocked(&Container{State: st}, true)
 	}
+	// Under the lock no create or removal is half way: whatever has no
+	// state now has no owner.
+	have := map[string]bool{}
+	states, _ := os.ReadDir(rt.dirs.State)
+	for _, e := range states {
+		if !e.IsDir() {
+			continue
+		}
+		if _, err := os.Stat(rt.dirs.statePath(e.Name())); errors.Is(err, fs.ErrNotExist) {
+			_ = os.RemoveAll(rt.dirs.containerDir(e.Name())) // made, never saved; or removed all but this
+			continue
+		}
+		have[e.Name()] = true
+	}
+	data, _ := os.ReadDir(rt.dirs.Data)
+	for _, e := range data {
+		if !have[e.Name()] {
+			_ = os.RemoveAll(rt.dirs.dataDir(e.Name()))
+		}
+	}
+	roots, _ := rt.store.ContainerRoots()
+	for _, id := range roots {
+		if !have[id] {
+			_ = rt.store.RemoveRoot(id)
+		}
+	}
+	_ = rt.store.RemoveUnfinishedRoots()
+}
+
+// abandoned reports whether st's owner died with work half done: a create
+// or a removal cut short, or a container whose monitor is gone while it
+// was not yet stopped. A stopped detached container is kept on purpose,
+// and an OCI container between its verbs has no owner by design: `delete`
+// removes it.
+func (rt *Runtime) abandoned(st *State) bool {
+	switch {
+	case alive(st.Monitor, st.MonitorStart) && !st.Removing:
+		return false
+	case st.Removing:
+		return true // whoever was removing it holds the lock while it does
+	case st.Bundle != "":
+		return false
+	case st.Detached && st.Status == Stopped:
+		return false
+	}
+	return true
+}
+
+// leftovers reports whether the root holds what no container's state
+// names: a state directory without state.json, or the data or the layers
+// of a container that has no state.
+func (rt *Runtime) leftovers(all []*State) bool {
+	have := map[string]bool{}
+	for _, st := range all {
+		have[st.ID] = true
+	}
+	ents, _ := os.ReadDir(rt.dirs.State)
+	for _, e := range ents {
+		if e.IsDir() && !have[e.Name()] {
+			return true
+		}
+	}
+	data, _ := os.ReadDir(rt.dirs.Data)
+	for _, e := range data {
+		if !have[e.Name()] {
+			return true
+		}
+	}
+	roots, _ := rt.store.ContainerRoots()
+	for _, id := range roots {
+		if !have[id] {
+			return true
+		}
+	}
+	return false
 }
 
 // startDetached starts the container under a background monitor process
@@ -213,7 +304,20 @@ func monitor(root, id string) int {
 		fmt.Fprintln(report, err)
 		return 1
 	}
+	// The container is this process's from now on: `run -d` may be killed
+	// while it waits, and the next command must then see a living owner
+	// (or, if it came first and removed the container, nothing to start).
+	unlock, err := rt.dirs.lock()
+	if err != nil {
+		fmt.Fprintln(report, err)
+		return 1
+	}
 	st, err := rt.dirs.load(id)
+	if err == nil {
+		st.Monitor, st.MonitorStart = os.Getpid(), startTime(os.Getpid())
+		err = rt.dirs.save(st)
+	}
+	unlock()
 	if err != nil {
 		fmt.Fprintln(report, err)
 		return 1
@@ -221,14 +325,33 @@ func monitor(root, id string) int {
 	ctr := &Container{State: st}
 	ctr.Spec, _ = readSpec(rt.dirs.configPath(id))
 	ctr.Group, _ = rt.openGroup(st.Cgroup)
-	log, err := os.OpenFile(rt.dirs.logPath(id), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	log, err := openCappedLog(rt.dirs.logPath(id), st.LogMaxSize)
 	if err != nil {
 		fmt.Fprintln(report, err)
 		return 1
 	}
-	devnull, _ := os.Open(os.DevNull)
-	cmd, link, err := rt.start(ctr, []*os.File{devnull, log, log}, true)
+	// The container writes into a pipe, and this process into the log:
+	// a file handed to the container could grow without end.
+	r, w, err := os.Pipe()
 	if err != nil {
+		fmt.Fprintln(report, err)
+		return 1
+	}
+	logged := make(chan struct{})
+	go func() { log.copyFrom(r); close(logged) }()
+	// Its output is all in the log once every process holding the pipe is
+	// gone (all of them die with PID 1's namespace); not waiting forever.
+	flushed := func() {
+		select {
+		case <-logged:
+		case <-time.After(2 * time.Second):
+		}
+	}
+	devnull, _ := os.Open(os.DevNull)
+	cmd, link, err := rt.start(ctr, []*os.File{devnull, w, w}, true)
+	w.Close()
+	if err != nil {
+		flushed()
 		fmt.Fprintln(report, err)
 		rt.destroy(ctr, true)
 		return 1
@@ -244,6 +367,7 @@ func monitor(root, id string) int {
 		reported = true
 	}
 	status, _ := rt.wait(ctr, cmd, link)
+	flushed()
 	if !reported {
 		// It ended before it ever ran the command: the setup failed.
 		fmt.Fprintf(report, "exit %d\n", status)
@@ -253,6 +377,111 @@ func monitor(root, id string) int {
 	}
 	rt.destroy(ctr, false)
 	return status
+}
+
+// cappedLog is a detached container's log, kept under max bytes as
+// Docker's json-file driver keeps it with max-size and max-file 2: once
+// container.log is full it becomes container.log.1 (the older one goes)
+// and a new container.log starts. A container printing without end (`yes`)
+// costs at most twice max of disk.
+type cappedLog struct {
+	path string
+	max  int64
+	f    *os.File
+	size int64
+}
+
+func openCappedLog(path string, max int64) (*cappedLog, error) {
+	if max <= 0 {
+		max = defaultLogMaxSize
+	}
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	fi, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	return &cappedLog{path: path, max: max, f: f, size: fi.Size()}, nil
+}
+
+func (l *cappedLog) Write(p []byte) (int, error) {
+	written := 0
+	for len(p) > 0 {
+		if l.size >= l.max {
+			if err := l.rotate(); err != nil {
+				return written, err
+			}
+		}
+		chunk := p
+		if room := l.max - l.size; int64(len(chunk)) > room {
+			chunk = chunk[:room]
+		}
+		n, err := l.f.Write(chunk)
+		written, l.size, p = written+n, l.size+int64(n), p[n:]
+		if err != nil {
+			return written, err
+		}
+	}
+	return written, nil
+}
+
+// rotate renames without a gap: a reader (logs, tail -F) always finds
+// container.log. The full file gets a second name, which replaces .1; then
+// a new empty file replaces container.log.
+func (l *cappedLog) rotate() error {
+	f, err := os.OpenFile(l.path+".new", os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o600)
+	if err != nil {
+		return err
+	}
+	os.Remove(l.path + ".old")
+	err = os.Link(l.path, l.path+".old")
+	if err == nil {
+		err = os.Rename(l.path+".old", l.path+".1")
+	}
+	if err == nil {
+		err = os.Rename(l.path+".new", l.path)
+	}
+	if err != nil {
+		f.Close()
+		return err
+	}
+	l.f.Close()
+	l.f, l.size = f, 0
+	return nil
+}
+
+// copyFrom writes everything read from r into the log, until r ends. What
+// cannot be written (the disk is full) is dropped, never left in the pipe:
+// a full pipe would stop the container at its next write.
+func (l *cappedLog) copyFrom(r *os.File) {
+	buf := make([]byte, 64<<10)
+	for {
+		n, err := r.Read(buf)
+		if n > 0 {
+			_, _ = l.Write(buf[:n])
+		}
+		if err != nil {
+			break
+		}
+	}
+	r.Close()
+	l.f.Close()
+}
+
+// saveFinal records how a detached container ended, unless `rm` has begun
+// (or finished) removing it: a save then would bring back what rm removes.
+func (rt *Runtime) saveFinal(st *State) {
+	unlock, err := rt.dirs.lock()
+	if err != nil {
+		return
+	}
+	defer unlock()
+	if cur, err := rt.dirs.load(st.ID); err == nil && !cur.Removing {
+		_ = rt.dirs.save(st)
+	}
 }
 
 func backgroundRuntime(root string) (*Runtime, error) {
@@ -312,6 +541,11 @@ func psCmd(c *cli.Context) error {
 			continue
 		}
 		status := fmt.Sprintf("Exited (%d) %s ago", st.ExitCode, ago(st.Finished))
+		if st.Status != Stopped || st.Finished.IsZero() {
+			// Its end was never recorded (the disk was full, say): what it
+			// exited with, and when, is unknown; not 0, long ago.
+			status = "Exited (unknown)"
+		}
 		pid := "-"
 		switch {
 		case running && st.Status == Created:
@@ -357,16 +591,29 @@ func logsCmd(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	f, err := os.Open(rt.dirs.logPath(st.ID))
-	if errors.Is(err, fs.ErrNotExist) {
+	// The older file first, if the log was ever full (see cappedLog).
+	path := rt.dirs.logPath(st.ID)
+	var files []*os.File
+	for _, p := range []string{path + ".1", path} {
+		f, err := os.Open(p)
+		if errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		files = append(files, f)
+	}
+	if len(files) == 0 {
 		return stage.Fail("%s has no log: only detached containers (run -d) write one; a foreground run prints to your terminal", st.Name)
 	}
-	if err != nil {
-		return err
+	for _, f := range files {
+		if _, err := io.Copy(os.Stdout, f); err != nil {
+			return err
+		}
 	}
-	defer f.Close()
-	_, err = io.Copy(os.Stdout, f)
-	return err
+	return nil
 }
 
 func stopCmd(c *cli.Context) error {
@@ -379,9 +626,9 @@ func stopCmd(c *cli.Context) error {
 	}
 	// PID 1 only receives the signals it has a handler for: a shell or a
 	// sleep as PID 1 ignores SIGTERM, hence the SIGKILL after the timeout.
-	_ = unix.Kill(st.Pid, unix.SIGTERM)
+	_ = st.signal(unix.SIGTERM)
 	if !waitGone(st, time.Duration(c.Int("time"))*time.Second) {
-		_ = unix.Kill(st.Pid, unix.SIGKILL)
+		_ = st.signal(unix.SIGKILL)
 		waitGone(st, 5*time.Second)
 	}
 	// Let the monitor record the exit and remove the cgroups.
@@ -424,7 +671,7 @@ func rmCmd(c *cli.Context) error {
 			if !c.Bool("force") {
 				return stage.Fail("container %s is running: `stop` it first, or `rm -f`", st.Name)
 			}
-			_ = unix.Kill(st.Pid, unix.SIGKILL)
+			_ = st.signal(unix.SIGKILL)
 			waitGone(st, 5*time.Second)
 		}
 		rt.destroy(&Container{State: st}, true)

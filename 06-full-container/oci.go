@@ -52,15 +52,26 @@ func ociCommands() []*cli.Command {
 	}
 }
 
-var idRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.+-]{0,127}$`) })
+// An ID becomes a directory name (the state) and a cgroup name: no '/',
+// no leading '.', so that "../x" can never name a path outside the root.
+// runc's rule, and a length a file name can hold.
+var idRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$`) })
+
+// checkID refuses an ID that could not be a directory of its own.
+func checkID(id string) error {
+	if !idRE().MatchString(id) {
+		return stage.Fail("invalid container ID %q: use up to 128 letters, digits, '_', '.' and '-', starting with a letter or digit", id)
+	}
+	return nil
+}
 
 func createCmd(c *cli.Context) error {
 	if c.Args().Len() != 1 {
 		return stage.Fail("usage: create [--bundle DIR] [--pid-file FILE] ID")
 	}
 	id := c.Args().First()
-	if !idRE().MatchString(id) {
-		return stage.Fail("invalid container ID %q: use letters, digits, '_', '.', '+' and '-'", id)
+	if err := checkID(id); err != nil {
+		return err
 	}
 	switch {
 	case c.IsSet("console-socket"):
@@ -140,18 +151,20 @@ func (rt *Runtime) createFromBundle(id, bundle string, spec *Spec, res *runOptio
 	if _, err := os.Stat(rt.dirs.containerDir(id)); err == nil {
 		return nil, stage.Fail("a container with ID %s exists already: `delete` it first, or choose another ID", id)
 	}
-	all, _ := rt.dirs.all()
-	for _, s := range all {
-		if s.Name == id {
-			return nil, stage.Fail("the name %s is in use by container %s", id, short(s.ID))
-		}
-	}
 	cgroupPath := "workshop/" + id
 	if res.name != "" {
 		cgroupPath = res.name
 	}
+	all, _ := rt.dirs.all()
+	if err := claim(all, id, id, cgroupPath); err != nil {
+		return nil, stage.Fail("%v: choose another ID (or linux.cgroupsPath)", err)
+	}
+	// The cgroup is recorded once this create has made it, not before: a
+	// cleanup (this one's, or a `delete` after it was killed) removes the
+	// recorded cgroup and kills what is in it, and one that existed
+	// already, with its processes, is not ours.
 	st := &State{ID: id, Name: id, Image: bundle, RootDir: spec.Rootfs, Bundle: bundle, Command: spec.Args,
-		Hostname: spec.Hostname, Created: time.Now().UTC(), Status: Creating, Cgroup: cgroupPath,
+		Hostname: spec.Hostname, Created: time.Now().UTC(), Status: Creating,
 		Annotations: annotations}
 	st.Monitor, st.MonitorStart = os.Getpid(), startTime(os.Getpid())
 	if err := os.MkdirAll(rt.dirs.containerDir(id), 0o700); err != nil {
@@ -168,9 +181,12 @@ func (rt *Runtime) createFromBundle(id, bundle string, spec *Spec, res *runOptio
 	if ctr.Group, err = rt.createCgroup(cgroupPath, res); err != nil {
 		return fail(err)
 	}
-	st.CgroupPaths = ctr.Group.Paths()
+	st.Cgroup, st.CgroupPaths = cgroupPath, ctr.Group.Paths()
 	if res.pids > 0 {
 		st.PidsLimit = res.pids
+	}
+	if err := rt.dirs.save(st); err != nil {
+		return fail(err)
 	}
 	// Cloned now, as run does: its Go runtime starts while the rest is
 	// written; it reads the spec once start (below, in createCmd) says go.
@@ -214,11 +230,16 @@ func ociContainer(c *cli.Context) (*Runtime, *State, error) {
 	if c.Args().Len() < 1 {
 		return nil, nil, stage.Fail("give the container ID")
 	}
+	// OCI callers name a container by its exact ID (no name, no prefix),
+	// and the ID is a path: checked first.
+	id := c.Args().First()
+	if err := checkID(id); err != nil {
+		return nil, nil, err
+	}
 	rt, err := openRuntime(c, false)
 	if err != nil {
 		return nil, nil, err
 	}
-	id := c.Args().First()
 	st, err := rt.dirs.load(id)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil, stage.Fail("container %s does not exist", id)
@@ -297,12 +318,14 @@ func killCmd(c *cli.Context) error {
 		if g, err := rt.openGroup(st.Cgroup); err == nil {
 			procs, _ := g.Procs()
 			for _, p := range procs {
-				_ = unix.Kill(p, sig)
+				if p > 0 { // 0: a process outside our PID namespace's view
+					_ = unix.Kill(p, sig)
+				}
 			}
 			return nil
 		}
 	}
-	if err := unix.Kill(st.Pid, sig); err != nil {
+	if err := st.signal(sig); err != nil {
 		return stage.Fail("kill %s: %v", st.ID, err)
 	}
 	return nil
@@ -334,7 +357,9 @@ func deleteCmd(c *cli.Context) error {
 		if !c.Bool("force") {
 			return stage.Fail("container %s is %s: delete needs a stopped container (`kill` it, or `delete --force`)", st.ID, s)
 		}
-		_ = unix.Kill(st.Pid, unix.SIGKILL)
+		// A container left in creating (its create was killed) may have no
+		// PID: signal refuses that, and the cgroup's processes go below.
+		_ = st.signal(unix.SIGKILL)
 		if !waitGone(st, 5*time.Second) {
 			return stage.Fail("container %s: its process did not die after SIGKILL", st.ID)
 		}
@@ -553,6 +578,9 @@ func fromOCI(c *specs.Spec, bundle string) (*Spec, *runOptions, error) {
 	if !hasMount {
 		return nil, nil, errors.New("linux.namespaces must include a new mount namespace")
 	}
+	if len(s.Hostname) > maxHostname {
+		return nil, nil, fmt.Errorf("hostname is %d bytes long: give at most %d (the kernel's HOST_NAME_MAX)", len(s.Hostname), maxHostname)
+	}
 	if s.Hostname != "" && !slices.Contains(s.Namespaces, "uts") && s.JoinNamespaces["uts"] == "" {
 		return nil, nil, errors.New("hostname needs a uts namespace in linux.namespaces")
 	}
@@ -718,6 +746,9 @@ func ociResources(l *specs.Linux) (*runOptions, error) {
 		}
 	}
 	if r.Pids != nil && r.Pids.Limit > 0 {
+		if r.Pids.Limit > maxPids {
+			return nil, fmt.Errorf("linux.resources.pids.limit %d: give 1 to %d (the kernel's PID_MAX_LIMIT), or 0 for none", r.Pids.Limit, maxPids)
+		}
 		o.pids = r.Pids.Limit
 	}
 	return o, nil

@@ -2,8 +2,11 @@ package main
 
 // What the runtime remembers about each container, between commands: one
 // directory per container under the state root (/run/workshop by default,
-// a tmpfs that a reboot empties, as runc's /run/runc), holding state.json,
-// the config the container's init reads, and a detached container's log.
+// a tmpfs that a reboot empties, as runc's /run/runc), holding state.json
+// and the config the container's init reads. A detached container's log
+// is on disk instead, with its layers (/var/lib/workshop/containers/ID, as
+// Docker's /var/lib/docker/containers/ID): a container that prints without
+// end must not fill the small tmpfs every container's state needs.
 
 import (
 	"crypto/rand"
@@ -13,6 +16,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -45,6 +49,11 @@ type State struct {
 	ExitCode int       `json:"exitCode"`
 	Detached bool      `json:"detached"`
 	Bundle   string    `json:"bundle,omitempty"`
+	// LogMaxSize caps a detached container's log (see cappedLog).
+	LogMaxSize int64 `json:"logMaxSize,omitempty"`
+	// Removing: rm or delete has begun to remove it; if that command is
+	// killed, the next one finishes the removal (see reap).
+	Removing bool `json:"removing,omitempty"`
 
 	// Pid is the container's PID 1 as the host sees it; PidStart its start
 	// time, so that a recycled PID is never mistaken for the container.
@@ -66,19 +75,23 @@ type State struct {
 type Dirs struct {
 	Images string // the image and layer store (and containers' layers)
 	State  string // one directory per container
+	Data   string // one directory per detached container, on disk: its log
 }
 
 func defaultDirs(root string) Dirs {
-	if root == "" {
-		return Dirs{Images: "/var/lib/workshop", State: "/run/workshop"}
+	d := Dirs{Images: "/var/lib/workshop", State: "/run/workshop"}
+	if root != "" {
+		d = Dirs{Images: filepath.Join(root, "images"), State: filepath.Join(root, "containers")}
 	}
-	return Dirs{Images: filepath.Join(root, "images"), State: filepath.Join(root, "containers")}
+	d.Data = filepath.Join(d.Images, "containers")
+	return d
 }
 
 func (d Dirs) containerDir(id string) string { return filepath.Join(d.State, id) }
 func (d Dirs) statePath(id string) string    { return filepath.Join(d.State, id, "state.json") }
 func (d Dirs) configPath(id string) string   { return filepath.Join(d.State, id, "config.json") }
-func (d Dirs) logPath(id string) string      { return filepath.Join(d.State, id, "container.log") }
+func (d Dirs) dataDir(id string) string      { return filepath.Join(d.Data, id) }
+func (d Dirs) logPath(id string) string      { return filepath.Join(d.Data, id, "container.log") }
 
 // lock serialises what must not race between runtimes started at once:
 // choosing a unique name, building the default image, creating and
@@ -103,12 +116,27 @@ func (d Dirs) save(s *State) error {
 	if err != nil {
 		return err
 	}
-	// Write then rename: a reader never sees half a file.
-	tmp := d.statePath(s.ID) + ".tmp"
-	if err := os.WriteFile(tmp, b, 0o600); err != nil {
+	// A new file beside it, synced, then renamed over it: a reader, a crash
+	// or a full disk finds the old state or the new one, never half of
+	// one. Its own name: the monitor and `rm` may save at once.
+	f, err := os.CreateTemp(d.containerDir(s.ID), "state.json.tmp-*")
+	if err != nil {
 		return err
 	}
-	return os.Rename(tmp, d.statePath(s.ID))
+	_, err = f.Write(b)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(f.Name(), d.statePath(s.ID))
+	}
+	if err != nil {
+		os.Remove(f.Name())
+	}
+	return err
 }
 
 func (d Dirs) load(id string) (*State, error) {
@@ -169,6 +197,27 @@ func (d Dirs) find(ref string) (*State, error) {
 	return nil, fmt.Errorf("%s matches %d containers: give more of the ID, or the name", ref, len(match))
 }
 
+// claim checks that a new container's ID, name and cgroup are its own. A
+// name or ID that another container answers to (its ID, the short ID that
+// ps shows, its name) would let `rm NAME`, an OCI verb or a failed
+// create's cleanup act on that other container; so would a cgroup shared
+// with it, or nested in or around its own: the cleanup kills what is in the
+// cgroup and removes it.
+func claim(others []*State, id, name, cgroup string) error {
+	for _, s := range others {
+		refs := []string{s.ID, short(s.ID), s.Name}
+		switch {
+		case slices.Contains(refs, id):
+			return fmt.Errorf("the ID %s is in use by container %s (as its ID, short ID or name)", id, s.Name)
+		case slices.Contains(refs, name):
+			return fmt.Errorf("the name %q is in use by container %s (as its ID, short ID or name)", name, short(s.ID))
+		case s.Cgroup != "" && (s.Cgroup == cgroup || strings.HasPrefix(cgroup, s.Cgroup+"/") || strings.HasPrefix(s.Cgroup, cgroup+"/")):
+			return fmt.Errorf("the cgroup %s overlaps %s, the cgroup of container %s", cgroup, s.Cgroup, s.Name)
+		}
+	}
+	return nil
+}
+
 func newID() string {
 	b := make([]byte, 32)
 	_, _ = rand.Read(b)
@@ -215,6 +264,10 @@ func alive(pid int, start uint64) bool {
 }
 
 // signal sends sig to the container's PID 1, if it is still that process.
+// Every signal the runtime sends a container goes through here: a record
+// without a PID (0, as a create killed before it saved one leaves) must
+// never reach kill(2), where 0 means the caller's whole process group and
+// -1 every process it may signal.
 func (s *State) signal(sig syscall.Signal) error {
 	if !alive(s.Pid, s.PidStart) {
 		return fmt.Errorf("container %s is not running", s.Name)

@@ -599,7 +599,9 @@ func (g *Group) Kill() error {
 			return fmt.Errorf("processes %v in cgroup %s survived SIGKILL for %v (stuck in the kernel?): look at `ps -o pid,stat,wchan -p %s`", pids, g.name, RemoveTimeout, joinInts(pids, ","))
 		}
 		for _, pid := range pids {
-			if pid == os.Getpid() || signalled[pid] {
+			// 0 is a process that this PID namespace cannot see; kill(0)
+			// would be our own process group.
+			if pid <= 0 || pid == os.Getpid() || signalled[pid] {
 				continue
 			}
 			signalled[pid] = true

@@ -563,9 +563,10 @@ func (s *Store) RemoveRoot(id string) error {
 	merged := filepath.Join(s.driverDir(mountID), "merged")
 	// In case it is still mounted here; not mounted is fine.
 	_ = Unmount(merged, s.Trace)
-	// Three independent trees: remove them side by side, each waits on
-	// the disk.
-	dirs := []string{s.driverDir(mountID), s.driverDir(mountID + "-init"), s.mountdb(id)}
+	// Two independent trees: remove them side by side, each waits on the
+	// disk. The record goes last: a RemoveRoot stopped half way (its
+	// process killed) leaves it, naming what is left, to be done again.
+	dirs := []string{s.driverDir(mountID), s.driverDir(mountID + "-init")}
 	errs := make(chan error, len(dirs))
 	for _, d := range dirs {
 		go func(d string) { errs <- os.RemoveAll(d) }(d)
@@ -576,7 +577,55 @@ func (s *Store) RemoveRoot(id string) error {
 			first = err
 		}
 	}
-	return first
+	if first != nil {
+		return first
+	}
+	return os.RemoveAll(s.mountdb(id))
+}
+
+// RemoveUnfinishedRoots removes what a CreateRoot stopped half way left: a
+// record still named -incomplete, and the directories of a root that no
+// record names. A root's directories are <mount-id>-init (made first) and
+// <mount-id> (with work/ and merged/); an image layer's directory holds only
+// diff/, and one being unpacked ends in -incomplete: those stay. The caller
+// makes sure that no CreateRoot runs meanwhile.
+func (s *Store) RemoveUnfinishedRoots() error {
+	records, err := os.ReadDir(s.mountdb(""))
+	if err != nil {
+		return err
+	}
+	named := map[string]bool{}
+	for _, e := range records {
+		if strings.HasSuffix(e.Name(), "-incomplete") {
+			if err := os.RemoveAll(s.mountdb(e.Name())); err != nil {
+				return err
+			}
+			continue // its directories are named by no record now: below
+		}
+		if b, err := os.ReadFile(filepath.Join(s.mountdb(e.Name()), "mount-id")); err == nil {
+			named[strings.TrimSpace(string(b))] = true
+		}
+	}
+	dirs, err := os.ReadDir(filepath.Join(s.Root, "overlay2"))
+	if err != nil {
+		return err
+	}
+	isDir := func(p string) bool { fi, err := os.Stat(p); return err == nil && fi.IsDir() }
+	for _, d := range dirs {
+		id := strings.TrimSuffix(d.Name(), "-init")
+		if named[id] || strings.HasSuffix(d.Name(), "-incomplete") {
+			continue
+		}
+		if id != d.Name() || isDir(filepath.Join(s.driverDir(id), "work")) || isDir(filepath.Join(s.driverDir(id), "merged")) {
+			_ = Unmount(filepath.Join(s.driverDir(id), "merged"), s.Trace)
+			for _, p := range []string{s.driverDir(id), s.driverDir(id + "-init")} {
+				if err := os.RemoveAll(p); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	return nil
 }
 
 // Commit turns a container's read-write layer (not its init layer) into a

@@ -6,6 +6,7 @@ package stage
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -97,6 +98,13 @@ func report(name string, err error) int {
 	var st ExitStatus
 	if errors.As(err, &st) {
 		return int(st)
+	}
+	// `stage ps -a | head`: head has read all it wants and closed the pipe.
+	// Not a failure to report: end quietly, with the status a program that
+	// SIGPIPE killed has (see MainWith for why the signal itself is caught).
+	var pe *fs.PathError
+	if errors.As(err, &pe) && pe.Path == os.Stdout.Name() && errors.Is(pe.Err, syscall.EPIPE) {
+		return 128 + int(syscall.SIGPIPE)
 	}
 	code := 1
 	var ec cli.ExitCoder
