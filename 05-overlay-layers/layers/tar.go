@@ -209,10 +209,15 @@ func apply(r io.Reader, dir string, flatten bool) error {
 		case strings.HasPrefix(base, WhiteoutPrefix+WhiteoutPrefix):
 			continue // other aufs bookkeeping (.wh..wh.plnk ...): nothing to apply
 		case strings.HasPrefix(base, WhiteoutPrefix):
-			if base == WhiteoutPrefix {
-				return fmt.Errorf("%w: %q is a whiteout of no name", ErrUnsafeEntry, hdr.Name)
+			// The hidden name must be one name in its directory: ".wh..."
+			// would hide "..", and RemoveAll of the directory above the
+			// layer once wiped the whole image store (a two-entry `docker
+			// save` archive: its top level is unpacked in the store's root).
+			hidden := base[len(WhiteoutPrefix):]
+			victim := filepath.Join(pdir, hidden)
+			if hidden == "" || hidden == "." || hidden == ".." || !beneath(dir, victim) {
+				return fmt.Errorf("%w: %q is a whiteout of %q, not of a name in its directory", ErrUnsafeEntry, hdr.Name, hidden)
 			}
-			victim := filepath.Join(pdir, base[len(WhiteoutPrefix):])
 			if err := os.RemoveAll(victim); err != nil {
 				return err
 			}
@@ -349,6 +354,12 @@ func safeName(dir, name string) (string, error) {
 		}
 	}
 	return c, nil
+}
+
+// beneath reports whether p is a path strictly inside dir (both clean and
+// absolute): the last check before anything is removed.
+func beneath(dir, p string) bool {
+	return strings.HasPrefix(p, dir+"/")
 }
 
 // emptyExcept removes from directory p (the layer-relative rel) every entry

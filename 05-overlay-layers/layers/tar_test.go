@@ -140,7 +140,8 @@ func buildTar(t *testing.T, entries ...entry) []byte {
 }
 
 // Each malicious tar tries to write (or delete) outside the target
-// directory; each must be refused, and outside must stay as it was.
+// directory, or the target itself; each must be refused, and outside must
+// stay as it was.
 func TestMaliciousTarsAreRejectedAndWriteNothingOutside(t *testing.T) {
 	testkit.RequireRoot(t)
 	testkit.CheckHost(t)
@@ -157,6 +158,12 @@ func TestMaliciousTarsAreRejectedAndWriteNothingOutside(t *testing.T) {
 		"hardlink out":      {{name: "h", link: "../outside/secret", kind: tar.TypeLink}},
 		"hardlink absolute": {{name: "h", link: filepath.Join(outside, "secret"), kind: tar.TypeLink}},
 		"hardlink via link": {{name: "link", link: outside, kind: tar.TypeSymlink}, {name: "h", link: "link/secret", kind: tar.TypeLink}},
+		// A whiteout hides one name of its directory: ".wh..." named "..",
+		// the directory above the layer (RemoveAll of the whole sandbox).
+		"whiteout of ..":      {{name: ".wh...", kind: tar.TypeReg}},
+		"deep whiteout of ..": {{name: "a/", kind: tar.TypeDir}, {name: "a/.wh...", kind: tar.TypeReg}},
+		"whiteout of .":       {{name: ".wh..", kind: tar.TypeReg}},
+		"whiteout of nothing": {{name: "a/.wh.", kind: tar.TypeReg}},
 	}
 	before := tree(t, sandbox)
 	for name, entries := range cases {
