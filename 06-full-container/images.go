@@ -196,7 +196,7 @@ func commitCmd(c *cli.Context) error {
 
 func importCmd(c *cli.Context) error {
 	if c.Args().Len() != 2 {
-		return stage.Fail("usage: import TAR IMAGE")
+		return stage.Fail("usage: import [--force] TAR IMAGE")
 	}
 	rt, err := runtimeFor(c)
 	if err != nil {
@@ -212,26 +212,33 @@ func importCmd(c *cli.Context) error {
 		return stage.Fail("import: %v", err)
 	}
 	defer f.Close()
+	opt := layers.ImportOptions{Name: ref, Force: c.Bool("force")}
+	fail := func(err error) error {
+		if errors.Is(err, layers.ErrNameInUse) {
+			return stage.Fail("import %s: %v: pass --force to repoint it, or import under another name", path, err)
+		}
+		return stage.Fail("import %s: %v", path, err)
+	}
 	if !isSave {
-		img, err := rt.store.ImportTar(ref, f, layers.ImageConfig{Cmd: []string{"sh"}})
+		img, err := rt.store.ImportTar(f, layers.ImageConfig{Cmd: []string{"sh"}}, opt)
 		if err != nil {
-			return stage.Fail("import %s: %v", path, err)
+			return fail(err)
 		}
 		fmt.Println(img.ID)
 		return nil
 	}
-	imgs, err := rt.store.ImportSave(f)
+	imgs, err := rt.store.ImportSave(f, opt)
 	if err != nil {
-		return stage.Fail("import %s: %v", path, err)
+		return fail(err)
 	}
 	if len(imgs) == 0 {
 		return stage.Fail("import %s: the archive's manifest.json lists no image", path)
 	}
-	img, err := rt.store.PutImage(ref, imgs[0].DiffIDs, imgs[0].Config)
-	if err != nil {
-		return stage.Fail("import %s: %v", path, err)
+	// One line per image, its ID then every name it now has: the archive's
+	// RepoTags are names too (as with `docker load`), and this says so.
+	for _, img := range imgs {
+		fmt.Println(strings.Join(append([]string{img.ID}, img.Names...), " "))
 	}
-	fmt.Println(img.ID)
 	return nil
 }
 

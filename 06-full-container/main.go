@@ -154,7 +154,8 @@ func commands() []*cli.Command {
 		{Name: "inspect", Usage: "print a container's details as JSON", ArgsUsage: "NAME", Action: inspectCmd},
 		{Name: "images", Usage: "list images", Action: imagesCmd},
 		{Name: "commit", Usage: "save a container's changes as a new image", ArgsUsage: "NAME IMAGE", Action: commitCmd},
-		{Name: "import", Usage: "import a `docker export` tar or a `docker save` archive", ArgsUsage: "TAR IMAGE", Action: importCmd},
+		{Name: "import", Usage: "import a `docker export` tar or a `docker save` archive", ArgsUsage: "TAR IMAGE",
+			Flags: []cli.Flag{&cli.BoolFlag{Name: "force", Aliases: []string{"f"}, Usage: "repoint names that already name another image"}}, Action: importCmd},
 	}
 }
 

@@ -14,9 +14,12 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"sort"
 	"strings"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/container-internals/workshop/internal/trace"
 )
@@ -91,7 +94,74 @@ func OpenStore(root string) (*Store, error) {
 			return nil, fmt.Errorf("create the store under %s: %w", root, err)
 		}
 	}
+	s.collect()
 	return s, nil
+}
+
+// Work in progress lives in the store's root until it is complete: an
+// import unpacks its archive in import-<random>/, a new layer is unpacked in
+// incomplete-<cacheID>/ and renamed into overlay2/ once whole. A process
+// killed half way (an import of a huge or hostile archive, interrupted)
+// leaves them behind; the next OpenStore removes them.
+var stagingPrefixes = []string{"import-", "incomplete-"}
+
+func isStaging(name string) bool {
+	for _, p := range stagingPrefixes {
+		if strings.HasPrefix(name, p) {
+			return true
+		}
+	}
+	return false
+}
+
+// working holds the store's root directory locked shared (flock) while
+// its caller stages files there; the kernel drops the lock when the
+// process dies, however it dies. Call the returned function when done.
+func (s *Store) working() (func(), error) {
+	fd, err := unix.Open(s.Root, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, err
+	}
+	if err := unix.Flock(fd, unix.LOCK_SH); err != nil {
+		unix.Close(fd)
+		return nil, err
+	}
+	return func() { unix.Close(fd) }, nil
+}
+
+// collect removes staging directories whose process is gone. If the lock
+// can be taken exclusive, no process is staging anything (each holds it
+// shared from before it creates its directory until after it removes
+// it), so every staging directory there is a dead one's. If it cannot,
+// someone is working: a later command will collect.
+func (s *Store) collect() {
+	names, err := readNames(s.Root)
+	if err != nil || !slices.ContainsFunc(names, isStaging) {
+		return // the usual case: one small directory read, no lock
+	}
+	fd, err := unix.Open(s.Root, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return
+	}
+	defer unix.Close(fd)
+	if unix.Flock(fd, unix.LOCK_EX|unix.LOCK_NB) != nil {
+		return
+	}
+	names, _ = readNames(s.Root) // again, under the lock
+	for _, n := range names {
+		if isStaging(n) {
+			os.RemoveAll(filepath.Join(s.Root, n))
+		}
+	}
+}
+
+func readNames(dir string) ([]string, error) {
+	f, err := os.Open(dir)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return f.Readdirnames(-1)
 }
 
 func (s *Store) layerdb(chainID string) string {
@@ -126,8 +196,13 @@ func (s *Store) Add(parent string, r io.Reader) (Layer, error) {
 			return Layer{}, err
 		}
 	}
+	done, err := s.working()
+	if err != nil {
+		return Layer{}, err
+	}
+	defer done()
 	cacheID := randomID()
-	tmp := s.driverDir(cacheID + "-incomplete")
+	tmp := filepath.Join(s.Root, "incomplete-"+cacheID)
 	h := sha256.New()
 	tee := io.TeeReader(r, h)
 	if err := ApplyLayerTar(tee, filepath.Join(tmp, "diff")); err != nil {
@@ -657,18 +732,64 @@ func (s *Store) Commit(id, name string, cfg ImageConfig) (Image, Layer, error) {
 	return img, l, err
 }
 
+// ImportOptions say which names an import records.
+type ImportOptions struct {
+	Name  string // the name of the (first) image; "" for none
+	Force bool   // let it repoint names that already name another image
+}
+
+// ErrNameInUse is wrapped by the error of an import that would repoint a
+// name at another image without ImportOptions.Force. An archive's
+// RepoTags once repointed workshop-default, the image every `run` without
+// an IMAGE starts, at the archive's: an import adds names, it does not
+// take them over unless asked to.
+var ErrNameInUse = errors.New("the name is in use")
+
+// claim checks that the import may point name at the image id (id "": an
+// image not made yet, hence different from any). claimed holds the names
+// this import already gave, so that an archive cannot give one twice.
+func (s *Store) claim(repos, claimed map[string]string, name, id string, force bool) error {
+	if name == "" || strings.ContainsAny(name, " \t\n") {
+		return fmt.Errorf("invalid image name %q", name)
+	}
+	full := fullName(name)
+	if cur, ok := claimed[full]; ok && (cur != id || id == "") {
+		return fmt.Errorf("the archive gives the name %s to two images", full)
+	}
+	claimed[full] = id
+	if cur, ok := repos[full]; ok && (cur != id || id == "") && !force {
+		return fmt.Errorf("%w: %s already names the image %s", ErrNameInUse, full, shortID(cur))
+	}
+	return nil
+}
+
+func shortID(id string) string {
+	id = strings.TrimPrefix(id, digestPrefix)
+	if len(id) > 12 {
+		return id[:12]
+	}
+	return id
+}
+
 // ImportTar makes a one-layer image from a root filesystem tar, such as
-// `docker export` writes (gzip-compressed or not).
-func (s *Store) ImportTar(name string, r io.Reader, cfg ImageConfig) (Image, error) {
+// `docker export` writes (gzip-compressed or not), named opt.Name.
+func (s *Store) ImportTar(r io.Reader, cfg ImageConfig, opt ImportOptions) (Image, error) {
+	repos, err := s.repositories()
+	if err != nil {
+		return Image{}, err
+	}
+	if err := s.claim(repos, map[string]string{}, opt.Name, "", opt.Force); err != nil {
+		return Image{}, err
+	}
 	rd, err := maybeGunzip(r)
 	if err != nil {
 		return Image{}, err
 	}
 	l, err := s.Add("", rd)
 	if err != nil {
-		return Image{}, fmt.Errorf("import %s: %w", name, err)
+		return Image{}, fmt.Errorf("import %s: %w", opt.Name, err)
 	}
-	return s.PutImage(name, []string{l.DiffID}, cfg)
+	return s.PutImage(opt.Name, []string{l.DiffID}, cfg)
 }
 
 func maybeGunzip(r io.Reader) (io.Reader, error) {
@@ -680,11 +801,29 @@ func maybeGunzip(r io.Reader) (io.Reader, error) {
 	return br, nil
 }
 
+// maxJSON bounds what is read of manifest.json and of an image config:
+// Docker's are a few kilobytes.
+const maxJSON = 8 << 20
+
 // ImportSave loads the images of a `docker save` archive (the classic
 // layout with <id>/layer.tar and the OCI layout with blobs/sha256/, both
 // described by manifest.json), checking every layer's diffID against its
-// image config. It returns the images it recorded.
-func (s *Store) ImportSave(r io.Reader) ([]Image, error) {
+// image config. The first image is named opt.Name, and each image gets
+// the names its RepoTags list, as `docker load` does; but without
+// opt.Force no name that names another image is repointed: the import is
+// refused, and records nothing.
+// It returns the images it recorded.
+//
+// Every name the archive gives (manifest.json's Config and Layers, and
+// the links among its files) must lead to a regular file inside the
+// archive: a path out of it is refused, and a FIFO or a device node is
+// never opened (reading /dev/zero never ends, a FIFO never answers).
+func (s *Store) ImportSave(r io.Reader, opt ImportOptions) ([]Image, error) {
+	done, err := s.working()
+	if err != nil {
+		return nil, err
+	}
+	defer done()
 	tmp, err := os.MkdirTemp(s.Root, "import-")
 	if err != nil {
 		return nil, err
@@ -698,77 +837,92 @@ func (s *Store) ImportSave(r io.Reader) ([]Image, error) {
 	if err := FlattenLayerTar(rd, tmp); err != nil {
 		return nil, fmt.Errorf("unpack the archive: %w", err)
 	}
-	open := func(name string) (*os.File, error) {
-		p, err := filepath.EvalSymlinks(filepath.Join(tmp, filepath.FromSlash(name)))
-		if err != nil {
-			return nil, fmt.Errorf("%s in the archive: %w", name, err)
-		}
-		if !strings.HasPrefix(p, tmp+"/") {
-			return nil, fmt.Errorf("%w: %s points outside the archive", ErrUnsafeEntry, name)
-		}
-		return os.Open(p)
-	}
-	mf, err := open("manifest.json")
+	dir, err := os.Open(tmp)
 	if err != nil {
-		return nil, fmt.Errorf("not a `docker save` archive: %w", err)
+		return nil, err
+	}
+	defer dir.Close()
+	readJSON := func(name string, v any) ([]byte, error) {
+		f, err := openBeneath(dir, name)
+		if err != nil {
+			return nil, err
+		}
+		defer f.Close()
+		b, err := io.ReadAll(io.LimitReader(f, maxJSON+1))
+		if err != nil {
+			return nil, err
+		}
+		if len(b) > maxJSON {
+			return nil, fmt.Errorf("%s is over %d MiB: not a `docker save` archive's", name, maxJSON>>20)
+		}
+		if err := json.Unmarshal(b, v); err != nil {
+			return nil, fmt.Errorf("%s: %w", name, err)
+		}
+		return b, nil
 	}
 	var manifest []struct {
 		Config   string
 		RepoTags []string
 		Layers   []string
 	}
-	err = json.NewDecoder(mf).Decode(&manifest)
-	mf.Close()
-	if err != nil {
-		return nil, fmt.Errorf("manifest.json: %w", err)
+	if _, err := readJSON("manifest.json", &manifest); err != nil {
+		return nil, fmt.Errorf("not a `docker save` archive: %w", err)
 	}
-	var out []Image
-	for _, m := range manifest {
-		cf, err := open(m.Config)
-		if err != nil {
-			return nil, err
-		}
-		config, err := io.ReadAll(cf)
-		cf.Close()
-		if err != nil {
-			return nil, err
-		}
+	// Read every config and check every name before any layer is added:
+	// a refused import records nothing.
+	type image struct {
+		config  []byte
+		diffIDs []string
+		layers  []string
+		names   []string
+	}
+	var plan []image
+	repos, err := s.repositories()
+	if err != nil {
+		return nil, err
+	}
+	claimed := map[string]string{}
+	for i, m := range manifest {
 		var f imageFile
-		if err := json.Unmarshal(config, &f); err != nil {
-			return nil, fmt.Errorf("image config %s: %w", m.Config, err)
+		config, err := readJSON(m.Config, &f)
+		if err != nil {
+			return nil, fmt.Errorf("image config: %w", err)
 		}
 		if len(f.RootFS.DiffIDs) != len(m.Layers) {
 			return nil, fmt.Errorf("image config %s lists %d layers, manifest.json %d", m.Config, len(f.RootFS.DiffIDs), len(m.Layers))
 		}
+		names := append([]string{}, m.RepoTags...)
+		if i == 0 && opt.Name != "" {
+			names = append([]string{opt.Name}, names...)
+		}
+		for _, n := range names {
+			if err := s.claim(repos, claimed, n, Digest(config), opt.Force); err != nil {
+				return nil, err
+			}
+		}
+		plan = append(plan, image{config, f.RootFS.DiffIDs, m.Layers, names})
+	}
+	var out []Image
+	for _, p := range plan {
 		parent := ""
-		for i, lp := range m.Layers {
-			lf, err := open(lp)
+		for i, lp := range p.layers {
+			l, err := s.addFrom(dir, lp, parent)
 			if err != nil {
 				return nil, err
 			}
-			lr, err := maybeGunzip(lf)
-			if err != nil {
-				lf.Close()
-				return nil, err
-			}
-			l, err := s.Add(parent, lr)
-			lf.Close()
-			if err != nil {
-				return nil, fmt.Errorf("layer %s: %w", lp, err)
-			}
-			if l.DiffID != f.RootFS.DiffIDs[i] {
-				return nil, fmt.Errorf("layer %s has diffID %s but the image config says %s: the archive is damaged", lp, l.DiffID, f.RootFS.DiffIDs[i])
+			if l.DiffID != p.diffIDs[i] {
+				return nil, fmt.Errorf("layer %s has diffID %s but the image config says %s: the archive is damaged", lp, l.DiffID, p.diffIDs[i])
 			}
 			parent = l.ChainID
 		}
 		// Keep Docker's own config bytes: then the image ID is the same as
 		// `docker images` showed on the machine that saved it.
-		var img Image
-		if img, err = s.putImageConfig("", config); err != nil {
+		img, err := s.putImageConfig("", p.config)
+		if err != nil {
 			return nil, err
 		}
-		for _, t := range m.RepoTags {
-			if err := s.Tag(t, img.ID); err != nil {
+		for _, n := range p.names {
+			if err := s.Tag(n, img.ID); err != nil {
 				return nil, err
 			}
 		}
@@ -778,4 +932,22 @@ func (s *Store) ImportSave(r io.Reader) ([]Image, error) {
 		out = append(out, img)
 	}
 	return out, nil
+}
+
+// addFrom adds the layer tar name of the unpacked archive dir.
+func (s *Store) addFrom(dir *os.File, name, parent string) (Layer, error) {
+	f, err := openBeneath(dir, name)
+	if err != nil {
+		return Layer{}, err
+	}
+	defer f.Close()
+	r, err := maybeGunzip(f)
+	if err != nil {
+		return Layer{}, fmt.Errorf("layer %s: %w", name, err)
+	}
+	l, err := s.Add(parent, r)
+	if err != nil {
+		return Layer{}, fmt.Errorf("layer %s: %w", name, err)
+	}
+	return l, nil
 }

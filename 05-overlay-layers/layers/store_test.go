@@ -142,7 +142,7 @@ func TestContainerRootCommitKeepsOnlyTheReadWriteLayer(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	img, err := s.ImportTar("base", bytes.NewReader(layerTar(t, map[string]string{"etc/os-release": "base\n", "tmp/junk": "j"})), ImageConfig{})
+	img, err := s.ImportTar(bytes.NewReader(layerTar(t, map[string]string{"etc/os-release": "base\n", "tmp/junk": "j"})), ImageConfig{}, ImportOptions{Name: "base"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -222,17 +222,50 @@ func TestImportSaveChecksDiffIDsAgainstTheConfig(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	imgs, err := s.ImportSave(bytes.NewReader(archive([]string{d1, d2})))
+	imgs, err := s.ImportSave(bytes.NewReader(archive([]string{d1, d2})), ImportOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if len(imgs) != 1 || imgs[0].Names[0] != "saved:1.0" || len(imgs[0].DiffIDs) != 2 || imgs[0].Config.Cmd[0] != "/bin/sh" {
 		t.Errorf("imported %+v", imgs)
 	}
-	if _, err := s.ImportSave(bytes.NewReader(archive([]string{d2, d1}))); err == nil || !strings.Contains(err.Error(), "damaged") {
+	if _, err := s.ImportSave(bytes.NewReader(archive([]string{d2, d1})), ImportOptions{Force: true}); err == nil || !strings.Contains(err.Error(), "damaged") {
 		t.Errorf("an archive whose config names other diffIDs: %v", err)
 	}
 	if entries, _ := os.ReadDir(s.Root); len(entries) != 2 {
 		t.Errorf("the store root holds %d entries after imports, want image/ and overlay2/", len(entries))
+	}
+}
+
+// What a killed import or commit left in the store's root (an unpacked
+// archive, a half-unpacked layer) is removed by the next OpenStore; what a
+// live one is working on is not.
+func TestOpenStoreCollectsOnlyWhatDeadWritersLeft(t *testing.T) {
+	testkit.RequireRoot(t)
+	root := t.TempDir()
+	s, err := OpenStore(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	staged := []string{filepath.Join(root, "import-123", "l1"), filepath.Join(root, "incomplete-abc", "diff")}
+	mkdirs(t, staged...)
+	done, err := s.working() // a writer still at work
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := OpenStore(root); err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range staged {
+		if _, err := os.Stat(d); err != nil {
+			t.Errorf("a live writer's %s was removed", d)
+		}
+	}
+	done() // ...and now it is gone
+	if _, err := OpenStore(root); err != nil {
+		t.Fatal(err)
+	}
+	if entries, _ := os.ReadDir(root); len(entries) != 2 {
+		t.Errorf("the store root holds %d entries, want image/ and overlay2/", len(entries))
 	}
 }

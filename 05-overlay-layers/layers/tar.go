@@ -53,88 +53,138 @@ func IsOpaque(p string) bool {
 // entry, right after the directory's own. Entries are in lexical order with
 // numeric owners and whole-second times, so the same tree gives the same
 // bytes, hence the same diffID. Extended attributes are not carried.
+//
+// dir may be a running container's upper directory, changing while it is
+// read: every entry is found relative to its directory's descriptor without
+// following a symbolic link, and described by what was found (see open.go).
+// A container swapping a file with a link to /etc/shadow gets a symbolic
+// link in its layer, never the host's file.
 func WriteLayerTar(w io.Writer, dir string) error {
-	tw := tar.NewWriter(w)
-	seen := map[[2]uint64]string{} // hardlinks: (dev, inode) -> first name
-	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		rel, err := filepath.Rel(dir, p)
-		if err != nil || rel == "." {
-			return err
-		}
-		name := filepath.ToSlash(rel)
-		var st unix.Stat_t
-		if err := unix.Lstat(p, &st); err != nil {
-			return err
-		}
-		hdr := &tar.Header{
-			Name:    name,
-			Mode:    int64(st.Mode & 0o7777),
-			Uid:     int(st.Uid),
-			Gid:     int(st.Gid),
-			ModTime: time.Unix(st.Mtim.Sec, 0),
-			Format:  tar.FormatPAX,
-		}
-		switch st.Mode & unix.S_IFMT {
-		case unix.S_IFDIR:
-			hdr.Typeflag, hdr.Name = tar.TypeDir, name+"/"
-			if err := tw.WriteHeader(hdr); err != nil {
-				return err
-			}
-			if IsOpaque(p) {
-				return tw.WriteHeader(&tar.Header{Name: name + "/" + OpaqueMarker, Typeflag: tar.TypeReg,
-					Mode: 0o600, Uid: hdr.Uid, Gid: hdr.Gid, ModTime: hdr.ModTime, Format: tar.FormatPAX})
-			}
-			return nil
-		case unix.S_IFCHR:
-			if st.Rdev == 0 { // an overlay whiteout
-				hdr.Name = path.Join(path.Dir(name), WhiteoutPrefix+path.Base(name))
-				hdr.Typeflag, hdr.Mode = tar.TypeReg, 0o600
-				return tw.WriteHeader(hdr)
-			}
-			hdr.Typeflag = tar.TypeChar
-		case unix.S_IFBLK:
-			hdr.Typeflag = tar.TypeBlock
-		case unix.S_IFIFO:
-			hdr.Typeflag = tar.TypeFifo
-		case unix.S_IFLNK:
-			target, err := os.Readlink(p)
-			if err != nil {
-				return err
-			}
-			hdr.Typeflag, hdr.Linkname = tar.TypeSymlink, target
-			return tw.WriteHeader(hdr)
-		case unix.S_IFREG:
-			key := [2]uint64{uint64(st.Dev), st.Ino}
-			if first, ok := seen[key]; ok && st.Nlink > 1 {
-				hdr.Typeflag, hdr.Linkname = tar.TypeLink, first
-				return tw.WriteHeader(hdr)
-			}
-			seen[key] = name
-			hdr.Typeflag, hdr.Size = tar.TypeReg, st.Size
-			if err := tw.WriteHeader(hdr); err != nil {
-				return err
-			}
-			f, err := os.Open(p)
-			if err != nil {
-				return err
-			}
-			defer f.Close()
-			_, err = io.CopyN(tw, f, st.Size)
-			return err
-		default: // sockets have no tar form; the kernel recreates them
-			return nil
-		}
-		hdr.Devmajor = int64(unix.Major(st.Rdev))
-		hdr.Devminor = int64(unix.Minor(st.Rdev))
-		return tw.WriteHeader(hdr)
-	})
+	fd, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return fmt.Errorf("tar %s: %w", dir, err)
 	}
-	return tw.Close()
+	lw := layerWriter{tw: tar.NewWriter(w), seen: map[[2]uint64]string{}}
+	if err := lw.dir(fd, ""); err != nil {
+		return fmt.Errorf("tar %s: %w", dir, err)
+	}
+	return lw.tw.Close()
+}
+
+type layerWriter struct {
+	tw   *tar.Writer
+	seen map[[2]uint64]string // hardlinks: (dev, inode) -> first name
+}
+
+// dir writes the entries of the open directory fd (named rel in the tar,
+// "" for the top), sorted by name, and closes fd.
+func (lw *layerWriter) dir(fd int, rel string) error {
+	f := os.NewFile(uintptr(fd), rel)
+	names, err := f.Readdirnames(-1)
+	if err != nil {
+		f.Close()
+		return err
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		if err := lw.entry(fd, path.Join(rel, n), n); err != nil {
+			f.Close()
+			return err
+		}
+	}
+	return f.Close()
+}
+
+// entry writes the entry base of the directory dirfd, named name in the tar.
+func (lw *layerWriter) entry(dirfd int, name, base string) error {
+	fd, err := unix.Openat(dirfd, base, unix.O_PATH|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if errors.Is(err, unix.ENOENT) {
+		return nil // removed since the directory was listed
+	}
+	if err != nil {
+		return fmt.Errorf("%s: %w", name, err)
+	}
+	defer unix.Close(fd)
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		return fmt.Errorf("%s: %w", name, err)
+	}
+	hdr := &tar.Header{
+		Name:    name,
+		Mode:    int64(st.Mode & 0o7777),
+		Uid:     int(st.Uid),
+		Gid:     int(st.Gid),
+		ModTime: time.Unix(st.Mtim.Sec, 0),
+		Format:  tar.FormatPAX,
+	}
+	tw := lw.tw
+	switch st.Mode & unix.S_IFMT {
+	case unix.S_IFDIR:
+		// "." from the O_PATH descriptor: the directory found, no name
+		// looked up again.
+		d, err := unix.Openat(fd, ".", unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+		if err != nil {
+			return fmt.Errorf("%s: %w", name, err)
+		}
+		hdr.Typeflag, hdr.Name = tar.TypeDir, name+"/"
+		if err := tw.WriteHeader(hdr); err != nil {
+			unix.Close(d)
+			return err
+		}
+		buf := make([]byte, 8)
+		if n, err := unix.Fgetxattr(d, OpaqueXattr, buf); err == nil && n == 1 && buf[0] == 'y' {
+			if err := tw.WriteHeader(&tar.Header{Name: name + "/" + OpaqueMarker, Typeflag: tar.TypeReg,
+				Mode: 0o600, Uid: hdr.Uid, Gid: hdr.Gid, ModTime: hdr.ModTime, Format: tar.FormatPAX}); err != nil {
+				unix.Close(d)
+				return err
+			}
+		}
+		return lw.dir(d, name)
+	case unix.S_IFCHR:
+		if st.Rdev == 0 { // an overlay whiteout
+			hdr.Name = path.Join(path.Dir(name), WhiteoutPrefix+path.Base(name))
+			hdr.Typeflag, hdr.Mode = tar.TypeReg, 0o600
+			return tw.WriteHeader(hdr)
+		}
+		hdr.Typeflag = tar.TypeChar
+	case unix.S_IFBLK:
+		hdr.Typeflag = tar.TypeBlock
+	case unix.S_IFIFO:
+		hdr.Typeflag = tar.TypeFifo
+	case unix.S_IFLNK:
+		buf := make([]byte, unix.PathMax)
+		n, err := unix.Readlinkat(fd, "", buf) // "": the link fd itself
+		if err != nil {
+			return fmt.Errorf("%s: %w", name, err)
+		}
+		hdr.Typeflag, hdr.Linkname = tar.TypeSymlink, string(buf[:n])
+		return tw.WriteHeader(hdr)
+	case unix.S_IFREG:
+		key := [2]uint64{uint64(st.Dev), st.Ino}
+		if first, ok := lw.seen[key]; ok && st.Nlink > 1 {
+			hdr.Typeflag, hdr.Linkname = tar.TypeLink, first
+			return tw.WriteHeader(hdr)
+		}
+		lw.seen[key] = name
+		f, _, err := reopenRegular(fd, name)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		hdr.Typeflag, hdr.Size = tar.TypeReg, st.Size
+		if err := tw.WriteHeader(hdr); err != nil {
+			return err
+		}
+		if _, err := io.CopyN(tw, f, st.Size); err != nil {
+			return fmt.Errorf("%s shrank while it was read (stop the container first): %w", name, err)
+		}
+		return nil
+	default: // sockets have no tar form; the kernel recreates them
+		return nil
+	}
+	hdr.Devmajor = int64(unix.Major(st.Rdev))
+	hdr.Devminor = int64(unix.Minor(st.Rdev))
+	return tw.WriteHeader(hdr)
 }
 
 // ApplyLayerTar unpacks a layer tar into dir so that dir can serve as one
@@ -209,10 +259,15 @@ func apply(r io.Reader, dir string, flatten bool) error {
 		case strings.HasPrefix(base, WhiteoutPrefix+WhiteoutPrefix):
 			continue // other aufs bookkeeping (.wh..wh.plnk ...): nothing to apply
 		case strings.HasPrefix(base, WhiteoutPrefix):
-			if base == WhiteoutPrefix {
-				return fmt.Errorf("%w: %q is a whiteout of no name", ErrUnsafeEntry, hdr.Name)
+			// The hidden name must be one name in its directory: ".wh..."
+			// would hide "..", and RemoveAll of the directory above the
+			// layer once wiped the whole image store (a two-entry `docker
+			// save` archive: its top level is unpacked in the store's root).
+			hidden := base[len(WhiteoutPrefix):]
+			victim := filepath.Join(pdir, hidden)
+			if hidden == "" || hidden == "." || hidden == ".." || !beneath(dir, victim) {
+				return fmt.Errorf("%w: %q is a whiteout of %q, not of a name in its directory", ErrUnsafeEntry, hdr.Name, hidden)
 			}
-			victim := filepath.Join(pdir, base[len(WhiteoutPrefix):])
 			if err := os.RemoveAll(victim); err != nil {
 				return err
 			}
@@ -349,6 +404,12 @@ func safeName(dir, name string) (string, error) {
 		}
 	}
 	return c, nil
+}
+
+// beneath reports whether p is a path strictly inside dir (both clean and
+// absolute): the last check before anything is removed.
+func beneath(dir, p string) bool {
+	return strings.HasPrefix(p, dir+"/")
 }
 
 // emptyExcept removes from directory p (the layer-relative rel) every entry
