@@ -36,121 +36,170 @@ const (
 	exitNotFound = 127
 )
 
+// containerInit is the container's first process, from its clone to the
+// exec of the user's command: the list below is the whole story, one step
+// per method, in the order runc does them. Each step's timing is taken here,
+// in one place (WORKSHOP_TIMING=1 prints them).
 func containerInit(specPath string, rest []string) {
+	timing.Mark("init: Go runtime started")
 	// Capabilities, no_new_privs and the cgroup namespace belong to one
 	// thread, and exec keeps only the thread that calls it: everything
 	// below runs on this one OS thread, up to the exec.
-	timing.Mark("init: Go runtime started")
 	runtime.LockOSThread()
 	// A Ctrl-C during the setup must not kill us half way (Go's default is
 	// to exit): catch it and let the runtime decide. Caught, not ignored:
 	// an ignored signal would stay ignored in the user's command after exec.
 	signal.Notify(make(chan os.Signal, 1), unix.SIGINT, unix.SIGTERM, unix.SIGHUP)
-	n := narrate.FromEnv(narrate.Container)
-	link := stage.ParentLink()
-	// The runtime says go once the spec is written and it has our PID
-	// (and, with --explain, once it has told its part). Without
-	// --explain it clones us early, and prepares our layers meanwhile.
-	link.WaitGo(n)
+	c := &initProcess{n: narrate.FromEnv(narrate.Container), link: stage.ParentLink(), specPath: specPath, exe: -1, startFifo: -1}
+	if len(rest) > 0 {
+		c.cgroupDirs = rest[0]
+	}
+	for _, step := range []struct {
+		done string
+		do   func()
+	}{
+		{"go received, spec read", c.waitForGo},
+		{"cgroups joined", c.joinCgroups},
+		{"namespaces joined", c.joinNamespaces},
+		{"mounts made private", c.privateMounts},
+		{"root mounted", c.mountRoot},
+		{"/proc /dev /sys mounted, devices made", c.mountInside},
+		{"pivot_root", c.pivotRoot},
+		{"paths masked and read-only", c.harden},
+		{"the process prepared", c.prepareProcess},
+		{"ready and started", c.waitReadyAndStart},
+	} {
+		step.do()
+		timing.Mark("init: " + step.done)
+	}
+	if c.spec.Init {
+		c.execTinyInit()
+	}
+	c.execCommand()
+}
+
+// initProcess is what the first process knows as it goes.
+type initProcess struct {
+	n          *narrate.Narrator
+	link       *stage.Link
+	specPath   string
+	spec       *Spec
+	cgroupDirs string // "" where clone3 put it in its cgroup already
+	exe        int    // this program, held for --init's exec after pivot_root
+	startFifo  int    // OCI create: `start` opens it
+	keep       uint64 // the capabilities the command keeps
+	path       string // the command, found in the container's PATH
+}
+
+// waitForGo waits for the runtime's go-ahead: once the spec is written and
+// it has our PID (and, with --explain, once it has told its part).
+func (c *initProcess) waitForGo() {
+	c.link.WaitGo(c.n)
 	// Non-dumpable until the exec (which resets it). Before the go-ahead
 	// this process is alone in its new PID namespace; from now on, while
 	// this copy of the runtime still holds every capability, no process of
 	// the container (an `exec` between OCI create and start) may open its
 	// /proc/<pid>/mem, fd/ or exe without CAP_SYS_PTRACE on the host.
-	n.Call("prctl(PR_SET_DUMPABLE, 0)   # no container process may open this one's /proc/<pid>/mem until the exec")
+	c.n.Call("prctl(PR_SET_DUMPABLE, 0)   # no container process may open this one's /proc/<pid>/mem until the exec")
 	if err := unix.Prctl(unix.PR_SET_DUMPABLE, 0, 0, 0, 0); err != nil {
 		initFail("prctl(PR_SET_DUMPABLE, 0): %v", err)
 	}
-	spec, err := readSpec(specPath)
-	if err != nil {
+	var err error
+	if c.spec, err = readSpec(c.specPath); err != nil {
 		initFail("reading the container's spec: %v", err)
 	}
-	timing.Mark("init: go received, spec read")
+}
 
-	// Into the container's cgroups (stage 03) first of all, before this
-	// process uses any memory or device the limits should cover. The
-	// runtime could move us (echo PID > cgroup.procs), as stage 03 does, but
-	// moving another process waits for the kernel's RCU grace period:
-	// milliseconds, the largest cost of a container's start. A thread that
-	// moves itself skips that wait, and this is the thread that will exec
-	// the command, so the command is wholly inside. (With --init this Go
-	// process stays on as PID 1, so all its threads move: cgroup.procs.)
-	if len(rest) > 0 && rest[0] != "" {
-		for _, dir := range strings.Split(rest[0], ",") {
-			if spec.Init {
-				n.Call("echo 0 > %s/cgroup.procs", dir)
-				err = os.WriteFile(dir+"/cgroup.procs", []byte("0"), 0)
-			} else {
-				err = cgroup.JoinThread(dir, n.Trace())
-			}
-			if err != nil {
-				initFail("joining the container's cgroup: %v", err)
-			}
-		}
-		if spec.Init {
-			n.Note("0 is the writer itself: this whole process joins its cgroups (--init stays on as PID 1)")
-		} else {
-			n.Note("0 is the writer itself: this thread, the one that will exec, joins its cgroups")
+// joinCgroups moves us into the container's cgroups (stage 03) first of
+// all, before this process uses any memory or device the limits should
+// cover. The runtime could move us (echo PID > cgroup.procs), as stage 03
+// does, but moving another process waits for the kernel's RCU grace period:
+// milliseconds, the largest cost of a container's start. A thread that moves
+// itself skips that wait, and this is the thread that will exec the command
+// (or --init's PID 1), so the command is wholly inside.
+func (c *initProcess) joinCgroups() {
+	if c.cgroupDirs == "" {
+		return
+	}
+	for _, dir := range strings.Split(c.cgroupDirs, ",") {
+		if err := cgroup.JoinThread(dir, c.n.Trace()); err != nil {
+			initFail("joining the container's cgroup: %v", err)
 		}
 	}
-	timing.Mark("init: cgroups joined")
-	n.Call("keyctl(KEYCTL_JOIN_SESSION_KEYRING, NULL)   # a session keyring of its own: keys are not namespaced")
+	c.n.Note("0 is the writer itself: this thread, the one that will exec, joins its cgroups")
+}
+
+// joinNamespaces gives us a keyring of our own, joins the namespaces the
+// spec names by path, and enters a new cgroup namespace: after the move
+// into the container's cgroups, so that the container sees its own cgroup
+// as the root "/".
+func (c *initProcess) joinNamespaces() {
+	c.n.Call("keyctl(KEYCTL_JOIN_SESSION_KEYRING, NULL)   # a session keyring of its own: keys are not namespaced")
 	if err := newSessionKeyring(); err != nil {
 		initFail("%v", err)
 	}
-	for kind, path := range spec.JoinNamespaces {
-		n.Call("setns(open(%q), CLONE_NEW%s)   # join an existing namespace", path, strings.ToUpper(kind))
+	for kind, path := range c.spec.JoinNamespaces {
+		c.n.Call("setns(open(%q), CLONE_NEW%s)   # join an existing namespace", path, strings.ToUpper(kind))
 		if err := joinNamespace(kind, path); err != nil {
 			initFail("joining the %s namespace %s: %v", kind, path, err)
 		}
 	}
-
-	if slices.Contains(spec.Namespaces, "cgroup") {
-		n.Step("Enter a new cgroup namespace (stage 03's cgroups, seen from inside)")
-		// Unshared now, after the move into the container's cgroups, so that
-		// the container sees its own cgroup as the root "/".
-		n.Call("unshare(CLONE_NEWCGROUP)")
+	if slices.Contains(c.spec.Namespaces, "cgroup") {
+		c.n.Step("Enter a new cgroup namespace (stage 03's cgroups, seen from inside)")
+		c.n.Call("unshare(CLONE_NEWCGROUP)")
 		if err := unix.Unshare(unix.CLONE_NEWCGROUP); err != nil {
 			initFail("unshare(CLONE_NEWCGROUP): %v", err)
 		}
 	}
+}
 
-	n.Step("Mounts (stage 02): nothing we mount may reach the host")
-	n.Call(`mount("", "/", "", MS_REC | %s, "")`, propagationName(spec.Propagation))
-	if err := unix.Mount("", "/", "", unix.MS_REC|spec.Propagation, ""); err != nil {
-		initFail("making / %s: %v", propagationName(spec.Propagation), err)
+// privateMounts (stage 02): nothing we mount may reach the host.
+func (c *initProcess) privateMounts() {
+	c.n.Step("Mounts (stage 02): nothing we mount may reach the host")
+	c.n.Call(`mount("", "/", "", MS_REC | %s, "")`, propagationName(c.spec.Propagation))
+	if err := unix.Mount("", "/", "", unix.MS_REC|c.spec.Propagation, ""); err != nil {
+		initFail("making / %s: %v", propagationName(c.spec.Propagation), err)
 	}
+}
 
+// mountRoot mounts the container's root: the image's layers under a
+// read-write one (stage 05), or an OCI bundle's directory as it is.
+func (c *initProcess) mountRoot() {
+	spec := c.spec
 	if spec.BindRoot {
-		n.Step("The root filesystem: the bundle's rootfs directory, as it is")
+		c.n.Step("The root filesystem: the bundle's rootfs directory, as it is")
 		// pivot_root needs the new root to be a mount point.
-		n.Call(`mount("%s", "%s", "", MS_BIND | MS_REC, "")`, spec.Rootfs, spec.Rootfs)
+		c.n.Call(`mount("%s", "%s", "", MS_BIND | MS_REC, "")`, spec.Rootfs, spec.Rootfs)
 		if err := unix.Mount(spec.Rootfs, spec.Rootfs, "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
 			initFail("binding the root %s: %v", spec.Rootfs, err)
 		}
-	} else {
-		n.Step("The root filesystem (stage 05): image layers + init layer + a read-write layer")
-		for i, l := range spec.Lowers {
-			n.Say("lower %d: %s", i+1, l)
-		}
-		n.Say("upper: %s", spec.Upper)
-		if err := layers.MountVolatile(spec.Rootfs, spec.Lowers, spec.Upper, spec.Work, n.Trace()); err != nil {
-			initFail("mounting the container's root: %v", err)
-		}
+		return
 	}
+	c.n.Step("The root filesystem (stage 05): image layers + init layer + a read-write layer")
+	for i, l := range spec.Lowers {
+		c.n.Say("lower %d: %s", i+1, l)
+	}
+	c.n.Say("upper: %s", spec.Upper)
+	if err := layers.MountVolatile(spec.Rootfs, spec.Lowers, spec.Upper, spec.Work, c.n.Trace()); err != nil {
+		initFail("mounting the container's root: %v", err)
+	}
+}
 
-	timing.Mark("init: overlay root mounted")
-	n.Step("Mount /proc, /dev, /sys and the volumes inside the new root")
+// mountInside mounts /proc, /dev, /sys and the volumes under the new root,
+// makes the device nodes, and holds what must be reached after pivot_root.
+func (c *initProcess) mountInside() {
+	spec := c.spec
+	c.n.Step("Mount /proc, /dev, /sys and the volumes inside the new root")
 	devMade := false
 	for _, m := range spec.Mounts {
-		mountInside(n, spec.Rootfs, m)
+		mountInside(c.n, spec.Rootfs, m)
 		if filepath.Clean(m.Target) == "/dev" {
 			// The device nodes go into the new /dev right away, before any
 			// later mount (a volume on /dev, or under it) can cover it:
 			// never into a directory of the host's. A bind mount on /dev is
 			// the caller's own /dev (as runc): nothing is made in it.
 			if m.Flags&unix.MS_BIND == 0 {
-				makeDevices(n, spec, "")
+				makeDevices(c.n, spec, "")
 			}
 			devMade = true
 		}
@@ -158,50 +207,45 @@ func containerInit(specPath string, rest []string) {
 	if !devMade {
 		// No /dev mount (a hand-made bundle): the nodes go into the
 		// bundle's own rootfs/dev, and `delete` removes what we made.
-		makeDevices(n, spec, filepath.Join(filepath.Dir(specPath), madeNodesFile))
+		makeDevices(c.n, spec, filepath.Join(filepath.Dir(c.specPath), madeNodesFile))
 	}
-
-	timing.Mark("init: /proc /dev /sys mounted, devices made")
-	// --init execs this program again, after pivot_root: hold it now.
-	exe := -1
-	if spec.Init {
-		if exe, err = unix.Open("/proc/self/exe", unix.O_PATH|unix.O_CLOEXEC, 0); err != nil {
+	var err error
+	if spec.Init { // --init execs this program again, after pivot_root
+		if c.exe, err = unix.Open("/proc/self/exe", unix.O_PATH|unix.O_CLOEXEC, 0); err != nil {
 			initFail("opening this program for --init: %v", err)
 		}
 	}
-	startFifo := -1
-	if spec.WaitStart {
-		// Open the FIFO `start` will read from while it is still in view.
-		if startFifo, err = unix.Open(spec.StartFifo, unix.O_PATH|unix.O_CLOEXEC, 0); err != nil {
+	if spec.WaitStart { // the FIFO `start` will read from, while in view
+		if c.startFifo, err = unix.Open(spec.StartFifo, unix.O_PATH|unix.O_CLOEXEC, 0); err != nil {
 			initFail("opening %s: %v", spec.StartFifo, err)
 		}
 	}
+}
 
-	n.Step("Change root with pivot_root (stage 04), and let go of the host's root")
-	trace := func(call, why string) {
-		n.Call("%s", call)
-		if why != "" {
-			n.Note("%s", why)
-		}
+// pivotRoot (stage 04) changes root and lets go of the host's; then the
+// kernel parameters of the container's own namespaces are written, while
+// /proc/sys can still be.
+func (c *initProcess) pivotRoot() {
+	c.n.Step("Change root with pivot_root (stage 04), and let go of the host's root")
+	if err := rootfs.PivotRoot(c.spec.Rootfs, c.n.Trace()); err != nil {
+		initFail("pivot_root into %s: %v", c.spec.Rootfs, err)
 	}
-	if err := rootfs.PivotRoot(spec.Rootfs, trace); err != nil {
-		initFail("pivot_root into %s: %v", spec.Rootfs, err)
-	}
-
-	timing.Mark("init: pivot_root")
-	// Kernel parameters of the container's own namespaces, while /proc/sys
-	// can still be written.
-	for k, v := range spec.Sysctl {
+	for k, v := range c.spec.Sysctl {
 		// create checked the namespaces; checked again here, the name alone.
 		if _, err := sysctlNamespace(k); err != nil {
 			initFail("sysctl: %v", err)
 		}
-		n.Call("sysctl %s=%s", k, v)
+		c.n.Call("sysctl %s=%s", k, v)
 		if err := writeSysctl(k, v); err != nil {
 			initFail("sysctl %s: %v", k, err)
 		}
 	}
+}
 
+// harden does what Docker does by default, up to the capabilities (which
+// go just before the exec).
+func (c *initProcess) harden() {
+	spec, n := c.spec, c.n
 	n.Step("Harden, as Docker does by default")
 	n.Say("mask %d paths: /dev/null over a file, an empty read-only tmpfs over a directory (paths this kernel lacks are skipped)", len(spec.MaskedPaths))
 	for _, p := range spec.MaskedPaths {
@@ -215,7 +259,6 @@ func containerInit(specPath string, rest []string) {
 			initFail("making %s read-only: %v", p, err)
 		}
 	}
-	timing.Mark("init: paths masked and read-only")
 	if spec.Readonly {
 		n.Call(`mount("", "/", "", MS_BIND | MS_REMOUNT | MS_RDONLY, "")`)
 		if err := unix.Mount("", "/", "", unix.MS_BIND|unix.MS_REMOUNT|unix.MS_RDONLY, ""); err != nil {
@@ -234,6 +277,19 @@ func containerInit(specPath string, rest []string) {
 			initFail("bringing up lo: %v", err)
 		}
 	}
+	if spec.NoNewPrivs {
+		n.Call("prctl(PR_SET_NO_NEW_PRIVS, 1)   # no setuid binary can give the privileges back")
+		if err := unix.Prctl(unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0); err != nil {
+			initFail("no_new_privs: %v", err)
+		}
+	}
+}
+
+// prepareProcess sets what the command inherits: limits, umask, the
+// container's environment (nothing of the host's), its working directory,
+// and finds the command in the container's PATH.
+func (c *initProcess) prepareProcess() {
+	spec := c.spec
 	for _, r := range spec.Rlimits {
 		if err := unix.Setrlimit(r.Type, &unix.Rlimit{Cur: r.Soft, Max: r.Hard}); err != nil {
 			initFail("setrlimit %d: %v", r.Type, err)
@@ -242,23 +298,13 @@ func containerInit(specPath string, rest []string) {
 	if spec.OOMScoreAdj != nil {
 		_ = os.WriteFile("/proc/self/oom_score_adj", []byte(fmt.Sprint(*spec.OOMScoreAdj)), 0o644)
 	}
-
-	// Everything that needed CAP_SYS_ADMIN is done: now give it up.
-	keep, err := capBits(spec.Capabilities)
-	if err != nil {
-		initFail("%v", err)
-	}
-	if spec.NoNewPrivs {
-		n.Call("prctl(PR_SET_NO_NEW_PRIVS, 1)   # no setuid binary can give the privileges back")
-		if err := unix.Prctl(unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0); err != nil {
-			initFail("no_new_privs: %v", err)
-		}
-	}
 	if spec.Umask != nil {
 		unix.Umask(int(*spec.Umask))
 	}
-
-	// The process environment becomes the container's: nothing of the host's.
+	var err error
+	if c.keep, err = capBits(spec.Capabilities); err != nil {
+		initFail("%v", err)
+	}
 	os.Clearenv()
 	for _, kv := range spec.Env {
 		k, v, _ := strings.Cut(kv, "=")
@@ -271,62 +317,69 @@ func containerInit(specPath string, rest []string) {
 	if err := os.Chdir(cwd); err != nil {
 		initFail("the working directory %s: %v", cwd, err)
 	}
-	path, err := stage.LookPath(spec.Args[0])
-	if err != nil {
+	if c.path, err = stage.LookPath(spec.Args[0]); err != nil {
 		fmt.Fprintf(os.Stderr, "%s: %s: command not found in the container's root (PATH=%s)\n", name, spec.Args[0], os.Getenv("PATH"))
 		os.Exit(exitNotFound)
 	}
+}
 
-	// Ready: the runtime writes the limits that the setup itself would have
-	// tripped over (a Go runtime is several threads, and pids.max counts
-	// threads), then lets us go on.
-	if spec.WaitReady {
-		link.Pause(n)
+// waitReadyAndStart: the runtime writes the limits that the setup itself
+// would have tripped over (a Go runtime is several threads, and pids.max
+// counts threads), then lets us go on. For an OCI create, the creator
+// returns now, and the command runs only at `start`, which opens the FIFO
+// for reading: until then, opening it for writing blocks.
+func (c *initProcess) waitReadyAndStart() {
+	if c.spec.WaitReady {
+		c.link.Pause(c.n)
 	}
+	if !c.spec.WaitStart {
+		return
+	}
+	c.link.Done(c.n)
+	f, err := os.OpenFile(fmt.Sprintf("/proc/self/fd/%d", c.startFifo), os.O_WRONLY, 0)
+	if err != nil {
+		initFail("waiting for start: %v", err)
+	}
+	_, _ = f.Write([]byte{0})
+	f.Close()
+	unix.Close(c.startFifo)
+}
 
-	if spec.WaitStart {
-		// OCI create: everything is ready, and the creator may return; the
-		// user's program runs only at `start`, which opens the FIFO for
-		// reading: until then, opening it for writing blocks.
-		link.Done(n)
-		f, err := os.OpenFile(fmt.Sprintf("/proc/self/fd/%d", startFifo), os.O_WRONLY, 0)
-		if err != nil {
-			initFail("waiting for start: %v", err)
-		}
-		_, _ = f.Write([]byte{0})
-		f.Close()
-		unix.Close(startFifo)
-	}
-
-	if spec.Init {
-		n.Step("Start the command under a tiny init (--init): PID 1 reaps and forwards signals")
-		n.Call("prctl(PR_CAPBSET_DROP) x %d, capset(...)   # keep %d capabilities: no CAP_SYS_ADMIN", int(lastCap())+1-len(spec.Capabilities), len(spec.Capabilities))
-		link.Done(n)
-		if err := switchUser(spec, keep); err != nil {
-			initFail("%v", err)
-		}
-		// PID 1 is a fresh copy of this program, exec'd now, after the
-		// capabilities are gone: every thread of it starts with the
-		// container's credentials, none with the setup's. (Kept on instead,
-		// this process's other threads would still hold every capability,
-		// for any container root that patches /proc/1/mem.) It runs from
-		// the sealed handle, like this process: /proc/1/exe cannot be
-		// written through.
-		argv := append([]string{"workshop-init", tinyArg, path}, spec.Args...)
-		n.Call("execveat(<sealed program>, \"\", %q, AT_EMPTY_PATH)", argv)
-		err := execveat(exe, argv, append(os.Environ(), n.Env()))
-		initFail("starting --init's PID 1: %v", err)
-	}
-	n.Step("exec the command: it becomes PID 1 of the container")
-	n.Call("prctl(PR_CAPBSET_DROP) x %d, capset(...)   # keep %d capabilities: no CAP_SYS_ADMIN", int(lastCap())+1-len(spec.Capabilities), len(spec.Capabilities))
-	n.Call("execve(%q, %q)", path, spec.Args)
-	link.Done(n)
-	if err := switchUser(spec, keep); err != nil {
+// becomeTheUser gives up everything that needed CAP_SYS_ADMIN and becomes
+// the configured user, the last thing before the exec it names (next). The
+// runtime is told we are done first: after the capabilities are gone this
+// process can no longer do anything a container could not.
+func (c *initProcess) becomeTheUser(next string) {
+	c.n.Call("prctl(PR_CAPBSET_DROP) x %d, capset(...)   # keep %d capabilities: no CAP_SYS_ADMIN", int(lastCap())+1-len(c.spec.Capabilities), len(c.spec.Capabilities))
+	c.n.Call("%s", next)
+	c.link.Done(c.n)
+	if err := switchUser(c.spec, c.keep); err != nil {
 		initFail("%v", err)
 	}
+}
+
+// execTinyInit makes PID 1 a fresh copy of this program (--init), exec'd
+// after the capabilities are gone: every thread of it starts with the
+// container's credentials, none with the setup's. (Kept on instead, this
+// process's other threads would still hold every capability, for any
+// container root that patches /proc/1/mem.) It runs from the sealed handle,
+// like this process: /proc/1/exe cannot be written through.
+func (c *initProcess) execTinyInit() {
+	c.n.Step("Start the command under a tiny init (--init): PID 1 reaps and forwards signals")
+	argv := append([]string{"workshop-init", tinyArg, c.path}, c.spec.Args...)
+	c.becomeTheUser(fmt.Sprintf("execveat(<sealed program>, \"\", %q, AT_EMPTY_PATH)", argv))
+	err := execveat(c.exe, argv, append(os.Environ(), c.n.Env()))
+	initFail("starting --init's PID 1: %v", err)
+}
+
+// execCommand: this process becomes the user's command, PID 1 of the
+// container.
+func (c *initProcess) execCommand() {
+	c.n.Step("exec the command: it becomes PID 1 of the container")
+	c.becomeTheUser(fmt.Sprintf("execve(%q, %q)", c.path, c.spec.Args))
 	timing.Mark("init: capabilities dropped, exec")
-	if err := unix.Exec(path, spec.Args, os.Environ()); err != nil {
-		fmt.Fprintf(os.Stderr, "%s: cannot run %s: %v\n", name, spec.Args[0], err)
+	if err := unix.Exec(c.path, c.spec.Args, os.Environ()); err != nil {
+		fmt.Fprintf(os.Stderr, "%s: cannot run %s: %v\n", name, c.spec.Args[0], err)
 		os.Exit(exitNotExec)
 	}
 }

@@ -434,8 +434,8 @@ type Container struct {
 	Spec  *Spec
 	Group *cgroup.Group
 	root  layers.ContainerRoot
-	// pending is its first process when create cloned it early: it waits
-	// for start's go-ahead (see create).
+	// pending is its first process when an OCI create cloned it: it waits
+	// for start's go-ahead.
 	pending *spawned
 }
 
@@ -450,16 +450,55 @@ type spawned struct {
 // state, its layers, its cgroups, its blueprint. On failure it removes what
 // it made.
 func (rt *Runtime) create(o *runOptions) (_ *Container, err error) {
-	n := rt.n
 	unlock, err := rt.dirs.lock()
 	if err != nil {
 		return nil, stage.Fail("cannot lock %s: %v", rt.dirs.State, err)
 	}
+	defer unlock()
+	c, err := rt.newContainer(o)
+	if err != nil {
+		return nil, err
+	}
 	defer func() {
-		if unlock != nil {
-			unlock()
+		if err != nil && c.ctr != nil { // whatever was made so far goes
+			rt.destroyLocked(c.ctr, true)
 		}
 	}()
+	// One order, narrated or not: the steps as `--explain` tells them. The
+	// first process is cloned afterwards, by start (for -d, in the monitor).
+	for _, step := range []struct {
+		done string
+		do   func() error
+	}{
+		{"image chosen", c.chooseImage},
+		{"state saved", c.saveState},
+		{"init and read-write layers made", c.makeLayers},
+		{"cgroups created", c.makeCgroups},
+		{"device rules applied", c.fenceDevices},
+		{"spec written", c.writeSpec},
+	} {
+		if err = step.do(); err != nil {
+			return nil, err
+		}
+		timing.Mark("runtime: " + step.done)
+	}
+	return c.ctr, nil
+}
+
+// creation is a container on its way: what create's steps share.
+type creation struct {
+	rt     *Runtime
+	o      *runOptions
+	st     *State
+	ctr    *Container // once its state directory exists
+	img    layers.Image
+	lowers []string // --rootfs: the bottom layer
+	args   []string
+}
+
+// newContainer names the container and checks that its ID, name and
+// cgroup are its own.
+func (rt *Runtime) newContainer(o *runOptions) (*creation, error) {
 	id := newID()
 	st := &State{ID: id, Name: o.name, Image: o.image, RootDir: o.rootfsDir, Hostname: o.hostname,
 		Created: time.Now().UTC(), Status: Creating, Detached: o.detach, Cgroup: "workshop/" + id[:12]}
@@ -477,166 +516,153 @@ func (rt *Runtime) create(o *runOptions) (_ *Container, err error) {
 	if err := claim(others, id, st.Name, st.Cgroup); err != nil {
 		return nil, stage.Fail("%v: choose another --name, or `rm` it", err)
 	}
+	return &creation{rt: rt, o: o, st: st}, nil
+}
 
+// chooseImage (stage 05): the image's stack of read-only layers, and the
+// command to run.
+func (c *creation) chooseImage() (err error) {
+	rt, o, st, n := c.rt, c.o, c.st, c.rt.n
 	n.Step("Choose the image (stage 05): a stack of read-only layers")
-	var img layers.Image
-	var lowers []string
 	if o.rootfsDir != "" {
 		n.Say("--rootfs %s: the bottom layer, read-only, never modified", o.rootfsDir)
-		lowers = []string{o.rootfsDir}
+		c.lowers = []string{o.rootfsDir}
 		st.Image = o.rootfsDir
 	} else {
-		if img, err = rt.image(o.image); err != nil {
+		if c.img, err = rt.image(o.image); err != nil {
 			if o.imageGuessed {
-				return nil, stage.Fail("%v; to run a command in the default image, put it after --: run -- %s", err, strings.Join(append([]string{o.image}, o.args...), " "))
+				return stage.Fail("%v; to run a command in the default image, put it after --: run -- %s", err, strings.Join(append([]string{o.image}, o.args...), " "))
 			}
-			return nil, err
+			return err
 		}
-		st.ImageID = img.ID
+		st.ImageID = c.img.ID
 		if st.Image == "" {
 			st.Image = defaultImage
 		}
-		stack, err := rt.store.Stack(img.TopChainID())
+		stack, err := rt.store.Stack(c.img.TopChainID())
 		if err != nil {
-			return nil, stage.Fail("image %s: %v", st.Image, err)
+			return stage.Fail("image %s: %v", st.Image, err)
 		}
 		for _, l := range stack {
 			n.Say("layer %s  (chain ID; diffID %s)", short(l.ChainID), short(l.DiffID))
 		}
 	}
-	timing.Mark("runtime: image chosen")
-	args := o.args
-	if len(args) == 0 {
-		args = img.Config.Cmd
+	c.args = o.args
+	if len(c.args) == 0 {
+		c.args = c.img.Config.Cmd
 	}
-	if len(args) == 0 {
-		return nil, stage.Fail("no command: give one after `--`, e.g. `run -- sh`")
+	if len(c.args) == 0 {
+		return stage.Fail("no command: give one after `--`, e.g. `run -- sh`")
 	}
 	// The image's default command is usually a shell, which reads its
 	// commands from stdin: from /dev/null or a closed stdin it reads nothing
 	// and exits 0, and the learner sees nothing happen at all.
-	if shells[filepath.Base(args[0])] && len(args) == 1 && len(o.args) == 0 && !o.detach {
+	if shells[filepath.Base(c.args[0])] && len(c.args) == 1 && len(o.args) == 0 && !o.detach {
 		if what := emptyStdin(); what != "" {
-			return nil, stage.Fail("no command, and stdin is %s: the image's default command %q would read nothing and exit at once; give a command after `--`, e.g. `run -- sh -c 'echo hello'`, or run `run` from a terminal", what, args[0])
+			return stage.Fail("no command, and stdin is %s: the image's default command %q would read nothing and exit at once; give a command after `--`, e.g. `run -- sh -c 'echo hello'`, or run `run` from a terminal", what, c.args[0])
 		}
 	}
-	st.Command = args
+	st.Command = c.args
+	return nil
+}
 
-	if err := os.MkdirAll(rt.dirs.containerDir(id), 0o700); err != nil {
-		return nil, stage.Fail("cannot create %s: %v", rt.dirs.containerDir(id), err)
+// saveState makes the container's state directory and its first record:
+// from now on a failure, or a kill, leaves something the cleanup finds.
+func (c *creation) saveState() error {
+	rt, st := c.rt, c.st
+	if err := os.MkdirAll(rt.dirs.containerDir(st.ID), 0o700); err != nil {
+		return stage.Fail("cannot create %s: %v", rt.dirs.containerDir(st.ID), err)
 	}
-	ctr := &Container{State: st}
-	defer func() {
-		if err != nil { // whatever was made so far goes
-			rt.destroyLocked(ctr, true)
-		}
-	}()
+	c.ctr = &Container{State: st, Spec: c.spec()}
 	if err := rt.dirs.save(st); err != nil {
-		return nil, err
+		return err
 	}
-	if o.detach { // for its log
-		if err := os.MkdirAll(rt.dirs.dataDir(id), 0o700); err != nil {
-			return nil, stage.Fail("cannot create %s: %v", rt.dirs.dataDir(id), err)
+	if c.o.detach { // for its log
+		if err := os.MkdirAll(rt.dirs.dataDir(st.ID), 0o700); err != nil {
+			return stage.Fail("cannot create %s: %v", rt.dirs.dataDir(st.ID), err)
 		}
 	}
+	return nil
+}
 
-	timing.Mark("runtime: state saved")
-
+// spec is what the first process will build: Docker's defaults.
+func (c *creation) spec() *Spec {
+	st := c.st
 	env := []string{defaultPATH, "HOSTNAME=" + st.Hostname, "HOME=/root"}
 	if t := os.Getenv("TERM"); t != "" {
 		env = append(env, "TERM="+t)
 	}
-	env = append(env, img.Config.Env...)
+	env = append(env, c.img.Config.Env...)
 	namespaces := []string{"pid", "mnt", "uts", "ipc"}
-	if o.netNone {
+	if c.o.netNone {
 		namespaces = append(namespaces, "net")
 	}
 	if _, err := os.Stat("/proc/self/ns/cgroup"); err == nil {
 		namespaces = append(namespaces, "cgroup")
 	}
-	ctr.Spec = &Spec{
-		ID: id, Hostname: st.Hostname, Args: args, Env: env, Cwd: img.Config.WorkingDir,
+	return &Spec{
+		ID: st.ID, Hostname: st.Hostname, Args: c.args, Env: env, Cwd: c.img.Config.WorkingDir,
 		Namespaces: namespaces, Propagation: unix.MS_SLAVE,
-		Mounts: append(defaultMounts(), o.volumes...), Devices: defaultDevices(), Symlinks: defaultSymlinks(),
+		Mounts: append(defaultMounts(), c.o.volumes...), Devices: defaultDevices(), Symlinks: defaultSymlinks(),
 		MaskedPaths: defaultMasked, ReadonlyPaths: defaultReadonly, Capabilities: defaultCaps,
-		NoNewPrivs: true, Init: o.init,
+		NoNewPrivs: true, Init: c.o.init,
 	}
+}
 
-	makeLayers := func() error {
-		n.Step("Prepare the container's own layers (stage 05): an init layer and a read-write layer")
-		root, err := rt.store.CreateRoot(id, img, st.Hostname, nil)
-		if err != nil {
-			return stage.Fail("preparing the container's layers: %v", err)
-		}
-		ctr.root = root
-		n.Say("init layer (/etc/hosts, /etc/hostname, /etc/resolv.conf): %s", root.Init)
-		n.Say("read-write layer: %s", root.Upper)
-		ctr.Spec.Rootfs, ctr.Spec.Upper, ctr.Spec.Work = root.Merged, root.Upper, root.Work
-		ctr.Spec.Lowers = append(lowers, root.Lowers...)
-		timing.Mark("runtime: init and read-write layers made")
-		return nil
-	}
-	makeCgroups := func() (err error) {
-		n.Step("Create the container's cgroups (stage 03) and write its limits")
-		o.devRules = defaultDeviceRules(defaultDevices())
-		if ctr.Group, err = rt.createCgroup(st.Cgroup, o); err != nil {
-			// Nothing of ours exists: a group of that name is someone
-			// else's, and the cleanup must leave it alone.
-			st.Cgroup = ""
-			return err
-		}
-		st.CgroupPaths = ctr.Group.Paths()
-		if o.pids > 0 {
-			st.PidsLimit = o.pids
-		}
-		ctr.Spec.WaitReady = st.PidsLimit > 0
-		timing.Mark("runtime: cgroups created")
-		return nil
-	}
-	fenceDevices := func() error {
-		if err := rt.applyDeviceRules(ctr.Group, o.devRules); err != nil {
-			return stage.Fail("%v", err)
-		}
-		timing.Mark("runtime: device rules applied")
-		return nil
-	}
-	if o.detach || o.explain {
-		// In the order the steps are told: everything ready, then the
-		// clone, which start does (for -d, in the monitor process).
-		if err = makeLayers(); err == nil {
-			if err = makeCgroups(); err == nil {
-				err = fenceDevices()
-			}
-		}
-	} else {
-		// Quietly, the first process is cloned as soon as its cgroups exist
-		// (on cgroup v2 it is born inside them), and the Go runtime starts
-		// in it while the device rules are applied and the layers are made
-		// here: it does nothing until start says go. Two CPUs, two things at
-		// once. (On cgroup v2 the device rules are an eBPF program that the
-		// kernel's verifier takes over a millisecond to check.)
-		if err = makeCgroups(); err == nil {
-			if ctr.pending, err = rt.spawn(ctr, nil, true); err == nil {
-				if err = fenceDevices(); err == nil {
-					err = makeLayers()
-				}
-			}
-		}
-	}
+// makeLayers (stage 05): an init layer and a read-write layer on the image.
+func (c *creation) makeLayers() error {
+	n, ctr := c.rt.n, c.ctr
+	n.Step("Prepare the container's own layers (stage 05): an init layer and a read-write layer")
+	root, err := c.rt.store.CreateRoot(c.st.ID, c.img, c.st.Hostname, nil)
 	if err != nil {
-		return nil, err
+		return stage.Fail("preparing the container's layers: %v", err)
 	}
-	if err := writeSpec(rt.dirs.configPath(id), ctr.Spec); err != nil {
-		return nil, err
+	ctr.root = root
+	n.Say("init layer (/etc/hosts, /etc/hostname, /etc/resolv.conf): %s", root.Init)
+	n.Say("read-write layer: %s", root.Upper)
+	ctr.Spec.Rootfs, ctr.Spec.Upper, ctr.Spec.Work = root.Merged, root.Upper, root.Work
+	ctr.Spec.Lowers = append(c.lowers, root.Lowers...)
+	return nil
+}
+
+// makeCgroups (stage 03): the container's group and its limits.
+func (c *creation) makeCgroups() (err error) {
+	st, ctr := c.st, c.ctr
+	c.rt.n.Step("Create the container's cgroups (stage 03) and write its limits")
+	c.o.devRules = defaultDeviceRules(defaultDevices())
+	if ctr.Group, err = c.rt.createCgroup(st.Cgroup, c.o); err != nil {
+		// Nothing of ours exists: a group of that name is someone else's,
+		// and the cleanup must leave it alone.
+		st.Cgroup = ""
+		return err
 	}
-	timing.Mark("runtime: spec written")
-	st.Status = Created
-	if o.detach { // a foreground run is saved again, running, a moment later
-		if err := rt.dirs.save(st); err != nil {
-			return nil, err
-		}
+	st.CgroupPaths = ctr.Group.Paths()
+	if c.o.pids > 0 {
+		st.PidsLimit = c.o.pids
 	}
-	return ctr, nil
+	ctr.Spec.WaitReady = st.PidsLimit > 0
+	return nil
+}
+
+// fenceDevices: Docker's device rules for the group (see harden.go).
+func (c *creation) fenceDevices() error {
+	if err := c.rt.applyDeviceRules(c.ctr.Group, c.o.devRules); err != nil {
+		return stage.Fail("%v", err)
+	}
+	return nil
+}
+
+// writeSpec hands the first process its spec; a detached container is saved
+// as created (a foreground run is saved again, running, a moment later).
+func (c *creation) writeSpec() error {
+	if err := writeSpec(c.rt.dirs.configPath(c.st.ID), c.ctr.Spec); err != nil {
+		return err
+	}
+	c.st.Status = Created
+	if c.o.detach {
+		return c.rt.dirs.save(c.st)
+	}
+	return nil
 }
 
 // createCgroup makes the container's group with every controller it can

@@ -139,7 +139,7 @@ func TestTimingMarksCoverBothProcesses(t *testing.T) {
 		at[f[2]] = us
 	}
 	order := []string{"runtime: Go runtime started", "runtime: init cloned into new namespaces",
-		"init: overlay root mounted", "init: pivot_root", "init: capabilities dropped, exec",
+		"init: root mounted", "init: pivot_root", "init: capabilities dropped, exec",
 		"runtime: container exited", "runtime: cleaned up"}
 	for i, what := range order {
 		if _, ok := at[what]; !ok {
