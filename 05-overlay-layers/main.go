@@ -237,13 +237,37 @@ func supportsDType(dir string) bool {
 	}
 }
 
-// tour is the default run: the article's six steps.
+// tour is the default run: the article's steps, one method each.
 func tour(n *checkedNarrator, w *workdir, keep bool) error {
-	// Step 1: A + B -> C.
+	t := &tourRun{n: n, w: w, keep: keep}
+	for _, step := range []func() error{t.mergeAB, t.copyOnWrite, t.whiteouts, t.containerRoot, t.commit} {
+		if err := step(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// tourRun is what the tour's steps share: the article's directories, and
+// the layer store of steps 4 and 5.
+type tourRun struct {
+	n                    *checkedNarrator
+	w                    *workdir
+	keep                 bool
+	A, B, C, upper, work string
+	store                *layers.Store
+	img                  layers.Image
+	root                 layers.ContainerRoot
+}
+
+// mergeAB is step 1: A + B -> C.
+func (t *tourRun) mergeAB() error {
+	n, w := t.n, t.w
 	n.Step("Merge A and B into C: the article's union mount")
 	n.Say("working in %s", w.dir)
-	A, B, C := w.path("A"), w.path("B"), w.path("C")
-	upper, work := w.path("upper"), w.path("work")
+	t.A, t.B, t.C = w.path("A"), w.path("B"), w.path("C")
+	t.upper, t.work = w.path("upper"), w.path("work")
+	A, B, C, upper, work := t.A, t.B, t.C, t.upper, t.work
 	if err := writeFiles(map[string]string{
 		"A/a": "a: in A\n", "A/x": "x: in A\n",
 		"B/b": "b: in B\n", "B/x": "x: in B\n",
@@ -276,8 +300,13 @@ func tour(n *checkedNarrator, w *workdir, keep bool) error {
 	n.Output(string(x))
 	n.Check(strings.Join(names, " ") == "a b dir x", "C holds a, b and x only once (plus B's dir, for step 3)")
 	n.Check(string(x) == "x: in A\n", "C/x is A's: the upper layer wins")
+	return nil
+}
 
-	// Step 2: copy-on-write.
+// copyOnWrite is step 2: copy-on-write.
+func (t *tourRun) copyOnWrite() error {
+	n := t.n
+	B, C, upper := t.B, t.C, t.upper
 	n.Step("Copy-on-write: change b through C")
 	n.Call(`echo "b: changed through C" >> C/b`)
 	if err := appendFile(filepath.Join(C, "b"), "b: changed through C\n"); err != nil {
@@ -294,8 +323,13 @@ func tour(n *checkedNarrator, w *workdir, keep bool) error {
 	n.Note("with the article's aufs mount the first branch, A, was the writable one: b would have been copied up into A")
 	n.Check(string(ub) == "b: in B\nb: changed through C\n", "upper/b holds a full copy of b plus the change")
 	n.Check(string(bb) == "b: in B\n", "B/b is unchanged: lower layers are never written")
+	return nil
+}
 
-	// Step 3: whiteouts and an opaque directory.
+// whiteouts is step 3: whiteouts and an opaque directory.
+func (t *tourRun) whiteouts() error {
+	n, w, keep := t.n, t.w, t.keep
+	A, C, upper := t.A, t.C, t.upper
 	n.Step("Delete a through C: a whiteout")
 	n.Call("rm C/a")
 	if err := os.Remove(filepath.Join(C, "a")); err != nil {
@@ -328,45 +362,14 @@ func tour(n *checkedNarrator, w *workdir, keep bool) error {
 			return err
 		}
 	}
+	return nil
+}
 
-	// Step 4: a container's root, Docker's way.
+// containerRoot is step 4: a container's root, Docker's way.
+func (t *tourRun) containerRoot() error {
+	n, w, keep := t.n, t.w, t.keep
 	n.Step("A container's root: 3 image layers + the init layer + the read-write layer")
-	store, err := layers.OpenStore(w.path("docker"))
-	if err != nil {
-		return err
-	}
-	n.Say("a layer store laid out like /var/lib/docker, in %s", store.Root)
-	storageDriver(n, store.Root)
-	imageLayers := []map[string]string{
-		{"bin/sh": "#!busybox sh\n", "etc/os-release": "NAME=workshop\n", "etc/hostname": "localhost\n", "usr/lib/libbig.so": bigFile},
-		{"usr/bin/app": "app v1\n", "etc/app.conf": "debug=false\n", "var/cache/app/index1": "1\n", "var/cache/app/index2": "2\n"},
-		{"usr/bin/app": "app v2\n"},
-	}
-	var diffIDs []string
-	parent := ""
-	for i, files := range imageLayers {
-		dir := w.path(fmt.Sprintf("build/layer%d", i+1))
-		if err := writeFiles(files, dir); err != nil {
-			return err
-		}
-		// Fixed modes and times: the same files give the same tar, hence the
-		// same diffIDs on every machine (those in the docs).
-		if err := settle(dir); err != nil {
-			return err
-		}
-		var buf bytes.Buffer
-		if err := layers.WriteLayerTar(&buf, dir); err != nil {
-			return err
-		}
-		l, err := store.Add(parent, &buf)
-		if err != nil {
-			return err
-		}
-		parent = l.ChainID
-		diffIDs = append(diffIDs, l.DiffID)
-		n.Say("layer %d: %s  (%s)", i+1, short(l.DiffID), strings.Join(sortedKeys(files), " "))
-	}
-	img, err := store.PutImage("workshop/app", diffIDs, layers.ImageConfig{Cmd: []string{"/usr/bin/app"}})
+	store, img, err := t.buildImage()
 	if err != nil {
 		return err
 	}
@@ -421,8 +424,57 @@ func tour(n *checkedNarrator, w *workdir, keep bool) error {
 			return err
 		}
 	}
+	t.store, t.img, t.root = store, img, root
+	return nil
+}
 
-	// Step 5: commit.
+// buildImage makes step 4's layer store and its three-layer image, from
+// files with fixed modes and times: the same diffIDs on every machine.
+func (t *tourRun) buildImage() (*layers.Store, layers.Image, error) {
+	n, w := t.n, t.w
+	store, err := layers.OpenStore(w.path("docker"))
+	if err != nil {
+		return nil, layers.Image{}, err
+	}
+	n.Say("a layer store laid out like /var/lib/docker, in %s", store.Root)
+	storageDriver(n, store.Root)
+	imageLayers := []map[string]string{
+		{"bin/sh": "#!busybox sh\n", "etc/os-release": "NAME=workshop\n", "etc/hostname": "localhost\n", "usr/lib/libbig.so": bigFile},
+		{"usr/bin/app": "app v1\n", "etc/app.conf": "debug=false\n", "var/cache/app/index1": "1\n", "var/cache/app/index2": "2\n"},
+		{"usr/bin/app": "app v2\n"},
+	}
+	var diffIDs []string
+	parent := ""
+	for i, files := range imageLayers {
+		dir := w.path(fmt.Sprintf("build/layer%d", i+1))
+		if err := writeFiles(files, dir); err != nil {
+			return nil, layers.Image{}, err
+		}
+		// Fixed modes and times: the same files give the same tar, hence the
+		// same diffIDs on every machine (those in the docs).
+		if err := settle(dir); err != nil {
+			return nil, layers.Image{}, err
+		}
+		var buf bytes.Buffer
+		if err := layers.WriteLayerTar(&buf, dir); err != nil {
+			return nil, layers.Image{}, err
+		}
+		l, err := store.Add(parent, &buf)
+		if err != nil {
+			return nil, layers.Image{}, err
+		}
+		parent = l.ChainID
+		diffIDs = append(diffIDs, l.DiffID)
+		n.Say("layer %d: %s  (%s)", i+1, short(l.DiffID), strings.Join(sortedKeys(files), " "))
+	}
+	img, err := store.PutImage("workshop/app", diffIDs, layers.ImageConfig{Cmd: []string{"/usr/bin/app"}})
+	return store, img, err
+}
+
+// commit is step 5: commit.
+func (t *tourRun) commit() error {
+	n, w, keep := t.n, t.w, t.keep
+	store, root := t.store, t.root
 	n.Step("Commit: the rw layer (not the init layer) becomes a new image layer")
 	tarPath := w.path("commit.tar")
 	f, err := os.Create(tarPath)
