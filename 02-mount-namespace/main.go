@@ -11,7 +11,6 @@
 package main
 
 import (
-	"bufio"
 	"errors"
 	"fmt"
 	"os"
@@ -24,6 +23,7 @@ import (
 	"github.com/urfave/cli/v2"
 	"golang.org/x/sys/unix"
 
+	"github.com/container-internals/workshop/internal/mountinfo"
 	"github.com/container-internals/workshop/internal/narrate"
 	"github.com/container-internals/workshop/internal/preflight"
 	"github.com/container-internals/workshop/internal/stage"
@@ -74,7 +74,7 @@ func run(c *cli.Context) error {
 	// shared (systemd does), otherwise a shared mount made here for the demo.
 	n.Step("Create a child in a new mount namespace, and nothing else")
 	target := "/tmp"
-	if !private && !isShared(mountOf("/tmp")) {
+	if !private && !mountOf("/tmp").Shared() {
 		demo, err := newSharedDemo()
 		if err != nil {
 			return err
@@ -107,19 +107,7 @@ func run(c *cli.Context) error {
 	// The child pauses once, right after its mount: look from the host.
 	leaked := ""
 	if link.Paused(n) {
-		n.Step("Back on the host: is the new tmpfs on %s visible here?", target)
-		showTmpfsMounts(n, "on the host")
-		// The verdict comes from the kernel's own table, by mount ID: a
-		// tmpfs on target that was not there before the child started.
-		n.Note("the verdict, from the kernel's table: a tmpfs on %s that was not there before the child started?", target)
-		n.Call("grep ' %s ' /proc/self/mountinfo   # on the host", target)
-		leaked = newTmpfsOn(target, before)
-		n.Output(leaked)
-		if private {
-			n.Check(leaked == "", "the host's mount table has no tmpfs on %s: the mount exists only in the child's namespace", target)
-		} else {
-			n.Check(leaked != "", "without the private remount, the child's mount leaked to the host (propagation of a shared mount)")
-		}
+		leaked = lookFromTheHost(n, target, before, private)
 		link.Resume(n)
 	}
 	for link.Paused(n) {
@@ -135,16 +123,40 @@ func run(c *cli.Context) error {
 		leaked = newTmpfsOn(target, before)
 	}
 	if leaked != "" {
-		// The leaked copy is the host's own mount now: it outlives the child.
-		n.Step("Clean up the leak on the host")
-		n.Call(`umount2("%s", 0)   # on the host`, target)
-		if uerr := unix.Unmount(target, 0); uerr != nil {
-			n.Warn("could not unmount the leaked tmpfs: %v; run `sudo umount %s`", uerr, target)
-		} else {
-			n.Say("removed: the host's %s is as it was", target)
-		}
+		cleanUpTheLeak(n, target)
 	}
 	return stage.Propagate(err)
+}
+
+// lookFromTheHost shows the host's tmpfs mounts while the child holds its
+// own, and returns the new tmpfs on target the host can see ("" if none).
+// The verdict comes from the kernel's own table, by mount ID: a tmpfs on
+// target that was not there before the child started.
+func lookFromTheHost(n *narrate.Narrator, target string, before map[int]bool, private bool) string {
+	n.Step("Back on the host: is the new tmpfs on %s visible here?", target)
+	showTmpfsMounts(n, "on the host")
+	n.Note("the verdict, from the kernel's table: a tmpfs on %s that was not there before the child started?", target)
+	n.Call("grep ' %s ' /proc/self/mountinfo   # on the host", target)
+	leaked := newTmpfsOn(target, before)
+	n.Output(leaked)
+	if private {
+		n.Check(leaked == "", "the host's mount table has no tmpfs on %s: the mount exists only in the child's namespace", target)
+	} else {
+		n.Check(leaked != "", "without the private remount, the child's mount leaked to the host (propagation of a shared mount)")
+	}
+	return leaked
+}
+
+// cleanUpTheLeak unmounts the leaked copy, the host's own mount now: it
+// outlives the child.
+func cleanUpTheLeak(n *narrate.Narrator, target string) {
+	n.Step("Clean up the leak on the host")
+	n.Call(`umount2("%s", 0)   # on the host`, target)
+	if err := unix.Unmount(target, 0); err != nil {
+		n.Warn("could not unmount the leaked tmpfs: %v; run `sudo umount %s`", err, target)
+	} else {
+		n.Say("removed: the host's %s is as it was", target)
+	}
 }
 
 // child runs in the new mount namespace. args: private, target, marker name, command...
@@ -165,9 +177,9 @@ func child(args []string) {
 	}
 	n.Step("%s", step)
 	root := mountOf("/")
-	n.Say("how / is mounted, from /proc/self/mountinfo: %s", root.line)
-	if isShared(root) {
-		n.Note("'shared:%s' = / is in a peer group: a mount under it is copied to every peer, the host included", root.peer)
+	n.Say("how / is mounted, from /proc/self/mountinfo: %s", root.Line)
+	if root.Shared() {
+		n.Note("'shared:%s' = / is in a peer group: a mount under it is copied to every peer, the host included", root.PeerGroup())
 	} else {
 		n.Note("no 'shared:' tag: / is private here; on systemd hosts it reads 'shared:1' and mounts made here would reach the host")
 	}
@@ -179,7 +191,7 @@ func child(args []string) {
 		if err := unix.Mount("", "/", "", unix.MS_REC|unix.MS_PRIVATE, ""); err != nil {
 			fail("making mounts private: %v", err)
 		}
-		n.Say("now: %s", mountOf("/").line)
+		n.Say("now: %s", mountOf("/").Line)
 	}
 	n.Call(`mount("none", "%s", "tmpfs", 0, "")`, target)
 	if err := unix.Mount("none", target, "tmpfs", 0, ""); err != nil {
@@ -209,8 +221,8 @@ func showTmpfsMounts(n *narrate.Narrator, where string) {
 	if errors.Is(err, exec.ErrNotFound) {
 		n.Note("mount is not installed here (apt-get install mount): the same lines, from /proc/self/mountinfo")
 		cmd, out, err = "grep tmpfs /proc/self/mountinfo   # "+where, nil, nil
-		for _, e := range mountinfo() {
-			out = append(out, e.line+"\n"...)
+		for _, e := range mounts() {
+			out = append(out, e.Line+"\n"...)
 		}
 	} else if err != nil {
 		cmd = "mount | grep tmpfs   # " + where + " (this mount has no -l, which only adds labels)"
@@ -229,71 +241,32 @@ func showTmpfsMounts(n *narrate.Narrator, where string) {
 	n.Output(strings.Join(lines, "\n"))
 }
 
-// mountEntry is one line of /proc/self/mountinfo, with what we look at.
-type mountEntry struct {
-	id, point, fstype, peer, line string
+// mounts is this process's mount table (see internal/mountinfo).
+func mounts() []mountinfo.Mount {
+	ms, _ := mountinfo.Self()
+	return ms
 }
 
-// mountinfo reads the calling process's mount table: each process sees the
-// table of its own mount namespace.
-func mountinfo() []mountEntry {
-	f, err := os.Open("/proc/self/mountinfo")
-	if err != nil {
-		return nil
-	}
-	defer f.Close()
-	var out []mountEntry
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		fields := strings.Fields(sc.Text())
-		if len(fields) < 10 {
-			continue
-		}
-		e := mountEntry{id: fields[0], point: fields[4], line: sc.Text()}
-		for i := 6; i < len(fields); i++ {
-			if fields[i] == "-" {
-				e.fstype = fields[i+1]
-				break
-			}
-			if v, ok := strings.CutPrefix(fields[i], "shared:"); ok {
-				e.peer = v
-			}
-		}
-		out = append(out, e)
-	}
-	return out
+// mountOf returns the mount that holds path.
+func mountOf(path string) mountinfo.Mount {
+	m, _ := mountinfo.Containing(mounts(), path)
+	return m
 }
 
-// mountOf returns the mount that holds path: the last-mounted entry with the
-// longest mount point that is a prefix of path.
-func mountOf(path string) mountEntry {
-	var best mountEntry
-	for _, e := range mountinfo() {
-		if e.point == path || e.point == "/" || strings.HasPrefix(path, e.point+"/") {
-			if len(e.point) >= len(best.point) {
-				best = e
-			}
-		}
-	}
-	return best
-}
-
-func isShared(e mountEntry) bool { return e.peer != "" }
-
-func hostMountIDs() map[string]bool {
-	ids := map[string]bool{}
-	for _, e := range mountinfo() {
-		ids[e.id] = true
+func hostMountIDs() map[int]bool {
+	ids := map[int]bool{}
+	for _, e := range mounts() {
+		ids[e.ID] = true
 	}
 	return ids
 }
 
 // newTmpfsOn returns the host's mountinfo line of a tmpfs on target that was
 // not there before the child started, or "".
-func newTmpfsOn(target string, before map[string]bool) string {
-	for _, e := range mountinfo() {
-		if e.point == target && e.fstype == "tmpfs" && !before[e.id] {
-			return e.line
+func newTmpfsOn(target string, before map[int]bool) string {
+	for _, e := range mounts() {
+		if e.Point == target && e.FSType == "tmpfs" && !before[e.ID] {
+			return e.Line
 		}
 	}
 	return ""

@@ -73,23 +73,9 @@ var interrupted atomic.Int32 // the signal number
 
 func run(c *cli.Context) error {
 	n := stage.Narrator(c)
-	mode, argv := c.String("mode"), c.Args().Slice()
-	switch mode {
-	case "", "chroot", "pivot_root":
-	default:
-		return stage.Fail("unknown --mode %q: use --mode chroot or --mode pivot_root", mode)
-	}
-	if mode == "" && len(argv) > 0 {
-		return stage.Fail("a command after -- needs a mode: add --mode chroot or --mode pivot_root")
-	}
-	if mode == "" && c.Bool("escape") {
-		return stage.Fail("--escape needs a mode: add --mode chroot or --mode pivot_root (the default run always tries it)")
-	}
-	adds := c.StringSlice("add")
-	for _, a := range adds {
-		if err := checkBinary(a); err != nil {
-			return stage.Fail("--add %s: %v", a, err)
-		}
+	mode, argv, adds := c.String("mode"), c.Args().Slice(), c.StringSlice("add")
+	if err := checkFlags(mode, argv, adds, c.Bool("escape")); err != nil {
+		return err
 	}
 	if err := preflight.RequireRoot(name); err != nil {
 		return err
@@ -154,6 +140,27 @@ func run(c *cli.Context) error {
 	// Steps 4 to 7: a new mount namespace, pivot_root, ls /, the same
 	// escape, the mount table.
 	return runChild(n, "pivot_root", "story", root, marker, "escape", []string{shell})
+}
+
+// checkFlags refuses a bad combination of flags, before anything is made.
+func checkFlags(mode string, argv, adds []string, escape bool) error {
+	switch mode {
+	case "", "chroot", "pivot_root":
+	default:
+		return stage.Fail("unknown --mode %q: use --mode chroot or --mode pivot_root", mode)
+	}
+	if mode == "" && len(argv) > 0 {
+		return stage.Fail("a command after -- needs a mode: add --mode chroot or --mode pivot_root")
+	}
+	if mode == "" && escape {
+		return stage.Fail("--escape needs a mode: add --mode chroot or --mode pivot_root (the default run always tries it)")
+	}
+	for _, a := range adds {
+		if err := checkBinary(a); err != nil {
+			return stage.Fail("--add %s: %v", a, err)
+		}
+	}
+	return nil
 }
 
 // checkBinary says why a --add argument cannot be copied, before anything
@@ -440,29 +447,12 @@ func child(args []string) int {
 			return fail(link, n, "%v", err)
 		}
 		if story {
-			if mode == "chroot" {
-				failed = failed || !reached
-				n.Check(reached, "the escape reached the host: %s, which exists only outside the rootfs, is visible", marker)
-				n.Warn("chroot is not a security boundary: a process that is root inside a chroot can walk out of it and")
-				n.Warn("read, change or run anything on the host. It only changes where one process's paths start.")
-			} else {
-				failed = failed || reached
-				n.Check(!reached, "the escape failed: .. stops at the new root, and %s is nowhere in this namespace", marker)
-				n.Note("pivot_root swapped the root of the whole mount namespace and the old root was unmounted:")
-				n.Note("there is no path, and no .., that leads back to the host's files")
-			}
+			failed = escapeVerdict(n, mode, marker, reached) || failed
 		}
 	}
 
 	if story && mode == "pivot_root" {
-		n.Step("The mount table inside the container")
-		n.Call("cat /proc/self/mounts   # inside")
-		mounts, _ := os.ReadFile("/proc/self/mounts")
-		n.Output(string(mounts))
-		points := mountPoints(string(mounts))
-		ok := strings.Join(points, " ") == "/ /proc"
-		failed = failed || !ok
-		n.Check(ok, "only the rootfs (/) and the container's /proc are mounted: none of the host's mounts is left")
+		failed = !onlyOwnMounts(n) || failed
 		link.Pause(n)
 	}
 	if story {
@@ -479,6 +469,33 @@ func child(args []string) int {
 	os.Unsetenv(narrate.EnvVar)
 	_ = stage.Exec(name, argv)
 	return 126
+}
+
+// escapeVerdict says what the escape proved (the step is told before the
+// escape runs), and reports whether the stage's claim failed.
+func escapeVerdict(n *narrate.Narrator, mode, marker string, reached bool) (failed bool) {
+	if mode == "chroot" {
+		n.Check(reached, "the escape reached the host: %s, which exists only outside the rootfs, is visible", marker)
+		n.Warn("chroot is not a security boundary: a process that is root inside a chroot can walk out of it and")
+		n.Warn("read, change or run anything on the host. It only changes where one process's paths start.")
+		return !reached
+	}
+	n.Check(!reached, "the escape failed: .. stops at the new root, and %s is nowhere in this namespace", marker)
+	n.Note("pivot_root swapped the root of the whole mount namespace and the old root was unmounted:")
+	n.Note("there is no path, and no .., that leads back to the host's files")
+	return reached
+}
+
+// onlyOwnMounts shows the mount table inside the container: only the
+// rootfs and its /proc are left.
+func onlyOwnMounts(n *narrate.Narrator) bool {
+	n.Step("The mount table inside the container")
+	n.Call("cat /proc/self/mounts   # inside")
+	mounts, _ := os.ReadFile("/proc/self/mounts")
+	n.Output(string(mounts))
+	ok := strings.Join(mountPoints(string(mounts)), " ") == "/ /proc"
+	n.Check(ok, "only the rootfs (/) and the container's /proc are mounted: none of the host's mounts is left")
+	return ok
 }
 
 // escape is the classic chroot break-out. It works because chroot(2) moves

@@ -27,6 +27,7 @@ type Mount struct {
 	FSType     string
 	Source     string
 	Super      string // the filesystem's (superblock's) options
+	Line       string // the line as the kernel wrote it
 }
 
 // Self reads the calling process's table.
@@ -76,7 +77,7 @@ func ParseLine(line string) (Mount, bool) {
 	if err1 != nil || err2 != nil {
 		return Mount{}, false
 	}
-	m := Mount{ID: id, Parent: parent, Device: f[2], Root: Unescape(f[3]), Point: Unescape(f[4]),
+	m := Mount{Line: line, ID: id, Parent: parent, Device: f[2], Root: Unescape(f[3]), Point: Unescape(f[4]),
 		Options: f[5], Optional: f[6:sep], FSType: f[sep+1], Source: Unescape(f[sep+2])}
 	if len(f) > sep+3 {
 		m.Super = f[sep+3]
@@ -129,11 +130,14 @@ func Containing(ms []Mount, path string) (Mount, bool) {
 }
 
 // Shared reports whether the mount propagates to peers (shared:N).
-func (m Mount) Shared() bool {
+func (m Mount) Shared() bool { return m.PeerGroup() != "" }
+
+// PeerGroup is N of shared:N ("" for a mount that is not shared).
+func (m Mount) PeerGroup() string {
 	for _, o := range m.Optional {
-		if strings.HasPrefix(o, "shared:") {
-			return true
+		if g, ok := strings.CutPrefix(o, "shared:"); ok {
+			return g
 		}
 	}
-	return false
+	return ""
 }
