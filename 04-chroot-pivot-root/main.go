@@ -31,6 +31,8 @@ import (
 	"github.com/container-internals/workshop/internal/narrate"
 	"github.com/container-internals/workshop/internal/preflight"
 	"github.com/container-internals/workshop/internal/stage"
+
+	"github.com/container-internals/workshop/internal/mountinfo"
 )
 
 const name = "04-chroot-pivot-root"
@@ -564,12 +566,10 @@ func mountPoints(mounts string) []string {
 
 // hostMounts returns this process's mountinfo lines without the mount IDs.
 func hostMounts() []string {
-	b, _ := os.ReadFile("/proc/self/mountinfo")
+	ms, _ := mountinfo.Self()
 	var out []string
-	for _, l := range strings.Split(strings.TrimSpace(string(b)), "\n") {
-		if f := strings.Fields(l); len(f) > 4 {
-			out = append(out, strings.Join(f[2:], " "))
-		}
+	for _, m := range ms {
+		out = append(out, strings.Join(strings.Fields(m.Line)[2:], " "))
 	}
 	return out
 }

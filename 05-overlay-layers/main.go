@@ -39,6 +39,8 @@ import (
 	"github.com/container-internals/workshop/internal/preflight"
 	"github.com/container-internals/workshop/internal/stage"
 	"github.com/container-internals/workshop/internal/trace"
+
+	"github.com/container-internals/workshop/internal/mountinfo"
 )
 
 const name = "05-overlay-layers"
@@ -773,9 +775,11 @@ func (w *workdir) remove() error {
 }
 
 func (w *workdir) gone() bool {
-	b, _ := os.ReadFile("/proc/self/mountinfo")
-	if strings.Contains(string(b), " "+w.dir+"/") {
-		return false
+	ms, _ := mountinfo.Self()
+	for _, m := range ms {
+		if strings.HasPrefix(m.Point, w.dir+"/") {
+			return false
+		}
 	}
 	if w.created {
 		_, err := os.Stat(w.dir)
@@ -971,14 +975,10 @@ func lsl(p string) string {
 // mountLine is the end of target's line in /proc/self/mountinfo: the
 // filesystem type, its source and its options, as the kernel records them.
 func mountLine(w *workdir, target string) string {
-	b, _ := os.ReadFile("/proc/self/mountinfo")
-	for _, l := range strings.Split(string(b), "\n") {
-		f := strings.Fields(l)
-		if len(f) > 4 && f[4] == target {
-			if i := strings.Index(l, " - "); i >= 0 {
-				return strings.ReplaceAll(l[i+3:], w.dir+"/", "")
-			}
-		}
+	ms, _ := mountinfo.Self()
+	if m, ok := mountinfo.At(ms, target); ok {
+		_, end, _ := strings.Cut(m.Line, " - ")
+		return strings.ReplaceAll(end, w.dir+"/", "")
 	}
 	return "(not mounted)"
 }

@@ -26,6 +26,8 @@ import (
 	"github.com/container-internals/workshop/internal/narrate"
 	"github.com/container-internals/workshop/internal/stage"
 	"github.com/container-internals/workshop/internal/timing"
+
+	"github.com/container-internals/workshop/internal/mountinfo"
 )
 
 // allControllers are every controller a container's group may have.
@@ -706,18 +708,9 @@ func inspectCmd(c *cli.Context) error {
 				in.Namespaces[k] = l
 			}
 		}
-		if b, err := os.ReadFile(fmt.Sprintf("/proc/%d/mountinfo", st.Pid)); err == nil {
-			for _, l := range strings.Split(strings.TrimSpace(string(b)), "\n") {
-				f := strings.Fields(l)
-				if len(f) > 4 {
-					fs := ""
-					for i, x := range f {
-						if x == "-" && i+1 < len(f) {
-							fs = f[i+1]
-						}
-					}
-					in.Mounts = append(in.Mounts, f[4]+" ("+fs+")")
-				}
+		if ms, err := mountinfo.Read(fmt.Sprintf("/proc/%d/mountinfo", st.Pid)); err == nil {
+			for _, m := range ms {
+				in.Mounts = append(in.Mounts, m.Point+" ("+m.FSType+")")
 			}
 		}
 	}

@@ -7,6 +7,8 @@ import (
 	"strings"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/container-internals/workshop/internal/mountinfo"
 )
 
 // fsInfo is what holds the benchmark's files: the runtimes' state, the
@@ -24,20 +26,14 @@ func filesystemOf(dir string) (fsInfo, error) {
 		return fsInfo{}, err
 	}
 	devNum := fmt.Sprintf("%d:%d", unix.Major(st.Dev), unix.Minor(st.Dev))
-	b, err := os.ReadFile("/proc/self/mountinfo")
+	ms, err := mountinfo.Self()
 	if err != nil {
 		return fsInfo{}, err
 	}
 	var info fsInfo
-	for _, line := range strings.Split(string(b), "\n") {
-		// 36 35 98:0 /mnt1 /mnt2 rw,noatime master:1 - ext3 /dev/root rw,errors=continue
-		fields := strings.Fields(line)
-		_, post, ok := strings.Cut(line, " - ")
-		if !ok || len(fields) < 3 || fields[2] != devNum {
-			continue
-		}
-		if p := strings.Fields(post); len(p) > 0 {
-			info.Type = p[0]
+	for _, m := range ms {
+		if m.Device == devNum {
+			info.Type = m.FSType
 			break
 		}
 	}

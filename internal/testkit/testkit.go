@@ -20,6 +20,8 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/container-internals/workshop/internal/toolchain"
+
+	"github.com/container-internals/workshop/internal/mountinfo"
 )
 
 // StrictEnv, when set to 1, turns every skip for want of root or of a kernel
@@ -302,17 +304,13 @@ func setDiff(kind string, a, b []string) []string {
 // mounts returns one line per mount of the host's mount namespace, without
 // the mount IDs (which change if a mount is replaced by an identical one).
 func mounts() ([]string, error) {
-	b, err := os.ReadFile("/proc/self/mountinfo")
+	ms, err := mountinfo.Self()
 	if err != nil {
 		return nil, err
 	}
 	var out []string
-	for _, l := range strings.Split(strings.TrimSpace(string(b)), "\n") {
-		f := strings.Fields(l)
-		if len(f) < 7 {
-			continue
-		}
-		out = append(out, strings.Join(f[3:], " "))
+	for _, m := range ms {
+		out = append(out, strings.Join(strings.Fields(m.Line)[3:], " "))
 	}
 	return out, nil
 }
