@@ -1,4 +1,4 @@
-// Command bench measures stage 06's runtime against the issue's targets:
+// Command bench measures stage 06's runtime against the workshop's targets:
 // how long `run -- /bin/true` takes from start to exit, beside `unshare ...
 // chroot` on the same root filesystem (and runc, crun and bwrap when they
 // are installed); how long the OCI lifecycle takes (create, start, wait
@@ -32,11 +32,13 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// The issue's targets.
+// The workshop's targets: run and the OCI lifecycle at least 2x faster than
+// runc, and the waiting runtime under 10 MB. (The ratio to unshare + chroot,
+// and to crun where crun runs, is printed as information: two starts of a Go
+// program alone take ~5 ms, where a C one starts in ~1 ms.)
 const (
-	maxTimesUnshare = 2.0      // run takes at most 2x unshare + chroot
-	minFasterRunc   = 3.0      // and is at least 3x faster than runc
-	maxMonitorKB    = 10 << 10 // the waiting runtime process keeps under 10 MB
+	minFasterRunc = 2.0      // run and create+start+delete, against runc
+	maxMonitorKB  = 10 << 10 // the waiting runtime process keeps under 10 MB
 )
 
 func main() {
@@ -315,21 +317,28 @@ func (b *bench) run() ([]verdict, error) {
 		row{what: "VmRSS of a detached run's monitor", median: mb(monitorKB), p90: "-"})
 
 	ours, unshare := median(contenders[0].times), median(contenders[1].times)
-	verdicts := []verdict{atMostTimes("run <= 2x unshare+chroot", ours, unshare, maxTimesUnshare)}
-	if runc != nil && skipped[runc.label] != "" {
-		verdicts = append(verdicts, verdict{target: "run >= 3x faster than runc", skip: "runc " + skipped[runc.label]})
-	} else if runc != nil {
-		verdicts = append(verdicts, fasterBy("run >= 3x faster than runc", ours, median(runc.times), minFasterRunc))
-	} else {
-		verdicts = append(verdicts, verdict{target: "run >= 3x faster than runc", skip: "runc is not installed"})
+	var verdicts []verdict
+	judge := func(target string, c *contender, a time.Duration) {
+		switch {
+		case c == nil:
+			verdicts = append(verdicts, verdict{target: target, skip: "runc is not installed"})
+		case skipped[c.label] != "":
+			verdicts = append(verdicts, verdict{target: target, skip: "runc " + skipped[c.label]})
+		default:
+			verdicts = append(verdicts, fasterBy(target, a, median(c.times), minFasterRunc))
+		}
 	}
-	const cycleTarget = "create+start+delete >= 3x faster than runc"
-	if runcCycle != nil && skipped[runcCycle.label] != "" {
-		verdicts = append(verdicts, verdict{target: cycleTarget, skip: "runc " + skipped[runcCycle.label]})
-	} else if runcCycle != nil {
-		verdicts = append(verdicts, fasterBy(cycleTarget, median(oursCycle.times), median(runcCycle.times), minFasterRunc))
-	} else {
-		verdicts = append(verdicts, verdict{target: cycleTarget, skip: "runc is not installed"})
+	judge("run >= 2x faster than runc", runc, ours)
+	judge("create+start+delete >= 2x faster than runc", runcCycle, median(oursCycle.times))
+	verdicts = append(verdicts, info("run / unshare+chroot (information)", ours, unshare))
+	for _, c := range contenders {
+		if strings.HasSuffix(c.label, ": crun") && skipped[c.label] == "" && len(c.times) > 0 {
+			if strings.HasPrefix(c.label, "run ") {
+				verdicts = append(verdicts, info("run / crun run (information)", ours, median(c.times)))
+			} else {
+				verdicts = append(verdicts, info("create+start+delete / crun's (information)", median(oursCycle.times), median(c.times)))
+			}
+		}
 	}
 	verdicts = append(verdicts,
 		below("monitor VmRSS < 10 MB (detached)", monitorKB, maxMonitorKB),
