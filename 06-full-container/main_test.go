@@ -92,7 +92,9 @@ func noContainersLeft(t *testing.T) {
 	t.Helper()
 	ents, _ := os.ReadDir(filepath.Join(sharedRoot(t), "containers"))
 	for _, e := range ents {
-		if e.IsDir() {
+		// (.exe-lower, the sealed copy of the runtime's empty layer, is
+		// the runtime's, not a container's.)
+		if e.IsDir() && e.Name() != exeLowerDir {
 			t.Errorf("container state left behind: %s", e.Name())
 		}
 	}
