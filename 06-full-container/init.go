@@ -21,6 +21,7 @@ import (
 	"github.com/container-internals/workshop/03-cgroups-cpu/cgroup"
 	"github.com/container-internals/workshop/04-chroot-pivot-root/rootfs"
 	"github.com/container-internals/workshop/05-overlay-layers/layers"
+	"github.com/container-internals/workshop/06-full-container/seccomp"
 	"github.com/container-internals/workshop/internal/narrate"
 	"github.com/container-internals/workshop/internal/stage"
 	"github.com/container-internals/workshop/internal/timing"
@@ -62,6 +63,16 @@ func containerInit(specPath string, rest []string) {
 		initFail("reading the container's spec: %v", err)
 	}
 	timing.Mark("init: go received, spec read")
+	// The seccomp filter is compiled beside the setup, on another thread
+	// (a Go program has several), while this one waits in the kernel for
+	// the mounts below; it is installed last of all, before execve.
+	filterReady := make(chan error, 1)
+	var filter *seccomp.Filter
+	go func() {
+		var err error
+		filter, err = seccompFilter(spec)
+		filterReady <- err
+	}()
 
 	// Into the container's cgroups (stage 03) first of all, before this
 	// process uses any memory or device the limits should cover. The
@@ -308,10 +319,15 @@ func containerInit(specPath string, rest []string) {
 		unix.Close(startFifo)
 	}
 
+	if err := <-filterReady; err != nil {
+		initFail("%v", err)
+	}
 	if spec.Init {
 		n.Step("Start the command under a tiny init (--init): PID 1 reaps and forwards signals")
 		link.Done(n)
-		if err := switchUser(spec, keep); err != nil {
+		// The filter goes on before the execveat: --init's PID 1 runs
+		// under it too (Docker's profile allows what it does).
+		if err := dropPrivileges(n, spec, keep, filter); err != nil {
 			initFail("%v", err)
 		}
 		// PID 1 is a fresh copy of this program, exec'd now, after the
@@ -327,11 +343,11 @@ func containerInit(specPath string, rest []string) {
 		initFail("starting --init's PID 1: %v", err)
 	}
 	n.Step("exec the command: it becomes PID 1 of the container")
-	n.Call("execve(%q, %q)", path, spec.Args)
 	link.Done(n)
-	if err := switchUser(spec, keep); err != nil {
+	if err := dropPrivileges(n, spec, keep, filter); err != nil {
 		initFail("%v", err)
 	}
+	n.Call("execve(%q, %q)", path, spec.Args)
 	timing.Mark("init: capabilities dropped, exec")
 	if err := unix.Exec(path, spec.Args, os.Environ()); err != nil {
 		fmt.Fprintf(os.Stderr, "%s: cannot run %s: %v\n", name, spec.Args[0], err)

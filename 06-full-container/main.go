@@ -38,6 +38,7 @@ import (
 	"sync"
 	"time"
 
+	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"github.com/urfave/cli/v2"
 	"golang.org/x/sys/unix"
 
@@ -124,6 +125,7 @@ func commands() []*cli.Command {
 				&cli.BoolFlag{Name: "init", Usage: "run a tiny PID 1 that forwards signals and reaps zombies"},
 				&cli.BoolFlag{Name: "detach", Aliases: []string{"d"}, Usage: "run in the background; output goes to a log (see logs)"},
 				&cli.BoolFlag{Name: "explain", Usage: "narrate every step, naming the stage that taught it"},
+				&cli.StringSliceFlag{Name: "security-opt", Usage: "`seccomp=unconfined` (no system call filter) or seccomp=FILE (a profile in Docker's format; default: Docker's own)"},
 			},
 			Action: runCmd,
 		},
@@ -160,6 +162,7 @@ type runOptions struct {
 	volumes                          []Mount
 	netNone, init, detach, explain   bool
 	devRules                         []devices.Rule // the device cgroup: which device nodes may be used
+	seccomp                          *specs.LinuxSeccomp
 }
 
 func runCmd(c *cli.Context) error {
@@ -295,6 +298,9 @@ func parseRun(c *cli.Context) (*runOptions, error) {
 	case "host":
 	default:
 		return nil, stage.Fail("--net %q: use none (only lo) or host", c.String("net"))
+	}
+	if o.seccomp, err = seccompOption(c.StringSlice("security-opt"), defaultCaps); err != nil {
+		return nil, err
 	}
 	return o, nil
 }
@@ -480,7 +486,7 @@ func (rt *Runtime) create(o *runOptions) (_ *Container, err error) {
 		Namespaces: namespaces, Propagation: unix.MS_SLAVE,
 		Mounts: append(defaultMounts(), o.volumes...), Devices: defaultDevices(), Symlinks: defaultSymlinks(),
 		MaskedPaths: defaultMasked, ReadonlyPaths: defaultReadonly, Capabilities: defaultCaps,
-		NoNewPrivs: true, Init: o.init,
+		NoNewPrivs: true, Init: o.init, Seccomp: o.seccomp,
 	}
 
 	makeLayers := func() error {

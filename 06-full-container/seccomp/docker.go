@@ -314,10 +314,10 @@ func DockerDefault() *Profile {
 			// ptrace was a way around seccomp before 4.8 (a tracer could
 			// change a call after the filter had allowed it).
 			{Names: []string{"ptrace"}, Action: specs.ActAllow, Includes: When{MinKernel: "4.8"}},
-			// personality: only the everyday ones (Linux; 32-bit; and
-			// READ_IMPLIES_EXEC); 0xffffffff only asks. ADDR_NO_RANDOMIZE,
-			// which turns off the address randomisation an exploit must
-			// guess past, is refused.
+			// personality: only the everyday ones (Linux, 32-bit, and
+			// UNAME26, a kernel that says it is 2.6); 0xffffffff only
+			// asks. ADDR_NO_RANDOMIZE, which turns off the address
+			// randomisation an exploit must guess past, is refused.
 			personality(0x0), personality(0x0008), personality(0x20000), personality(0x20008), personality(0xffffffff),
 			allowOn([]string{"ppc64le"}, "sync_file_range2"),
 			allowOn([]string{"arm", "arm64"}, "arm_fadvise64_64", "arm_sync_file_range", "sync_file_range2", "breakpoint", "cacheflush", "set_tls"),

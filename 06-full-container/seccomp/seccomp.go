@@ -57,6 +57,7 @@ type Filter struct {
 	Default uint32 // the default action's SECCOMP_RET_* value
 	Arches  []specs.Arch
 	notes   []string
+	noted   bool
 	source  *specs.LinuxSeccomp
 	goarch  string
 }
@@ -104,10 +105,26 @@ type use struct {
 // Names that no table here knows are skipped, as runc does: a profile
 // written for a newer kernel must still load.
 func Compile(c *specs.LinuxSeccomp) (*Filter, error) {
-	return compile(c, runtime.GOARCH, true, false)
+	return compile(c, options{goarch: runtime.GOARCH, kernel: true})
 }
 
-func compile(c *specs.LinuxSeccomp, goarch string, checkKernel, notes bool) (*Filter, error) {
+// Check checks a profile as Compile does, without building the program:
+// what a runtime does when it is given one (OCI create), before the
+// container's first process compiles and installs it.
+func Check(c *specs.LinuxSeccomp) error {
+	_, err := compile(c, options{goarch: runtime.GOARCH, kernel: true, checkOnly: true})
+	return err
+}
+
+type options struct {
+	goarch    string
+	kernel    bool // ask the kernel whether it has each action and flag
+	notes     bool // say what each instruction is for (Dump)
+	checkOnly bool
+}
+
+func compile(c *specs.LinuxSeccomp, o options) (*Filter, error) {
+	goarch, checkKernel := o.goarch, o.kernel
 	def, err := Action(c.DefaultAction, c.DefaultErrnoRet)
 	if err != nil {
 		return nil, fmt.Errorf("defaultAction: %v", err)
@@ -159,6 +176,9 @@ func compile(c *specs.LinuxSeccomp, goarch string, checkKernel, notes bool) (*Fi
 		if checkKernel && !actionAvailable(act) {
 			return nil, fmt.Errorf("syscalls[%d].action %s: this kernel does not have it", i, s.Action)
 		}
+		if o.checkOnly {
+			continue
+		}
 		for _, name := range s.Names {
 			known := false
 			for _, a := range f.Arches {
@@ -176,6 +196,12 @@ func compile(c *specs.LinuxSeccomp, goarch string, checkKernel, notes bool) (*Fi
 				f.Unknown = append(f.Unknown, name)
 			}
 		}
+	}
+	if checkKernel && !actionAvailable(def) {
+		return nil, fmt.Errorf("defaultAction %s: this kernel does not have it", c.DefaultAction)
+	}
+	if o.checkOnly {
+		return f, nil
 	}
 	for _, a := range f.Arches {
 		// By number, in the profile's order for each number.
@@ -196,9 +222,6 @@ func compile(c *specs.LinuxSeccomp, goarch string, checkKernel, notes bool) (*Fi
 			f.Calls++
 		}
 	}
-	if checkKernel && !actionAvailable(def) {
-		return nil, fmt.Errorf("defaultAction %s: this kernel does not have it", c.DefaultAction)
-	}
 
 	// Calls numbered above every call the profile names are newer than
 	// the profile: they fail with ENOSYS, which a C library takes as "this
@@ -210,7 +233,7 @@ func compile(c *specs.LinuxSeccomp, goarch string, checkKernel, notes bool) (*Fi
 	}
 
 	a := newAsm()
-	a.notes = notes
+	a.notes = o.notes
 	a.load(offArch, "A = the ABI the call came through (seccomp_data.arch)")
 	type section struct {
 		audit    uint32
@@ -284,7 +307,7 @@ func compile(c *specs.LinuxSeccomp, goarch string, checkKernel, notes bool) (*Fi
 	for i, r := range raw {
 		f.Program[i] = unix.SockFilter{Code: r.Op, Jt: r.Jt, Jf: r.Jf, K: r.K}
 	}
-	f.notes, f.source, f.goarch = said, c, goarch
+	f.notes, f.noted, f.source, f.goarch = said, o.notes, c, goarch
 	return f, nil
 }
 
@@ -668,9 +691,9 @@ func (f *Filter) Install() error {
 // Dump disassembles the first n instructions (all if n <= 0), one line
 // each, with what each is for.
 func (f *Filter) Dump(n int) []string {
-	if len(f.notes) == 0 || f.notes[0] == "" {
+	if !f.noted {
 		// Compiled without its notes (they cost time): again, with them.
-		if g, err := compile(f.source, f.goarch, false, true); err == nil {
+		if g, err := compile(f.source, options{goarch: f.goarch, notes: true}); err == nil {
 			f = g
 		}
 	}
@@ -692,7 +715,11 @@ func (f *Filter) Dump(n int) []string {
 			s = fmt.Sprintf("ja   %d", i+1+int(k))
 		case unix.BPF_JMP | unix.BPF_JEQ | unix.BPF_K, unix.BPF_JMP | unix.BPF_JGE | unix.BPF_K, unix.BPF_JMP | unix.BPF_JGT | unix.BPF_K:
 			name := map[uint16]string{unix.BPF_JEQ: "jeq", unix.BPF_JGE: "jge", unix.BPF_JGT: "jgt"}[in.Code&0xf0]
-			s = fmt.Sprintf("%s  %#x ? %d : %d", name, k, i+1+int(in.Jt), i+1+int(in.Jf))
+			v := fmt.Sprint(k)
+			if k >= 0x10000 {
+				v = fmt.Sprintf("%#x", k)
+			}
+			s = fmt.Sprintf("%s  %s ? %d : %d", name, v, i+1+int(in.Jt), i+1+int(in.Jf))
 		default:
 			s = fmt.Sprintf("op %#x k %#x", in.Code, k)
 		}

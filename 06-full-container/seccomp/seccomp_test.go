@@ -47,7 +47,7 @@ func vm(t *testing.T, f *Filter, audit, nr uint32, args [6]uint64) uint32 {
 
 func compileFor(t *testing.T, c *specs.LinuxSeccomp) *Filter {
 	t.Helper()
-	f, err := compile(c, "amd64", false, false)
+	f, err := compile(c, options{goarch: "amd64"})
 	if err != nil {
 		t.Fatalf("compile: %v", err)
 	}
@@ -272,7 +272,7 @@ func TestMalformedProfilesNameTheField(t *testing.T) {
 		"architectures[0] SCMP_ARCH_S390X":    {DefaultAction: specs.ActAllow, Architectures: []specs.Arch{specs.ArchS390X}},
 		"flags[0]":                            {DefaultAction: specs.ActAllow, Flags: []specs.LinuxSeccompFlag{"SECCOMP_FILTER_FLAG_FAST"}},
 	} {
-		_, err := compile(c, "amd64", false, false)
+		_, err := compile(c, options{goarch: "amd64"})
 		if err == nil || !strings.HasPrefix(err.Error(), strings.Fields(want)[0]) || !strings.Contains(err.Error(), want) {
 			t.Errorf("want an error naming %q, got %v", want, err)
 		}
