@@ -21,6 +21,7 @@
 //	oci.go     the OCI runtime verbs (create, start, state, kill, delete, spec)
 //	demo.go    the short self-checking demonstration `make tour` runs
 //	devices/   device cgroup rules: v1's devices controller, v2's eBPF program
+//	seccomp/   the system call filter: Docker's default profile, compiled to BPF
 package main
 
 import (
