@@ -6,6 +6,7 @@ require (
 	github.com/fatih/color v1.18.0
 	github.com/opencontainers/runtime-spec v1.2.1
 	github.com/urfave/cli/v2 v2.27.7
+	golang.org/x/net v0.35.0
 	golang.org/x/sys v0.30.0
 )
 

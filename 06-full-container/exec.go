@@ -131,6 +131,10 @@ func execInside(args []string) int {
 	if err != nil {
 		return execFail("reading the container's spec: %v", err)
 	}
+	filter, err := seccompFilter(spec)
+	if err != nil {
+		return execFail("%v", err)
+	}
 	// Into the container's cgroups first, while the host's /sys/fs/cgroup is
 	// still in view: the command forked below from this thread inherits
 	// them (and their limits: an exec'd memory hog is fenced in like the
@@ -235,7 +239,16 @@ func execInside(args []string) int {
 		}
 	}
 	n.Call("prctl(PR_CAPBSET_DROP) x %d, capset(...)   # the container's %d capabilities", int(lastCap())+1-len(spec.Capabilities), len(spec.Capabilities))
-	if err := switchUser(spec, keep); err != nil {
+	// The command gets the container's seccomp filter: installed on this
+	// thread, the one that forks, it passes to the child and across its
+	// execve (the child itself runs only raw system calls until then; its
+	// fork.go code could load a prepared filter as well, but the kernel
+	// would take it there only with no_new_privs, and this thread has
+	// CAP_SYS_ADMIN for the other case). Filters belong to threads: the
+	// helper's other threads (signal forwarding) stay unfiltered, and this
+	// one goes on to make only calls Docker's profile allows: read, close,
+	// wait4, write to the PID file.
+	if err := dropPrivileges(n, spec, keep, filter); err != nil {
 		return execFail("%v", err)
 	}
 	// setns(CLONE_NEWPID) only sets the namespace of this thread's future

@@ -2,7 +2,8 @@ package main
 
 // Hardening, the way Docker does it by default: a root process inside the
 // container is still uid 0, so what it may do is cut down by capabilities,
-// no_new_privs, and /proc and /sys paths hidden or made read-only.
+// no_new_privs, /proc and /sys paths hidden or made read-only, and a
+// seccomp filter on its system calls.
 
 import (
 	"errors"
@@ -14,10 +15,14 @@ import (
 	"strconv"
 	"strings"
 
+	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 
 	"github.com/container-internals/workshop/03-cgroups-cpu/cgroup"
 	"github.com/container-internals/workshop/06-full-container/devices"
+	"github.com/container-internals/workshop/06-full-container/seccomp"
+	"github.com/container-internals/workshop/internal/narrate"
+	"github.com/container-internals/workshop/internal/stage"
 	"github.com/container-internals/workshop/internal/trace"
 )
 
@@ -309,4 +314,109 @@ func nodeRules(nodes []Device) []devices.Rule {
 		rules = append(rules, devices.Rule{Allow: true, Type: typ, Major: &major, Minor: &minor, Access: "rwm"})
 	}
 	return rules
+}
+
+// seccompOption is `run --security-opt`: Docker's default profile unless
+// seccomp=unconfined; seccomp=FILE, a profile in Docker's JSON format.
+// Either is rendered for the container's capabilities, as Docker's daemon
+// renders it before it writes config.json.
+func seccompOption(opts []string, caps []string) (*specs.LinuxSeccomp, error) {
+	profile, file := seccomp.DockerDefault(), ""
+	for _, o := range opts {
+		k, v, _ := strings.Cut(o, "=")
+		switch {
+		case k != "seccomp" || v == "":
+			return nil, stage.Fail("--security-opt %s: use seccomp=unconfined or seccomp=FILE (a profile in Docker's format)", o)
+		case v == "unconfined":
+			profile, file = nil, ""
+			continue
+		}
+		b, err := os.ReadFile(v)
+		if err != nil {
+			return nil, stage.Fail("--security-opt %s: %v", o, err)
+		}
+		if profile, err = seccomp.ParseProfile(b); err != nil {
+			return nil, stage.Fail("--security-opt %s: %v", o, err)
+		}
+		file = v
+	}
+	if profile == nil {
+		return nil, nil
+	}
+	out, err := seccomp.Render(profile, caps)
+	if err == nil && out != nil && file != "" {
+		err = seccomp.Check(out)
+	}
+	if err != nil {
+		return nil, stage.Fail("--security-opt seccomp=%s: %v", file, err)
+	}
+	return out, nil
+}
+
+// seccompFilter compiles the container's filter (nil without one).
+func seccompFilter(spec *Spec) (*seccomp.Filter, error) {
+	if spec.Seccomp == nil {
+		return nil, nil
+	}
+	f, err := seccomp.Compile(spec.Seccomp)
+	if err != nil {
+		return nil, fmt.Errorf("linux.seccomp.%v", err)
+	}
+	return f, nil
+}
+
+// installSeccomp installs the filter on this thread: what it execs, and
+// every process that descends from that, runs under it, for good. It is
+// the last step before execve, so that the runtime's own setup is not
+// filtered (runc's order): with no_new_privs, after the capabilities are
+// dropped; without it, the kernel takes a filter only from a thread that
+// holds CAP_SYS_ADMIN, so before (see dropPrivileges).
+func installSeccomp(n *narrate.Narrator, f *seccomp.Filter) error {
+	if f == nil {
+		return nil
+	}
+	n.Call("seccomp(SECCOMP_SET_MODE_FILTER, %s, &prog)   # install a seccomp filter: %d rules, default action %s, program of %d instructions",
+		seccompFlagNames(f.Flags), f.Rules, seccomp.ActionName(f.Default), len(f.Program))
+	if !n.Quiet() {
+		n.Note("the rules name %d system calls; the program's first instructions (the kernel runs it on every call):", f.Calls)
+		for _, l := range f.Dump(12) {
+			n.Say("  %s", l)
+		}
+		n.Say("  ... (%d instructions in all)", len(f.Program))
+	}
+	return f.Install()
+}
+
+func seccompFlagNames(flags uintptr) string {
+	var out []string
+	if flags&unix.SECCOMP_FILTER_FLAG_LOG != 0 {
+		out = append(out, "SECCOMP_FILTER_FLAG_LOG")
+	}
+	if flags&unix.SECCOMP_FILTER_FLAG_SPEC_ALLOW != 0 {
+		out = append(out, "SECCOMP_FILTER_FLAG_SPEC_ALLOW")
+	}
+	if len(out) == 0 {
+		return "0"
+	}
+	return strings.Join(out, " | ")
+}
+
+// dropPrivileges is the end of the hardening, on the thread that will
+// exec: the user and the capabilities, and the seccomp filter. Without
+// no_new_privs the filter goes on first, while this thread still holds
+// CAP_SYS_ADMIN, and the change of user runs under it (Docker's profile
+// allows what it needs: capset, setresuid, prctl ...).
+func dropPrivileges(n *narrate.Narrator, spec *Spec, keep uint64, f *seccomp.Filter) error {
+	if !spec.NoNewPrivs {
+		if err := installSeccomp(n, f); err != nil {
+			return err
+		}
+	}
+	if err := switchUser(spec, keep); err != nil {
+		return err
+	}
+	if spec.NoNewPrivs {
+		return installSeccomp(n, f)
+	}
+	return nil
 }

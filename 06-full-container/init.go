@@ -22,6 +22,7 @@ import (
 	"github.com/container-internals/workshop/03-cgroups-cpu/cgroup"
 	"github.com/container-internals/workshop/04-chroot-pivot-root/rootfs"
 	"github.com/container-internals/workshop/05-overlay-layers/layers"
+	"github.com/container-internals/workshop/06-full-container/seccomp"
 	"github.com/container-internals/workshop/internal/narrate"
 	"github.com/container-internals/workshop/internal/stage"
 	"github.com/container-internals/workshop/internal/timing"
@@ -89,6 +90,8 @@ type initProcess struct {
 	startFifo  int    // OCI create: `start` opens it
 	keep       uint64 // the capabilities the command keeps
 	path       string // the command, found in the container's PATH
+	filter     *seccomp.Filter
+	filterErr  chan error // the filter is compiled beside the setup
 }
 
 // waitForGo waits for the runtime's go-ahead: once the spec is written and
@@ -108,6 +111,15 @@ func (c *initProcess) waitForGo() {
 	if c.spec, err = readSpec(c.specPath); err != nil {
 		initFail("reading the container's spec: %v", err)
 	}
+	// The seccomp filter is compiled beside the setup, on another thread
+	// (a Go program has several), while this one waits in the kernel for
+	// the mounts below; it is installed last of all, before execve.
+	c.filterErr = make(chan error, 1)
+	go func() {
+		var err error
+		c.filter, err = seccompFilter(c.spec)
+		c.filterErr <- err
+	}()
 }
 
 // joinCgroups moves us into the container's cgroups (stage 03) first of
@@ -350,12 +362,17 @@ func (c *initProcess) waitReadyAndStart() {
 // runtime is told we are done first: after the capabilities are gone this
 // process can no longer do anything a container could not.
 func (c *initProcess) becomeTheUser(next string) {
-	c.n.Call("prctl(PR_CAPBSET_DROP) x %d, capset(...)   # keep %d capabilities: no CAP_SYS_ADMIN", int(lastCap())+1-len(c.spec.Capabilities), len(c.spec.Capabilities))
-	c.n.Call("%s", next)
-	c.link.Done(c.n)
-	if err := switchUser(c.spec, c.keep); err != nil {
+	if err := <-c.filterErr; err != nil {
 		initFail("%v", err)
 	}
+	c.n.Call("prctl(PR_CAPBSET_DROP) x %d, capset(...)   # keep %d capabilities: no CAP_SYS_ADMIN", int(lastCap())+1-len(c.spec.Capabilities), len(c.spec.Capabilities))
+	c.link.Done(c.n)
+	// The seccomp filter goes on here too (see dropPrivileges for the
+	// order); for --init, before the execveat: its PID 1 runs under it.
+	if err := dropPrivileges(c.n, c.spec, c.keep, c.filter); err != nil {
+		initFail("%v", err)
+	}
+	c.n.Call("%s", next)
 }
 
 // execTinyInit makes PID 1 a fresh copy of this program (--init), exec'd

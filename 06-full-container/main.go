@@ -22,6 +22,7 @@
 //	oci.go     the OCI runtime verbs (create, start, state, kill, delete, spec)
 //	demo.go    the short self-checking demonstration `make tour` runs
 //	devices/   device cgroup rules: v1's devices controller, v2's eBPF program
+//	seccomp/   the system call filter: Docker's default profile, compiled to BPF
 package main
 
 import (
@@ -41,6 +42,7 @@ import (
 	"sync"
 	"time"
 
+	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"github.com/urfave/cli/v2"
 	"golang.org/x/sys/unix"
 
@@ -132,6 +134,7 @@ func commands() []*cli.Command {
 				&cli.BoolFlag{Name: "detach", Aliases: []string{"d"}, Usage: "run in the background; output goes to a log (see logs)"},
 				&cli.StringFlag{Name: "log-max-size", Value: "10m", Usage: "with -d: keep the log under `SIZE`, and one older file as big (Docker's json-file max-size)"},
 				&cli.BoolFlag{Name: "explain", Usage: "narrate every step, naming the stage that taught it"},
+				&cli.StringSliceFlag{Name: "security-opt", Usage: "`seccomp=unconfined` (no system call filter) or seccomp=FILE (a profile in Docker's format; default: Docker's own)"},
 			},
 			Action: runCmd,
 		},
@@ -172,6 +175,7 @@ type runOptions struct {
 	netNone, init, detach, explain   bool
 	imageGuessed                     bool           // IMAGE came first, with no `--` anywhere
 	devRules                         []devices.Rule // the device cgroup: which device nodes may be used
+	seccomp                          *specs.LinuxSeccomp
 }
 
 func runCmd(c *cli.Context) error {
@@ -352,6 +356,9 @@ func parseRun(c *cli.Context) (*runOptions, error) {
 	case "host":
 	default:
 		return nil, stage.Fail("--net %q: use none (only lo) or host", c.String("net"))
+	}
+	if o.seccomp, err = seccompOption(c.StringSlice("security-opt"), defaultCaps); err != nil {
+		return nil, err
 	}
 	return o, nil
 }
@@ -605,7 +612,7 @@ func (c *creation) spec() *Spec {
 		Namespaces: namespaces, Propagation: unix.MS_SLAVE,
 		Mounts: append(defaultMounts(), c.o.volumes...), Devices: defaultDevices(), Symlinks: defaultSymlinks(),
 		MaskedPaths: defaultMasked, ReadonlyPaths: defaultReadonly, Capabilities: defaultCaps,
-		NoNewPrivs: true, Init: c.o.init,
+		NoNewPrivs: true, Init: c.o.init, Seccomp: c.o.seccomp,
 	}
 }
 

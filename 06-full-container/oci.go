@@ -27,6 +27,7 @@ import (
 
 	"github.com/container-internals/workshop/03-cgroups-cpu/cgroup"
 	"github.com/container-internals/workshop/06-full-container/devices"
+	"github.com/container-internals/workshop/06-full-container/seccomp"
 	"github.com/container-internals/workshop/internal/stage"
 )
 
@@ -496,8 +497,6 @@ func fromOCI(c *specs.Spec, bundle string) (*Spec, *runOptions, error) {
 		return nil, nil, refuse("process.execCPUAffinity")
 	case len(l.UIDMappings) > 0 || len(l.GIDMappings) > 0:
 		return nil, nil, refuse("linux.uidMappings/gidMappings (user namespaces)")
-	case l.Seccomp != nil:
-		return nil, nil, refuse("linux.seccomp")
 	case l.IntelRdt != nil:
 		return nil, nil, refuse("linux.intelRdt")
 	case l.Personality != nil:
@@ -525,6 +524,14 @@ func fromOCI(c *specs.Spec, bundle string) (*Spec, *runOptions, error) {
 	}
 	for _, g := range p.User.AdditionalGids {
 		s.Groups = append(s.Groups, int(g))
+	}
+	if l.Seccomp != nil {
+		// Checked here, so that a bad profile fails create with the field
+		// named; compiled and installed by the container's first process.
+		if err := seccomp.Check(l.Seccomp); err != nil {
+			return nil, nil, fmt.Errorf("linux.seccomp.%v", err)
+		}
+		s.Seccomp = l.Seccomp
 	}
 	if p.Capabilities != nil {
 		caps := p.Capabilities

@@ -266,7 +266,19 @@ func TestOCIConfigFieldsAreHonoured(t *testing.T) {
 func TestOCIUnsupportedFieldsAreRefused(t *testing.T) {
 	setup(t)
 	cases := map[string]func(*specs.Spec){
-		"linux.seccomp":     func(c *specs.Spec) { c.Linux.Seccomp = &specs.LinuxSeccomp{DefaultAction: "SCMP_ACT_ALLOW"} },
+		"linux.seccomp.listenerPath": func(c *specs.Spec) {
+			c.Linux.Seccomp = &specs.LinuxSeccomp{DefaultAction: specs.ActAllow, ListenerPath: "/run/agent.sock"}
+		},
+		"linux.seccomp.syscalls[0].action": func(c *specs.Spec) {
+			c.Linux.Seccomp = &specs.LinuxSeccomp{DefaultAction: specs.ActAllow, Syscalls: []specs.LinuxSyscall{{Names: []string{"read"}, Action: specs.ActNotify}}}
+		},
+		"linux.seccomp.architectures[0]": func(c *specs.Spec) {
+			c.Linux.Seccomp = &specs.LinuxSeccomp{DefaultAction: specs.ActAllow, Architectures: []specs.Arch{specs.ArchS390X}}
+		},
+		"linux.seccomp.syscalls[0].args[0].op": func(c *specs.Spec) {
+			c.Linux.Seccomp = &specs.LinuxSeccomp{DefaultAction: specs.ActAllow, Syscalls: []specs.LinuxSyscall{{Names: []string{"read"},
+				Action: specs.ActErrno, Args: []specs.LinuxSeccompArg{{Op: "SCMP_CMP_ABOUT"}}}}}
+		},
 		"hooks":             func(c *specs.Spec) { c.Hooks = &specs.Hooks{Prestart: []specs.Hook{{Path: "/bin/true"}}} },
 		"process.terminal":  func(c *specs.Spec) { c.Process.Terminal = true },
 		"linux.uidMappings": func(c *specs.Spec) { c.Linux.UIDMappings = []specs.LinuxIDMapping{{HostID: 1000, Size: 1}} },

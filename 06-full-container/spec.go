@@ -11,6 +11,7 @@ import (
 	"encoding/json"
 	"os"
 
+	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 )
 
@@ -54,6 +55,9 @@ type Spec struct {
 	NoNewPrivs    bool              `json:"noNewPrivileges"`
 	Rlimits       []Rlimit          `json:"rlimits,omitempty"`
 	OOMScoreAdj   *int              `json:"oomScoreAdj,omitempty"`
+	// Seccomp is the system call filter, in the OCI form (nil: none). The
+	// first process compiles it and installs it just before execve.
+	Seccomp *specs.LinuxSeccomp `json:"seccomp,omitempty"`
 
 	Init bool `json:"init"` // --init: a tiny PID 1 runs Args as its child
 	// WaitReady: the runtime has a limit to write once the setup is done

@@ -60,6 +60,14 @@ var hostOnly = map[string][]HostOnlyTest{
 		{"TestProvisionScriptPassesShellcheck", "lints scripts/provision.sh with shellcheck, a host tool"},
 		{"TestVagrantfileParsesAndProvisionsWithTheScript", "parses the Vagrantfile with ruby, a host tool"},
 	},
+	"06-full-container": {
+		{"TestDockerSendsTheWorkshopsDefaultProfile", "starts Debian's dockerd, which the guest does not have"},
+		{"TestDefaultProfileRefusesWhatDockerRefuses", "builds its test program with gcc, a host tool"},
+		{"TestExecGetsTheContainersFilter", "builds its test program with gcc, a host tool"},
+		{"TestEveryActionAndOperatorDoesWhatItSays", "builds its test program with gcc, a host tool"},
+		{"TestPersonalityMaskedEqualAllowsOnlyWhatItNames", "builds its test program with gcc, a host tool"},
+		{"TestOtherABIsCannotWalkAroundTheFilter", "builds its test program with gcc, a host tool"},
+	},
 	"06-full-container/devices": {
 		{"TestV1DenyAllButDevNull", "cgroup v1's devices controller: the pure v2 guest has none (its v2 twin runs)"},
 		{"TestV1DockerDefaultRules", "cgroup v1's devices controller: the pure v2 guest has none (its v2 twin runs)"},
