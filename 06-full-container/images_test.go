@@ -101,27 +101,6 @@ func TestWhiteoutOfDotDotInSaveArchiveLeavesTheStore(t *testing.T) {
 	oneLine(t, r, `".wh..." is a whiteout of ".."`)
 }
 
-// cProgram compiles a small static C program for use inside a container
-// (mount its directory with -v DIR:/t:ro) and returns its path.
-func cProgram(t *testing.T, name, src string) string {
-	t.Helper()
-	if _, err := exec.LookPath("gcc"); err != nil {
-		testkit.Unavailable(t, "gcc is needed to build the attacking program: apt-get install gcc")
-	}
-	dir := t.TempDir()
-	if err := os.Chmod(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	c, bin := filepath.Join(dir, name+".c"), filepath.Join(dir, name)
-	if err := os.WriteFile(c, []byte(src), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if out, err := exec.Command("gcc", "-static", "-O2", "-o", bin, c).CombinedOutput(); err != nil {
-		testkit.Unavailable(t, "gcc -static (is libc6-dev installed?): %v\n%s", err, out)
-	}
-	return bin
-}
-
 // secretFile writes a random secret into a file of the host's, readable by
 // root only: what a leak would carry, and unmistakable wherever it lands.
 func secretFile(t *testing.T) (dir, secret string) {
@@ -196,7 +175,7 @@ int main(int argc, char **argv) {
 func TestCommitOfASwappingContainerNeverReadsHostFiles(t *testing.T) {
 	setup(t)
 	root, run := ownRoot(t)
-	swap := cProgram(t, "swap", swapC)
+	swap := cprog(t, t.TempDir(), "swap", swapC)
 	host, secret := secretFile(t)
 	if r := run("run", "-d", "--name", "swapper", "-v", filepath.Dir(swap)+":/t:ro", "--", "/t/swap", filepath.Join(host, "secret"), host); r.Code != 0 {
 		t.Fatalf("run -d swapper:\n%s", r)

@@ -67,6 +67,10 @@ var hostOnly = map[string][]HostOnlyTest{
 		{"TestEveryActionAndOperatorDoesWhatItSays", "builds its test program with gcc, a host tool"},
 		{"TestPersonalityMaskedEqualAllowsOnlyWhatItNames", "builds its test program with gcc, a host tool"},
 		{"TestOtherABIsCannotWalkAroundTheFilter", "builds its test program with gcc, a host tool"},
+		{"TestExecChildMemoryIsOutOfTheContainersReach", "builds its attack program with gcc, a host tool"},
+		{"TestRuntimeBinaryCannotBeRewrittenFromInside", "builds its attack program with gcc, a host tool"},
+		{"TestKeyringIsTheContainersOwn", "builds its test programs with gcc, a host tool"},
+		{"TestCommitOfASwappingContainerNeverReadsHostFiles", "builds its attack program with gcc, a host tool"},
 	},
 	"06-full-container/devices": {
 		{"TestV1DenyAllButDevNull", "cgroup v1's devices controller: the pure v2 guest has none (its v2 twin runs)"},
