@@ -19,6 +19,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/container-internals/workshop/03-cgroups-cpu/cgroup"
+	"github.com/container-internals/workshop/06-full-container/seccomp"
 	"github.com/container-internals/workshop/internal/narrate"
 	"github.com/container-internals/workshop/internal/stage"
 )
@@ -117,50 +118,84 @@ func execCmd(c *cli.Context) error {
 // command is forked from this same thread, and inherits them all.
 func execInside(args []string) int {
 	runtime.LockOSThread()
-	n := narrate.FromEnv(narrate.Container)
+	h := &execHelper{n: narrate.FromEnv(narrate.Container), ctrPid: args[0], specPath: args[1],
+		cgroupDirs: args[2], mode: args[3], pidFile: args[4], argv: args[6:]}
 	os.Unsetenv(narrate.EnvVar) // the command must not inherit it
-	// Non-dumpable: no process of the container may open this helper's
-	// /proc/<pid>/mem (or fd/, or exe) while it works inside, unless it
-	// holds CAP_SYS_PTRACE over the host's user namespace.
-	n.Call("prctl(PR_SET_DUMPABLE, 0)   # no container process may open this helper's /proc/<pid>/mem")
+	for _, step := range []func() error{
+		h.notDumpable, h.readSpec, h.joinCgroups, h.joinNamespaces, h.prepareProcess, h.dropPrivileges,
+	} {
+		if err := step(); err != nil {
+			return exitCodeOf(err)
+		}
+	}
+	return h.forkAndWait()
+}
+
+// execHelper is what exec's helper knows as it goes.
+type execHelper struct {
+	n                                  *narrate.Narrator
+	ctrPid, specPath, cgroupDirs, mode string
+	pidFile                            string
+	argv                               []string
+	spec                               *Spec
+	filter                             *seccomp.Filter
+	pidOut                             *os.File
+	path                               string
+	keep                               uint64
+}
+
+// notDumpable: no process of the container may open this helper's
+// /proc/<pid>/mem (or fd/, or exe) while it works inside, unless it holds
+// CAP_SYS_PTRACE over the host's user namespace.
+func (h *execHelper) notDumpable() error {
+	h.n.Call("prctl(PR_SET_DUMPABLE, 0)   # no container process may open this helper's /proc/<pid>/mem")
 	if err := unix.Prctl(unix.PR_SET_DUMPABLE, 0, 0, 0, 0); err != nil {
-		return execFail("prctl(PR_SET_DUMPABLE, 0): %v", err)
+		return execFailure("prctl(PR_SET_DUMPABLE, 0): %v", err)
 	}
-	ctrPid, specPath, cgroupDirs, mode, pidFile, argv := args[0], args[1], args[2], args[3], args[4], args[6:]
-	spec, err := readSpec(specPath)
-	if err != nil {
-		return execFail("reading the container's spec: %v", err)
+	return nil
+}
+
+func (h *execHelper) readSpec() (err error) {
+	if h.spec, err = readSpec(h.specPath); err != nil {
+		return execFailure("reading the container's spec: %v", err)
 	}
-	filter, err := seccompFilter(spec)
-	if err != nil {
-		return execFail("%v", err)
+	if h.filter, err = seccompFilter(h.spec); err != nil {
+		return execFailure("%v", err)
 	}
-	// Into the container's cgroups first, while the host's /sys/fs/cgroup is
-	// still in view: the command forked below from this thread inherits
-	// them (and their limits: an exec'd memory hog is fenced in like the
-	// rest). On v1 this thread alone moves, as the container's init does
-	// (containerInit says why); the helper's other threads stay out.
-	for _, d := range strings.Split(cgroupDirs, ",") {
+	return nil
+}
+
+// joinCgroups: into the container's cgroups first, while the host's
+// /sys/fs/cgroup is still in view: the command forked below from this
+// thread inherits them (and their limits: an exec'd memory hog is fenced in
+// like the rest). On v1 this thread alone moves, as the container's first
+// process does; the helper's other threads stay out. The PID file is the
+// caller's path, on the host: it is opened now too, while in view.
+func (h *execHelper) joinCgroups() (err error) {
+	for _, d := range strings.Split(h.cgroupDirs, ",") {
 		if d == "" {
 			continue
 		}
-		if err := cgroup.JoinThread(d, n.Trace()); err != nil {
+		if err := cgroup.JoinThread(d, h.n.Trace()); err != nil {
 			if errors.Is(err, fs.ErrNotExist) { // removed once the container ended
-				return execFail("container %s exited", short(spec.ID))
+				return execFailure("container %s exited", short(h.spec.ID))
 			}
-			return execFail("joining the cgroup %s: %v", d, err)
+			return execFailure("joining the cgroup %s: %v", d, err)
 		}
 	}
-	// The PID file is the caller's path, on the host: open it while the
-	// host's filesystem is still in view.
-	var pidOut *os.File
-	if pidFile != "" {
-		if pidOut, err = os.OpenFile(pidFile, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o644); err != nil {
-			return execFail("--pid-file: %v", err)
+	if h.pidFile != "" {
+		if h.pidOut, err = os.OpenFile(h.pidFile, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o644); err != nil {
+			return execFailure("--pid-file: %v", err)
 		}
 	}
-	// Open every namespace before joining any: once in the container's
-	// mount namespace, the host's /proc/<pid> is out of sight.
+	return nil
+}
+
+// joinNamespaces opens every namespace before joining any (once in the
+// container's mount namespace, the host's /proc/<pid> is out of sight),
+// leaves the shared filesystem context, joins them, and takes a keyring of
+// its own.
+func (h *execHelper) joinNamespaces() error {
 	kinds := []struct {
 		name, flagName string
 		flag           int
@@ -169,111 +204,123 @@ func execInside(args []string) int {
 		{"pid", "CLONE_NEWPID", unix.CLONE_NEWPID}, {"mnt", "CLONE_NEWNS", unix.CLONE_NEWNS}}
 	fds := make([]int, len(kinds))
 	for i, k := range kinds {
-		fd, err := unix.Open("/proc/"+ctrPid+"/ns/"+k.name, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+		fd, err := unix.Open("/proc/"+h.ctrPid+"/ns/"+k.name, unix.O_RDONLY|unix.O_CLOEXEC, 0)
 		if err != nil && k.name == "mnt" {
 			// Its PID 1 is gone: without its mount namespace the command
 			// would run in the host's.
-			return execFail("container %s exited", short(spec.ID))
-		}
-		if err != nil {
-			fds[i] = -1
-			continue
+			return execFailure("container %s exited", short(h.spec.ID))
 		}
 		fds[i] = fd
+		if err != nil {
+			fds[i] = -1
+		}
 	}
-	n.Call("open(/proc/%s/ns/{cgroup,ipc,uts,net,pid,mnt})   # every namespace first: once in the mount namespace, the host's /proc is gone", ctrPid)
-	n.Call("unshare(CLONE_FS)   # this thread's own root and cwd: setns(CLONE_NEWNS) refuses a shared one")
+	h.n.Call("open(/proc/%s/ns/{cgroup,ipc,uts,net,pid,mnt})   # every namespace first: once in the mount namespace, the host's /proc is gone", h.ctrPid)
+	h.n.Call("unshare(CLONE_FS)   # this thread's own root and cwd: setns(CLONE_NEWNS) refuses a shared one")
 	if err := unix.Unshare(unix.CLONE_FS); err != nil {
-		return execFail("unshare(CLONE_FS): %v", err)
+		return execFailure("unshare(CLONE_FS): %v", err)
 	}
 	for i, k := range kinds {
 		if fds[i] < 0 {
 			continue
 		}
-		n.Call("setns(%d, %s)   # /proc/%s/ns/%s", fds[i], k.flagName, ctrPid, k.name)
+		h.n.Call("setns(%d, %s)   # /proc/%s/ns/%s", fds[i], k.flagName, h.ctrPid, k.name)
 		if err := unix.Setns(fds[i], k.flag); err != nil {
-			return execFail("setns(%s): %v", k.name, err)
+			return execFailure("setns(%s): %v", k.name, err)
 		}
 		unix.Close(fds[i])
 	}
-	n.Call("keyctl(KEYCTL_JOIN_SESSION_KEYRING, NULL)   # a session keyring of its own")
+	h.n.Call("keyctl(KEYCTL_JOIN_SESSION_KEYRING, NULL)   # a session keyring of its own")
 	if err := newSessionKeyring(); err != nil {
-		return execFail("%v", err)
+		return execFailure("%v", err)
 	}
-	// setns(mnt) put this thread at the container's root; the working
-	// directory is the image's.
+	return nil
+}
+
+// prepareProcess: setns(mnt) put this thread at the container's root; the
+// working directory, the environment, the limits and the umask are the
+// container's, and the command is found in its PATH.
+func (h *execHelper) prepareProcess() (err error) {
+	spec := h.spec
 	cwd := spec.Cwd
 	if cwd == "" {
 		cwd = "/"
 	}
-	n.Call("chdir(%q)   # the image's working directory, inside", cwd)
+	h.n.Call("chdir(%q)   # the image's working directory, inside", cwd)
 	if err := unix.Chdir(cwd); err != nil {
-		return execFail("chdir %s: %v", cwd, err)
+		return execFailure("chdir %s: %v", cwd, err)
 	}
 	os.Clearenv()
 	for _, kv := range spec.Env {
 		k, v, _ := strings.Cut(kv, "=")
 		os.Setenv(k, v)
 	}
-	path, err := stage.LookPath(argv[0])
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "%s: %s: command not found in the container's root (PATH=%s)\n", name, argv[0], os.Getenv("PATH"))
-		return exitNotFound
+	if h.path, err = stage.LookPath(h.argv[0]); err != nil {
+		fmt.Fprintf(os.Stderr, "%s: %s: command not found in the container's root (PATH=%s)\n", name, h.argv[0], os.Getenv("PATH"))
+		return exitStatus(exitNotFound)
 	}
-	keep, err := capBits(spec.Capabilities)
-	if err != nil {
-		return execFail("%v", err)
+	if h.keep, err = capBits(spec.Capabilities); err != nil {
+		return execFailure("%v", err)
 	}
 	for _, r := range spec.Rlimits {
 		if err := unix.Setrlimit(r.Type, &unix.Rlimit{Cur: r.Soft, Max: r.Hard}); err != nil {
-			return execFail("setrlimit %d: %v", r.Type, err)
+			return execFailure("setrlimit %d: %v", r.Type, err)
 		}
 	}
 	if spec.Umask != nil {
 		unix.Umask(int(*spec.Umask))
 	}
-	if spec.NoNewPrivs {
-		n.Call("prctl(PR_SET_NO_NEW_PRIVS, 1)")
+	return nil
+}
+
+// dropPrivileges gives this thread the container's privileges, and its
+// seccomp filter: installed on this thread, the one that forks, it passes
+// to the child and across its execve (the child itself runs only raw system
+// calls until then; its fork.go code could load a prepared filter as well,
+// but the kernel would take it there only with no_new_privs, and this
+// thread has CAP_SYS_ADMIN for the other case). Filters belong to threads:
+// the helper's other threads (signal forwarding) stay unfiltered, and this
+// one goes on to make only calls Docker's profile allows: read, close,
+// wait4, write to the PID file.
+func (h *execHelper) dropPrivileges() error {
+	if h.spec.NoNewPrivs {
+		h.n.Call("prctl(PR_SET_NO_NEW_PRIVS, 1)")
 		if err := unix.Prctl(unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0); err != nil {
-			return execFail("no_new_privs: %v", err)
+			return execFailure("no_new_privs: %v", err)
 		}
 	}
-	n.Call("prctl(PR_CAPBSET_DROP) x %d, capset(...)   # the container's %d capabilities", int(lastCap())+1-len(spec.Capabilities), len(spec.Capabilities))
-	// The command gets the container's seccomp filter: installed on this
-	// thread, the one that forks, it passes to the child and across its
-	// execve (the child itself runs only raw system calls until then; its
-	// fork.go code could load a prepared filter as well, but the kernel
-	// would take it there only with no_new_privs, and this thread has
-	// CAP_SYS_ADMIN for the other case). Filters belong to threads: the
-	// helper's other threads (signal forwarding) stay unfiltered, and this
-	// one goes on to make only calls Docker's profile allows: read, close,
-	// wait4, write to the PID file.
-	if err := dropPrivileges(n, spec, keep, filter); err != nil {
-		return execFail("%v", err)
+	h.n.Call("prctl(PR_CAPBSET_DROP) x %d, capset(...)   # the container's %d capabilities", int(lastCap())+1-len(h.spec.Capabilities), len(h.spec.Capabilities))
+	if err := dropPrivileges(h.n, h.spec, h.keep, h.filter); err != nil {
+		return execFailure("%v", err)
 	}
-	// setns(CLONE_NEWPID) only sets the namespace of this thread's future
-	// children: the command must be a new process to be inside it. It is
-	// made with fork(2), not os/exec's vfork: fork.go says which attack
-	// that stops. With a caller attached, the command dies with this
-	// helper (PR_SET_PDEATHSIG): a killed `exec` leaves nothing running.
-	n.Call("fork()   # a copy of this thread, in the container's PID namespace; not vfork: fork.go says why")
-	if mode != "detach" {
-		n.Call("prctl(PR_SET_PDEATHSIG, SIGKILL)   # in the child: it dies with this helper")
+	return nil
+}
+
+// forkAndWait: setns(CLONE_NEWPID) only sets the namespace of this
+// thread's future children, so the command must be a new process to be
+// inside it. It is made with fork(2), not os/exec's vfork: fork.go says
+// which attack that stops. With a caller attached, the command dies with
+// this helper (PR_SET_PDEATHSIG): a killed `exec` leaves nothing running.
+func (h *execHelper) forkAndWait() int {
+	attached := h.mode != "detach"
+	h.n.Call("fork()   # a copy of this thread, in the container's PID namespace; not vfork: fork.go says why")
+	if attached {
+		h.n.Call("prctl(PR_SET_PDEATHSIG, SIGKILL)   # in the child: it dies with this helper")
 	}
-	n.Call("execve(%q, %q)", path, argv)
-	pid, err := forkExec(path, argv, os.Environ(), mode != "detach")
+	h.n.Call("execve(%q, %q)", h.path, h.argv)
+	pid, err := forkExec(h.path, h.argv, os.Environ(), attached)
 	if err != nil {
-		fmt.Fprintf(os.Stderr, "%s: cannot run %s: %v\n", name, argv[0], err)
+		fmt.Fprintf(os.Stderr, "%s: cannot run %s: %v\n", name, h.argv[0], err)
 		return exitNotExec
 	}
-	if pidOut != nil {
-		_, err := pidOut.WriteString(strconv.Itoa(pid))
-		pidOut.Close()
+	if h.pidOut != nil {
+		_, err := h.pidOut.WriteString(strconv.Itoa(pid))
+		h.pidOut.Close()
 		if err != nil {
 			return execFail("--pid-file: %v", err)
 		}
 	}
-	if mode == "detach" {
+	if !attached {
 		// The process lives on; its new parent is whoever reaps orphans
 		// here (containerd's shim is a subreaper, as it is for runc).
 		return 0
@@ -286,7 +333,7 @@ func execInside(args []string) int {
 	ps, err := proc.Wait()
 	stop()
 	if err != nil {
-		return execFail("waiting for %s: %v", argv[0], err)
+		return execFail("waiting for %s: %v", h.argv[0], err)
 	}
 	if ws, ok := ps.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
 		return 128 + int(ws.Signal())
@@ -296,5 +343,24 @@ func execInside(args []string) int {
 
 func execFail(format string, args ...any) int {
 	fmt.Fprintf(os.Stderr, "%s: exec: %s\n", name, fmt.Sprintf(format, args...))
+	return exitSetup
+}
+
+// exitStatus is an error that ends the helper with that status, its message
+// already printed.
+type exitStatus int
+
+func (e exitStatus) Error() string { return fmt.Sprintf("exit status %d", int(e)) }
+
+// execFailure prints why exec could not be set up, and ends it with 125.
+func execFailure(format string, args ...any) error {
+	return exitStatus(execFail(format, args...))
+}
+
+func exitCodeOf(err error) int {
+	var e exitStatus
+	if errors.As(err, &e) {
+		return int(e)
+	}
 	return exitSetup
 }
