@@ -462,50 +462,10 @@ var rlimitTable = map[string]int{
 // refuses, naming the field: a runtime that silently ignores a setting is
 // worse than one that says no.
 func fromOCI(c *specs.Spec, bundle string) (*Spec, *runOptions, error) {
-	if !strings.HasPrefix(c.Version, "1.") {
-		return nil, nil, fmt.Errorf("ociVersion %q: this runtime reads version 1.x configs", c.Version)
-	}
-	refuse := func(field string) error { return fmt.Errorf("%s is not supported by this runtime: remove it", field) }
-	switch {
-	case c.Process == nil:
-		return nil, nil, errors.New("process is missing: it says what to run")
-	case c.Root == nil:
-		return nil, nil, errors.New("root is missing: it names the root filesystem")
-	case c.Linux == nil:
-		return nil, nil, errors.New("linux is missing")
-	case c.Hooks != nil && (len(c.Hooks.Prestart) > 0 || len(c.Hooks.CreateRuntime) > 0 || len(c.Hooks.CreateContainer) > 0 ||
-		len(c.Hooks.StartContainer) > 0 || len(c.Hooks.Poststart) > 0 || len(c.Hooks.Poststop) > 0):
-		return nil, nil, refuse("hooks")
-	case c.Domainname != "":
-		return nil, nil, refuse("domainname")
+	if err := refuseUnsupported(c); err != nil {
+		return nil, nil, err
 	}
 	p, l := c.Process, c.Linux
-	switch {
-	case p.Terminal:
-		return nil, nil, errors.New("process.terminal is not supported (it needs a console socket): set it to false")
-	case len(p.Args) == 0:
-		return nil, nil, errors.New("process.args is empty: say what to run")
-	case p.ApparmorProfile != "" && p.ApparmorProfile != "unconfined":
-		return nil, nil, refuse("process.apparmorProfile (\"unconfined\" is accepted)")
-	case p.SelinuxLabel != "":
-		return nil, nil, refuse("process.selinuxLabel")
-	case p.Scheduler != nil:
-		return nil, nil, refuse("process.scheduler")
-	case p.IOPriority != nil:
-		return nil, nil, refuse("process.ioPriority")
-	case p.ExecCPUAffinity != nil:
-		return nil, nil, refuse("process.execCPUAffinity")
-	case len(l.UIDMappings) > 0 || len(l.GIDMappings) > 0:
-		return nil, nil, refuse("linux.uidMappings/gidMappings (user namespaces)")
-	case l.IntelRdt != nil:
-		return nil, nil, refuse("linux.intelRdt")
-	case l.Personality != nil:
-		return nil, nil, refuse("linux.personality")
-	case len(l.TimeOffsets) > 0:
-		return nil, nil, refuse("linux.timeOffsets")
-	case l.MountLabel != "":
-		return nil, nil, refuse("linux.mountLabel")
-	}
 	root := c.Root.Path
 	if !filepath.IsAbs(root) {
 		root = filepath.Join(bundle, root)
@@ -522,6 +482,77 @@ func fromOCI(c *specs.Spec, bundle string) (*Spec, *runOptions, error) {
 		NoNewPrivs: p.NoNewPrivileges, OOMScoreAdj: p.OOMScoreAdj,
 		JoinNamespaces: map[string]string{},
 	}
+	for _, step := range []func(*specs.Spec, string, *Spec) error{ociProcess, ociNamespaces, ociMountsAndDevices} {
+		if err := step(c, bundle, s); err != nil {
+			return nil, nil, err
+		}
+	}
+	res, err := ociResources(l)
+	if err != nil {
+		return nil, nil, err
+	}
+	if len(res.devRules) > 0 {
+		res.devRules = append(append([]devices.Rule(nil), res.devRules...), nodeRules(s.Devices)...)
+	}
+	return s, res, nil
+}
+
+// refuseUnsupported refuses, naming the field, what this runtime cannot
+// honour: a runtime that silently ignores a setting is worse than one that
+// says no.
+func refuseUnsupported(c *specs.Spec) error {
+	if !strings.HasPrefix(c.Version, "1.") {
+		return fmt.Errorf("ociVersion %q: this runtime reads version 1.x configs", c.Version)
+	}
+	refuse := func(field string) error { return fmt.Errorf("%s is not supported by this runtime: remove it", field) }
+	switch {
+	case c.Process == nil:
+		return errors.New("process is missing: it says what to run")
+	case c.Root == nil:
+		return errors.New("root is missing: it names the root filesystem")
+	case c.Linux == nil:
+		return errors.New("linux is missing")
+	case c.Hooks != nil && (len(c.Hooks.Prestart) > 0 || len(c.Hooks.CreateRuntime) > 0 || len(c.Hooks.CreateContainer) > 0 ||
+		len(c.Hooks.StartContainer) > 0 || len(c.Hooks.Poststart) > 0 || len(c.Hooks.Poststop) > 0):
+		return refuse("hooks")
+	case c.Domainname != "":
+		return refuse("domainname")
+	}
+	p, l := c.Process, c.Linux
+	switch {
+	case p.Terminal:
+		return errors.New("process.terminal is not supported (it needs a console socket): set it to false")
+	case len(p.Args) == 0:
+		return errors.New("process.args is empty: say what to run")
+	case p.ApparmorProfile != "" && p.ApparmorProfile != "unconfined":
+		return refuse("process.apparmorProfile (\"unconfined\" is accepted)")
+	case p.SelinuxLabel != "":
+		return refuse("process.selinuxLabel")
+	case p.Scheduler != nil:
+		return refuse("process.scheduler")
+	case p.IOPriority != nil:
+		return refuse("process.ioPriority")
+	case p.ExecCPUAffinity != nil:
+		return refuse("process.execCPUAffinity")
+	case len(l.UIDMappings) > 0 || len(l.GIDMappings) > 0:
+		return refuse("linux.uidMappings/gidMappings (user namespaces)")
+	case l.IntelRdt != nil:
+		return refuse("linux.intelRdt")
+	case l.Personality != nil:
+		return refuse("linux.personality")
+	case len(l.TimeOffsets) > 0:
+		return refuse("linux.timeOffsets")
+	case l.MountLabel != "":
+		return refuse("linux.mountLabel")
+	}
+	return nil
+}
+
+// ociProcess reads process: groups, capabilities, rlimits, and the
+// seccomp profile (checked here, so that a bad one fails create with the
+// field named; compiled and installed by the container's first process).
+func ociProcess(c *specs.Spec, _ string, s *Spec) error {
+	p, l := c.Process, c.Linux
 	for _, g := range p.User.AdditionalGids {
 		s.Groups = append(s.Groups, int(g))
 	}
@@ -529,7 +560,7 @@ func fromOCI(c *specs.Spec, bundle string) (*Spec, *runOptions, error) {
 		// Checked here, so that a bad profile fails create with the field
 		// named; compiled and installed by the container's first process.
 		if err := seccomp.Check(l.Seccomp); err != nil {
-			return nil, nil, fmt.Errorf("linux.seccomp.%v", err)
+			return fmt.Errorf("linux.seccomp.%v", err)
 		}
 		s.Seccomp = l.Seccomp
 	}
@@ -538,7 +569,7 @@ func fromOCI(c *specs.Spec, bundle string) (*Spec, *runOptions, error) {
 		for field, list := range map[string][]string{"bounding": caps.Bounding, "effective": caps.Effective,
 			"permitted": caps.Permitted, "inheritable": caps.Inheritable, "ambient": caps.Ambient} {
 			if _, err := capBits(list); err != nil {
-				return nil, nil, fmt.Errorf("process.capabilities.%s: %v", field, err)
+				return fmt.Errorf("process.capabilities.%s: %v", field, err)
 			}
 		}
 		s.Capabilities = caps.Bounding
@@ -547,17 +578,24 @@ func fromOCI(c *specs.Spec, bundle string) (*Spec, *runOptions, error) {
 	for i, r := range p.Rlimits {
 		t, ok := rlimitTable[r.Type]
 		if !ok {
-			return nil, nil, fmt.Errorf("process.rlimits[%d].type %q is not a Linux resource limit", i, r.Type)
+			return fmt.Errorf("process.rlimits[%d].type %q is not a Linux resource limit", i, r.Type)
 		}
 		s.Rlimits = append(s.Rlimits, Rlimit{Type: t, Soft: r.Soft, Hard: r.Hard})
 	}
 	if l.RootfsPropagation != "" {
 		prop, ok := propagationTable[l.RootfsPropagation]
 		if !ok {
-			return nil, nil, fmt.Errorf("linux.rootfsPropagation %q: use private, slave, shared or unbindable (r-)", l.RootfsPropagation)
+			return fmt.Errorf("linux.rootfsPropagation %q: use private, slave, shared or unbindable (r-)", l.RootfsPropagation)
 		}
 		s.Propagation = prop
 	}
+	return nil
+}
+
+// ociNamespaces reads linux.namespaces, and checks what depends on them
+// (the hostname, the sysctls).
+func ociNamespaces(c *specs.Spec, _ string, s *Spec) error {
+	l := c.Linux
 	// Namespaces: new ones, or joined by path. A mount namespace of its own
 	// is required (everything below mounts); joining PID or mount
 	// namespaces by path would need a second fork: refused.
@@ -567,14 +605,14 @@ func fromOCI(c *specs.Spec, bundle string) (*Spec, *runOptions, error) {
 			specs.MountNamespace: "mnt", specs.IPCNamespace: "ipc", specs.UTSNamespace: "uts",
 			specs.CgroupNamespace: "cgroup"}[ns.Type]
 		if !ok {
-			return nil, nil, fmt.Errorf("linux.namespaces[%d].type %q is not supported (user and time namespaces are not)", i, ns.Type)
+			return fmt.Errorf("linux.namespaces[%d].type %q is not supported (user and time namespaces are not)", i, ns.Type)
 		}
 		if ns.Path != "" {
 			if kind == "pid" || kind == "mnt" {
-				return nil, nil, fmt.Errorf("linux.namespaces[%d].path: joining an existing %s namespace is not supported", i, kind)
+				return fmt.Errorf("linux.namespaces[%d].path: joining an existing %s namespace is not supported", i, kind)
 			}
 			if _, err := os.Stat(ns.Path); err != nil {
-				return nil, nil, fmt.Errorf("linux.namespaces[%d].path %s: %v", i, ns.Path, err)
+				return fmt.Errorf("linux.namespaces[%d].path %s: %v", i, ns.Path, err)
 			}
 			s.JoinNamespaces[kind] = ns.Path
 			continue
@@ -583,30 +621,36 @@ func fromOCI(c *specs.Spec, bundle string) (*Spec, *runOptions, error) {
 		s.Namespaces = append(s.Namespaces, kind)
 	}
 	if !hasMount {
-		return nil, nil, errors.New("linux.namespaces must include a new mount namespace")
+		return errors.New("linux.namespaces must include a new mount namespace")
 	}
 	if len(s.Hostname) > maxHostname {
-		return nil, nil, fmt.Errorf("hostname is %d bytes long: give at most %d (the kernel's HOST_NAME_MAX)", len(s.Hostname), maxHostname)
+		return fmt.Errorf("hostname is %d bytes long: give at most %d (the kernel's HOST_NAME_MAX)", len(s.Hostname), maxHostname)
 	}
 	if s.Hostname != "" && !slices.Contains(s.Namespaces, "uts") && s.JoinNamespaces["uts"] == "" {
-		return nil, nil, errors.New("hostname needs a uts namespace in linux.namespaces")
+		return errors.New("hostname needs a uts namespace in linux.namespaces")
 	}
 	for k := range s.Sysctl {
 		if err := checkSysctl(k, s); err != nil {
-			return nil, nil, fmt.Errorf("linux.sysctl: %v", err)
+			return fmt.Errorf("linux.sysctl: %v", err)
 		}
 	}
+	return nil
+}
+
+// ociMountsAndDevices reads mounts and linux.devices.
+func ociMountsAndDevices(c *specs.Spec, bundle string, s *Spec) error {
+	l := c.Linux
 	for i, m := range c.Mounts {
 		mm, err := ociMount(m, bundle)
 		if err != nil {
-			return nil, nil, fmt.Errorf("mounts[%d] (%s): %v", i, m.Destination, err)
+			return fmt.Errorf("mounts[%d] (%s): %v", i, m.Destination, err)
 		}
 		s.Mounts = append(s.Mounts, mm)
 	}
 	for i, d := range l.Devices {
 		typ, ok := map[string]uint32{"c": unix.S_IFCHR, "u": unix.S_IFCHR, "b": unix.S_IFBLK, "p": unix.S_IFIFO}[d.Type]
 		if !ok || !filepath.IsAbs(d.Path) {
-			return nil, nil, fmt.Errorf("linux.devices[%d]: type must be c, b, u or p and path absolute", i)
+			return fmt.Errorf("linux.devices[%d]: type must be c, b, u or p and path absolute", i)
 		}
 		dev := Device{Path: d.Path, Type: typ, Major: uint32(d.Major), Minor: uint32(d.Minor), Mode: 0o666}
 		if d.FileMode != nil {
@@ -620,14 +664,7 @@ func fromOCI(c *specs.Spec, bundle string) (*Spec, *runOptions, error) {
 		}
 		s.Devices = append(s.Devices, dev)
 	}
-	res, err := ociResources(l)
-	if err != nil {
-		return nil, nil, err
-	}
-	if len(res.devRules) > 0 {
-		res.devRules = append(append([]devices.Rule(nil), res.devRules...), nodeRules(s.Devices)...)
-	}
-	return s, res, nil
+	return nil
 }
 
 // ociMount turns one mounts[] entry into a Mount.
