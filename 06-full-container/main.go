@@ -44,6 +44,7 @@ import (
 	"github.com/container-internals/workshop/03-cgroups-cpu/cgroup"
 	"github.com/container-internals/workshop/05-overlay-layers/layers"
 	"github.com/container-internals/workshop/06-full-container/devices"
+	"github.com/container-internals/workshop/06-full-container/network"
 	"github.com/container-internals/workshop/internal/narrate"
 	"github.com/container-internals/workshop/internal/preflight"
 	"github.com/container-internals/workshop/internal/stage"
@@ -97,7 +98,7 @@ func main() {
 		return nil
 	}
 	app.UsageText = "sudo go run ./06-full-container [--root DIR] COMMAND [flags] [args]"
-	app.Commands = append(commands(), ociCommands()...)
+	app.Commands = append(append(commands(), networkCommand()), ociCommands()...)
 	for _, cmd := range app.Commands {
 		cmd.OnUsageError = stage.UsageError
 	}
@@ -120,7 +121,8 @@ func commands() []*cli.Command {
 				&cli.StringFlag{Name: "memory", Aliases: []string{"m"}, Usage: "memory limit, e.g. 64m, 1g"},
 				&cli.Int64Flag{Name: "pids-limit", Usage: "most processes at once"},
 				&cli.StringSliceFlag{Name: "volume", Aliases: []string{"v"}, Usage: "bind mount `HOSTDIR:CTRDIR[:ro]`"},
-				&cli.StringFlag{Name: "net", Value: "none", Usage: "none (a new network namespace with only lo) or host"},
+				&cli.StringFlag{Name: "net", Value: "bridge", Usage: "bridge (an address on the workshop bridge, as Docker's default), none (a new network namespace with only lo) or host"},
+				&cli.StringSliceFlag{Name: "publish", Aliases: []string{"p"}, Usage: "publish a port: `[IP:]HOSTPORT:CTRPORT[/tcp|udp]` (--net bridge)"},
 				&cli.BoolFlag{Name: "init", Usage: "run a tiny PID 1 that forwards signals and reaps zombies"},
 				&cli.BoolFlag{Name: "detach", Aliases: []string{"d"}, Usage: "run in the background; output goes to a log (see logs)"},
 				&cli.BoolFlag{Name: "explain", Usage: "narrate every step, naming the stage that taught it"},
@@ -159,6 +161,8 @@ type runOptions struct {
 	pids                             int64
 	volumes                          []Mount
 	netNone, init, detach, explain   bool
+	bridge                           bool           // --net bridge (network.go)
+	ports                            []network.Port // -p
 	devRules                         []devices.Rule // the device cgroup: which device nodes may be used
 }
 
@@ -289,12 +293,8 @@ func parseRun(c *cli.Context) (*runOptions, error) {
 		}
 		o.volumes = append(o.volumes, m)
 	}
-	switch c.String("net") {
-	case "none":
-		o.netNone = true
-	case "host":
-	default:
-		return nil, stage.Fail("--net %q: use none (only lo) or host", c.String("net"))
+	if err := parseNet(c, o); err != nil {
+		return nil, err
 	}
 	return o, nil
 }
@@ -469,7 +469,7 @@ func (rt *Runtime) create(o *runOptions) (_ *Container, err error) {
 	}
 	env = append(env, img.Config.Env...)
 	namespaces := []string{"pid", "mnt", "uts", "ipc"}
-	if o.netNone {
+	if o.netNone || o.bridge {
 		namespaces = append(namespaces, "net")
 	}
 	if _, err := os.Stat("/proc/self/ns/cgroup"); err == nil {
@@ -482,6 +482,11 @@ func (rt *Runtime) create(o *runOptions) (_ *Container, err error) {
 		MaskedPaths: defaultMasked, ReadonlyPaths: defaultReadonly, Capabilities: defaultCaps,
 		NoNewPrivs: true, Init: o.init,
 	}
+	if o.bridge {
+		if err = rt.reserveNetwork(ctr, o.ports); err != nil {
+			return nil, err
+		}
+	}
 
 	makeLayers := func() error {
 		n.Step("Prepare the container's own layers (stage 05): an init layer and a read-write layer")
@@ -490,6 +495,7 @@ func (rt *Runtime) create(o *runOptions) (_ *Container, err error) {
 			return stage.Fail("preparing the container's layers: %v", err)
 		}
 		ctr.root = root
+		rt.writeNetworkFiles(ctr)
 		n.Say("init layer (/etc/hosts, /etc/hostname, /etc/resolv.conf): %s", root.Init)
 		n.Say("read-write layer: %s", root.Upper)
 		ctr.Spec.Rootfs, ctr.Spec.Upper, ctr.Spec.Work = root.Merged, root.Upper, root.Work
@@ -745,6 +751,14 @@ func (rt *Runtime) spawn(ctr *Container, stdio []*os.File, attached bool) (*spaw
 	n.Say("the container's PID 1 is PID %d on the host", st.Pid)
 	if intoCgroup {
 		n.Call("clone3(..., CLONE_INTO_CGROUP, %s)   # born inside its cgroup", ctr.Group.Dirs()[0])
+	}
+	if st.Network != nil {
+		// Its network namespace exists now: plug it in before it goes on.
+		if err := rt.plugNetwork(ctr); err != nil {
+			p := &spawned{cmd: cmd, link: link, attached: attached}
+			p.abandon()
+			return nil, err
+		}
 	}
 	return &spawned{cmd: cmd, link: link, attached: attached}, nil
 }

@@ -60,6 +60,7 @@ func (rt *Runtime) destroyLocked(ctr *Container, removeRoot bool) {
 		ctr.pending = nil
 	}
 	rt.n.Step("Clean up: the container's cgroups%s", map[bool]string{true: ", layers and state", false: ""}[removeRoot])
+	rt.unplugNetwork(st)
 	g := ctr.Group
 	if g == nil && st.Cgroup != "" {
 		g, _ = rt.openGroup(st.Cgroup)
@@ -305,7 +306,7 @@ func psCmd(c *cli.Context) error {
 		return err
 	}
 	w := tabwriter.NewWriter(os.Stdout, 0, 4, 3, ' ', 0)
-	fmt.Fprintln(w, "CONTAINER ID\tNAME\tPID\tSTATUS\tCREATED\tCOMMAND")
+	fmt.Fprintln(w, "CONTAINER ID\tNAME\tPID\tSTATUS\tCREATED\tCOMMAND\tPORTS")
 	for _, st := range all {
 		running := alive(st.Pid, st.PidStart)
 		if !running && !c.Bool("all") {
@@ -321,7 +322,11 @@ func psCmd(c *cli.Context) error {
 		case st.Status == Creating || st.Status == Created:
 			status = "Created"
 		}
-		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s ago\t%q\n", short(st.ID), st.Name, pid, status, ago(st.Created), strings.Join(st.Command, " "))
+		ports := ""
+		if running {
+			ports = psPorts(st)
+		}
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s ago\t%q\t%s\n", short(st.ID), st.Name, pid, status, ago(st.Created), strings.Join(st.Command, " "), ports)
 	}
 	return w.Flush()
 }
