@@ -335,12 +335,12 @@ func networkPrune(c *cli.Context) error {
 		return err
 	}
 	m := rt.network()
-	unlock, err := m.Lock()
-	if err != nil {
-		return err
-	}
-	defer unlock()
 	if cfg, err := m.Config(); err == nil && cfg != nil {
+		unlock, err := m.Lock()
+		if err != nil {
+			return err
+		}
+		defer unlock()
 		m.Sweep(cfg, rt.containerExists)
 		if all, _ := m.Allocations(); len(all) > 0 {
 			return stage.Fail("%d container(s) still use %s: stop them first (see `ps`)", len(all), cfg.Bridge)
