@@ -357,3 +357,98 @@ func TestPublishSyntax(t *testing.T) {
 		}
 	}
 }
+
+// forgeSrc sends one UDP packet with a hand-made IPv4 header from the
+// container's eth0 straight to the gateway's MAC address (a packet socket:
+// CAP_NET_RAW, which a container keeps by default), so that its
+// destination may be any address, 127.0.0.1 included.
+const forgeSrc = `#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <arpa/inet.h>
+#include <net/if.h>
+#include <sys/socket.h>
+#include <linux/if_packet.h>
+#include <linux/if_ether.h>
+#include <netinet/ip.h>
+#include <netinet/udp.h>
+static unsigned short csum(unsigned short *p, int n) {
+	unsigned long s = 0;
+	for (; n > 1; n -= 2) s += *p++;
+	while (s >> 16) s = (s & 0xffff) + (s >> 16);
+	return ~s;
+}
+int main(int argc, char **argv) { /* SRC DST GWMAC PORT PAYLOAD */
+	int fd = socket(AF_PACKET, SOCK_DGRAM, htons(ETH_P_IP));
+	if (fd < 0) { perror("socket"); return 1; }
+	unsigned char pkt[128] = {0};
+	int plen = strlen(argv[5]), len = 20 + 8 + plen;
+	struct iphdr *ip = (void *)pkt;
+	struct udphdr *u = (void *)(pkt + 20);
+	ip->ihl = 5; ip->version = 4; ip->ttl = 64; ip->protocol = 17; ip->tot_len = htons(len);
+	ip->saddr = inet_addr(argv[1]); ip->daddr = inet_addr(argv[2]); ip->check = csum((void *)ip, 20);
+	u->source = htons(4444); u->dest = htons(atoi(argv[4])); u->len = htons(8 + plen);
+	memcpy(pkt + 28, argv[5], plen);
+	struct sockaddr_ll a = {0};
+	a.sll_family = AF_PACKET; a.sll_protocol = htons(ETH_P_IP); a.sll_halen = 6;
+	a.sll_ifindex = if_nametoindex("eth0");
+	sscanf(argv[3], "%hhx:%hhx:%hhx:%hhx:%hhx:%hhx", &a.sll_addr[0], &a.sll_addr[1], &a.sll_addr[2], &a.sll_addr[3], &a.sll_addr[4], &a.sll_addr[5]);
+	if (sendto(fd, pkt, len, 0, (void *)&a, sizeof a) < 0) { perror("sendto"); return 1; }
+	return 0;
+}
+`
+
+// route_localnet on the bridge lets the host's own packets with a
+// loopback source cross it (for -p on 127.0.0.1); it would also let a
+// container's forged packet to 127.0.0.1 in, to the services the host
+// binds to localhost only (kube-proxy's CVE-2020-8558). The guard chain
+// drops them. The same forged packet to the bridge's own address arrives:
+// the forging works, only the loopback destination is refused.
+func TestContainerCannotReachTheHostsLocalhost(t *testing.T) {
+	setup(t)
+	dir := t.TempDir()
+	cprog(t, dir, "forge", forgeSrc)
+	l, err := net.ListenPacket("udp4", "0.0.0.0:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	port := l.LocalAddr().(*net.UDPAddr).Port
+	st := detached(t, "forger", "-v", dir+":/t:ro", "--", "sleep", "100")
+	br, err := netlink.LinkByName(st.Network.Bridge)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ip, _, _ := net.ParseCIDR(st.Network.IPAddress)
+	got := make(chan string, 4)
+	go func() {
+		buf := make([]byte, 64)
+		for {
+			n, _, err := l.ReadFrom(buf)
+			if err != nil {
+				return
+			}
+			got <- string(buf[:n])
+		}
+	}()
+	for _, dst := range []string{"127.0.0.1", st.Network.Gateway} {
+		r := ctr(t, opts{}, "exec", "forger", "--", "/t/forge", ip.String(), dst, br.Attrs().HardwareAddr.String(), fmt.Sprint(port), "to "+dst)
+		if r.Code != 0 {
+			t.Fatalf("forging a packet to %s:\n%s", dst, r)
+		}
+	}
+	var arrived []string
+	timeout := time.After(time.Second)
+	for done := false; !done; {
+		select {
+		case m := <-got:
+			arrived = append(arrived, m)
+		case <-timeout:
+			done = true
+		}
+	}
+	sort.Strings(arrived)
+	if want := []string{"to " + st.Network.Gateway}; strings.Join(arrived, ",") != strings.Join(want, ",") {
+		t.Errorf("packets that reached the host: %q, want only %q", arrived, want)
+	}
+}
