@@ -91,9 +91,8 @@ func (rt *Runtime) reserveNetwork(ctr *Container, ports []network.Port) error {
 		return stage.Fail("cannot lock %s: %v", m.Dir, err)
 	}
 	defer unlock()
-	cfg, err := m.Ensure("", "", func() {
-		n.Step("Make the bridge network (first use; `network prune` removes it): a switch, its address, NAT rules")
-	})
+	n.Step("Reserve an address on the bridge network (made on first use, kept until `network prune`)")
+	cfg, err := m.Ensure("", "", nil)
 	if err != nil {
 		return stage.Fail("the bridge network: %v (or run with --net none)", err)
 	}
@@ -108,6 +107,8 @@ func (rt *Runtime) reserveNetwork(ctr *Container, ports []network.Port) error {
 		return stage.Fail("%v", err)
 	}
 	st.Network = &NetState{Mode: "bridge", Bridge: cfg.Bridge, IPAddress: ip.String(), Gateway: cfg.Gateway, Ports: ports}
+	n.Say("%s: bridge %s, subnet %s, gateway %s", m.Dir, cfg.Bridge, cfg.Subnet, cfg.Gateway)
+	n.Say("address %s: the file addresses/%s, made with O_EXCL under the network's lock", ip, ip.IP)
 	if len(ports) > 0 {
 		if on, err := network.IPForward(); err == nil && !on {
 			fmt.Fprintf(os.Stderr, "%s: note: -p publishes to this host only: net.ipv4.ip_forward is 0, so other machines cannot reach the port (the host's setting, never changed here: `sudo sysctl -w net.ipv4.ip_forward=1` allows it)\n", name)
@@ -158,7 +159,6 @@ func (rt *Runtime) plugNetwork(ctr *Container) error {
 	if err != nil {
 		return stage.Fail("the container's address %q: %v", ns.IPAddress, err)
 	}
-	n.Say("address %s, reserved in %s", ns.IPAddress, filepath.Join(m.Dir, "addresses", ip.String()))
 	att, err := m.Plug(cfg, st.ID, st.Pid, &net.IPNet{IP: ip.To4(), Mask: subnet.Mask}, ns.Ports)
 	if err != nil {
 		return stage.Fail("connecting the container to %s: %v", ns.Bridge, err)
@@ -209,8 +209,9 @@ func (rt *Runtime) writeNetworkFiles(ctr *Container) {
 	}
 	defer unlock()
 	rt.refreshHosts(m, "")
-	rt.n.Say("/etc/hosts: %s %s %s, and the other containers on %s by name",
-		strings.Split(ctr.State.Network.IPAddress, "/")[0], ctr.State.Hostname, ctr.State.Name, ctr.State.Network.Bridge)
+	st := ctr.State
+	rt.n.Say("/etc/hosts: %s %s, then the other containers on %s, and it is added to theirs",
+		strings.Split(st.Network.IPAddress, "/")[0], hostsNames(st.Hostname, st.Name), st.Network.Bridge)
 }
 
 // refreshHosts rewrites the /etc/hosts of every container on the network
@@ -256,12 +257,7 @@ func (rt *Runtime) refreshHosts(m *network.Manager, gone string) {
 			b.WriteString(l + "\n")
 		}
 		b.WriteString(hostsMarker + "\n")
-		names := func(p peer) string {
-			if p.name == p.hostname {
-				return p.hostname
-			}
-			return p.hostname + " " + p.name
-		}
+		names := func(p peer) string { return hostsNames(p.hostname, p.name) }
 		fmt.Fprintf(&b, "%s\t%s\n", me.ip, names(me))
 		for _, p := range peers {
 			if p != me {
@@ -271,6 +267,13 @@ func (rt *Runtime) refreshHosts(m *network.Manager, gone string) {
 		// In place (same inode): the overlay reads it through.
 		_ = os.WriteFile(path, []byte(b.String()), 0o644)
 	}
+}
+
+func hostsNames(hostname, name string) string {
+	if name == hostname {
+		return hostname
+	}
+	return hostname + " " + name
 }
 
 const hostsMarker = "# this container, then its neighbours on the bridge"
