@@ -93,7 +93,7 @@ func pruneNetwork(t *testing.T, root string) {
 			t.Errorf("per-container rules left after the test: %q", r)
 		}
 		v := vethsOn(t, cfg.Bridge)
-		for i := 0; i < 50 && len(v) > 0; i++ { // a dead namespace's veth goes asynchronously
+		for i := 0; i < 150 && len(v) > 0; i++ { // a dead namespace's veth goes asynchronously
 			time.Sleep(20 * time.Millisecond)
 			v = vethsOn(t, cfg.Bridge)
 		}

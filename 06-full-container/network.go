@@ -22,6 +22,7 @@ import (
 
 	"github.com/container-internals/workshop/06-full-container/network"
 	"github.com/container-internals/workshop/internal/stage"
+	"github.com/container-internals/workshop/internal/timing"
 )
 
 // NetState is a bridge container's network, as inspect shows it.
@@ -46,7 +47,17 @@ func (d Dirs) networkDir() string {
 func (rt *Runtime) network() *network.Manager {
 	m := &network.Manager{Dir: rt.dirs.networkDir()}
 	if rt.n != nil && !rt.n.Quiet() {
-		m.Trace = func(cmd string) { rt.n.Call("%s", cmd) }
+		m.Trace = func(cmd string) {
+			if why, ok := strings.CutPrefix(cmd, "# "); ok {
+				rt.n.Note("%s", why)
+				return
+			}
+			rt.n.Call("%s", cmd)
+		}
+	} else {
+		// For `make bench`'s breakdown (WORKSHOP_TIMING=1): a mark as each
+		// change begins.
+		m.Trace = func(cmd string) { timing.Mark("network: " + cmd) }
 	}
 	return m
 }
@@ -192,7 +203,7 @@ func (rt *Runtime) unplugNetwork(st *State) {
 	if !held && st.Network == nil {
 		return
 	}
-	m.Unplug(cfg, st.ID)
+	m.Unplug(cfg, st.ID, !alive(st.Pid, st.PidStart))
 	rt.refreshHosts(m, st.ID)
 }
 

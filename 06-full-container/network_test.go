@@ -243,8 +243,12 @@ func TestKilledRuntimeLeavesNoNetwork(t *testing.T) {
 	if ents, _ := os.ReadDir(filepath.Join(sharedRoot(t), "network", "addresses")); len(ents) != 0 {
 		t.Errorf("addresses left after the next command: %d", len(ents))
 	}
-	time.Sleep(100 * time.Millisecond)
-	if v := vethsOn(t, cfg.Bridge); len(v) != 0 {
+	v := vethsOn(t, cfg.Bridge)
+	for i := 0; i < 150 && len(v) > 0; i++ { // it goes with the namespace, asynchronously
+		time.Sleep(20 * time.Millisecond)
+		v = vethsOn(t, cfg.Bridge)
+	}
+	if len(v) != 0 {
 		t.Errorf("veths left in %s: %v", cfg.Bridge, v)
 	}
 }

@@ -22,15 +22,15 @@ type Attachment struct {
 	MAC           string `json:"mac"`
 }
 
-// VethNames are the two ends of a container's cable while both are on the
-// host: named after its ID, so that a runtime killed half way leaves
-// nothing a later one cannot find.
-func VethNames(id string) (host, peer string) {
+// VethName names the host's end of a container's cable after its ID, so
+// that a runtime killed half way leaves nothing a later one cannot find.
+// (The other end is eth0, in the container's namespace.)
+func VethName(id string) string {
 	short := id
 	if len(short) > 11 {
 		short = short[:11]
 	}
-	return "veth" + short, "ceth" + short
+	return "veth" + short
 }
 
 // retry repeats a netlink dump that the kernel interrupted because the
@@ -190,40 +190,37 @@ func (m *Manager) Down(cfg *Config) {
 // route through the bridge; then its published ports. On failure it
 // removes what it made.
 func (m *Manager) Plug(cfg *Config, id string, pid int, ip *net.IPNet, ports []Port) (att Attachment, err error) {
-	hostEnd, peer := VethNames(id)
+	hostEnd := VethName(id)
 	br, err := netlink.LinkByName(cfg.Bridge)
 	if err != nil {
 		return att, fmt.Errorf("the bridge %s: %v", cfg.Bridge, err)
 	}
 	defer func() {
 		if err != nil {
-			m.Unplug(cfg, id)
+			m.Unplug(cfg, id, false)
 		}
 	}()
-	m.trace("ip link add %s type veth peer name %s   # a cable with two ends", hostEnd, peer)
-	veth := &netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: hostEnd}, PeerName: peer}
+	// The cable is made with its far end already in the container's
+	// namespace, named eth0: the same as making both ends here and moving
+	// one (`ip link set ... netns PID`, then renaming it), without the move,
+	// for which the kernel waits for an RCU grace period (20-40 ms here).
+	mac := MAC(ip.IP)
+	m.trace("ip link add %s type veth peer name eth0 address %s netns %d   # a cable: its far end in the container's namespace", hostEnd, mac, pid)
+	veth := &netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: hostEnd}, PeerName: "eth0", PeerHardwareAddr: mac, PeerNamespace: netlink.NsPid(pid)}
 	if err := netlink.LinkAdd(veth); err != nil {
-		return att, fmt.Errorf("ip link add %s type veth: %v", hostEnd, err)
+		return att, fmt.Errorf("ip link add %s type veth peer name eth0 netns %d: %v", hostEnd, pid, err)
 	}
 	host, err := netlink.LinkByName(hostEnd)
 	if err != nil {
 		return att, err
 	}
-	m.trace("ip link set %s master %s   # plug one end into the switch", hostEnd, cfg.Bridge)
+	m.trace("ip link set %s master %s   # plug this end into the switch", hostEnd, cfg.Bridge)
 	if err := netlink.LinkSetMaster(host, br); err != nil {
 		return att, fmt.Errorf("ip link set %s master %s: %v", hostEnd, cfg.Bridge, err)
 	}
 	m.trace("ip link set %s up", hostEnd)
 	if err := netlink.LinkSetUp(host); err != nil {
 		return att, fmt.Errorf("ip link set %s up: %v", hostEnd, err)
-	}
-	inside, err := netlink.LinkByName(peer)
-	if err != nil {
-		return att, err
-	}
-	m.trace("ip link set %s netns %d   # the other end into the container's network namespace", peer, pid)
-	if err := netlink.LinkSetNsPid(inside, pid); err != nil {
-		return att, fmt.Errorf("ip link set %s netns %d: %v", peer, pid, err)
 	}
 	// From here on, a handle on the container's namespace: the runtime
 	// configures it from outside, and nothing privileged runs inside.
@@ -238,17 +235,9 @@ func (m *Manager) Plug(cfg *Config, id string, pid int, ip *net.IPNet, ports []P
 	}
 	defer h.Close()
 	in := fmt.Sprintf("nsenter -t %d -n ", pid)
-	if inside, err = h.LinkByName(peer); err != nil {
+	inside, err := h.LinkByName("eth0")
+	if err != nil {
 		return att, err
-	}
-	m.trace("%sip link set %s name eth0", in, peer)
-	if err := h.LinkSetName(inside, "eth0"); err != nil {
-		return att, fmt.Errorf("renaming %s to eth0: %v", peer, err)
-	}
-	mac := MAC(ip.IP)
-	m.trace("%sip link set eth0 address %s   # from the IP address, as Docker", in, mac)
-	if err := h.LinkSetHardwareAddr(inside, mac); err != nil {
-		return att, fmt.Errorf("eth0's MAC address: %v", err)
 	}
 	ones, _ := ip.Mask.Size()
 	m.trace("%sip addr add %s/%d dev eth0", in, ip.IP, ones)
@@ -274,12 +263,17 @@ func (m *Manager) Plug(cfg *Config, id string, pid int, ip *net.IPNet, ports []P
 // Unplug removes what Plug made for the container id, and gives its
 // address back. Whatever is already gone is skipped: it is safe to call
 // for a container that never had a network, or twice.
-func (m *Manager) Unplug(cfg *Config, id string) {
-	hostEnd, peer := VethNames(id)
-	for _, name := range []string{hostEnd, peer} {
-		// The pair usually died with the container's network namespace.
-		if l, err := netlink.LinkByName(name); err == nil {
-			m.trace("ip link del %s   # both ends go", name)
+func (m *Manager) Unplug(cfg *Config, id string, namespaceGone bool) {
+	hostEnd := VethName(id)
+	if l, err := netlink.LinkByName(hostEnd); err == nil {
+		if namespaceGone {
+			// Its far end is in the container's namespace, which the kernel
+			// is taking apart now that no process is left in it: the pair
+			// goes with it. (Deleting it here would make the runtime wait
+			// for the kernel, 20 ms here, for nothing.)
+			m.trace("# %s goes with the container's network namespace", hostEnd)
+		} else {
+			m.trace("ip link del %s   # both ends go", hostEnd)
 			_ = netlink.LinkDel(l)
 		}
 	}
@@ -296,23 +290,22 @@ func (m *Manager) Sweep(cfg *Config, live func(id string) bool) {
 	liveShort := map[string]bool{}
 	for _, id := range all {
 		if live(id) {
-			h, _ := VethNames(id)
-			liveShort[strings.TrimPrefix(h, "veth")] = true
+			liveShort[strings.TrimPrefix(VethName(id), "veth")] = true
 			liveShort[Tag(id)] = true
 		} else {
-			m.Unplug(cfg, id)
+			m.Unplug(cfg, id, false)
 		}
 	}
 	links, _ := retry(netlink.LinkList)
 	for _, l := range links {
 		name := l.Attrs().Name
-		if l.Type() != "veth" || len(name) != 15 || !(strings.HasPrefix(name, "veth") || strings.HasPrefix(name, "ceth")) {
+		if l.Type() != "veth" || len(name) != 15 || !strings.HasPrefix(name, "veth") {
 			continue
 		}
-		if master, err := netlink.LinkByIndex(l.Attrs().MasterIndex); strings.HasPrefix(name, "veth") && (err != nil || master.Attrs().Name != cfg.Bridge) {
+		if master, err := netlink.LinkByIndex(l.Attrs().MasterIndex); err != nil || master.Attrs().Name != cfg.Bridge {
 			continue // another network's
 		}
-		if !liveShort[name[4:]] && strings.HasPrefix(name, "veth") {
+		if !liveShort[name[4:]] {
 			m.trace("ip link del %s   # left by a container that is gone", name)
 			_ = netlink.LinkDel(l)
 		}
