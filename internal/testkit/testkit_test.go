@@ -72,16 +72,16 @@ func TestHostManagedCgroupsAreIgnored(t *testing.T) {
 	}
 }
 
-// A link or an nftables table that a test forgot must count as a leak too.
+// A link (a bridge, down) or an nftables table that a test forgot must count as a leak too.
 func TestSnapshotNoticesALeftLinkAndTable(t *testing.T) {
 	RequireRoot(t)
 	before, err := SnapshotHost()
 	if err != nil {
 		t.Fatal(err)
 	}
-	link := &netlink.Dummy{LinkAttrs: netlink.LinkAttrs{Name: "wktestkit0"}}
+	link := &netlink.Bridge{LinkAttrs: netlink.LinkAttrs{Name: "wktestkit0"}}
 	if err := netlink.LinkAdd(link); err != nil {
-		Unavailable(t, "cannot add a dummy link: %v", err)
+		Unavailable(t, "cannot add a bridge: %v", err)
 	}
 	defer netlink.LinkDel(link)
 	c, err := nftables.New()
@@ -103,7 +103,7 @@ func TestSnapshotNoticesALeftLinkAndTable(t *testing.T) {
 	after, _ := SnapshotHost()
 	d := strings.Join(Diff(before, during), "\n")
 	if !strings.Contains(d, "network appeared: link wktestkit0") || !strings.Contains(d, "network appeared: nft table ip wktestkit") {
-		t.Fatalf("want the dummy link and the table reported, got:\n%s", d)
+		t.Fatalf("want the bridge and the table reported, got:\n%s", d)
 	}
 	if d := Diff(before, after); len(d) != 0 {
 		t.Fatalf("after removing them, want no difference, got %q", d)
