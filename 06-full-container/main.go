@@ -49,6 +49,7 @@ import (
 	"github.com/container-internals/workshop/03-cgroups-cpu/cgroup"
 	"github.com/container-internals/workshop/05-overlay-layers/layers"
 	"github.com/container-internals/workshop/06-full-container/devices"
+	"github.com/container-internals/workshop/06-full-container/network"
 	"github.com/container-internals/workshop/internal/narrate"
 	"github.com/container-internals/workshop/internal/preflight"
 	"github.com/container-internals/workshop/internal/stage"
@@ -106,7 +107,7 @@ func main() {
 		return nil
 	}
 	app.UsageText = "sudo go run ./06-full-container [--root DIR] COMMAND [flags] [args]"
-	app.Commands = append(commands(), ociCommands()...)
+	app.Commands = append(append(commands(), networkCommand()), ociCommands()...)
 	for _, cmd := range app.Commands {
 		cmd.OnUsageError = stage.UsageError
 	}
@@ -129,7 +130,8 @@ func commands() []*cli.Command {
 				&cli.StringFlag{Name: "memory", Aliases: []string{"m"}, Usage: "memory limit, e.g. 64m, 1g"},
 				&cli.Int64Flag{Name: "pids-limit", Usage: "most processes at once"},
 				&cli.StringSliceFlag{Name: "volume", Aliases: []string{"v"}, Usage: "bind mount `HOSTDIR:CTRDIR[:ro]`"},
-				&cli.StringFlag{Name: "net", Value: "none", Usage: "none (a new network namespace with only lo) or host"},
+				&cli.StringFlag{Name: "net", Value: "bridge", Usage: "bridge (an address on the workshop bridge, as Docker's default), none (a new network namespace with only lo) or host"},
+				&cli.StringSliceFlag{Name: "publish", Aliases: []string{"p"}, Usage: "publish a port: `[IP:]HOSTPORT:CTRPORT[/tcp|udp]` (--net bridge)"},
 				&cli.BoolFlag{Name: "init", Usage: "run a tiny PID 1 that forwards signals and reaps zombies"},
 				&cli.BoolFlag{Name: "detach", Aliases: []string{"d"}, Usage: "run in the background; output goes to a log (see logs)"},
 				&cli.StringFlag{Name: "log-max-size", Value: "10m", Usage: "with -d: keep the log under `SIZE`, and one older file as big (Docker's json-file max-size)"},
@@ -174,6 +176,8 @@ type runOptions struct {
 	volumes                          []Mount
 	netNone, init, detach, explain   bool
 	imageGuessed                     bool           // IMAGE came first, with no `--` anywhere
+	bridge                           bool           // --net bridge (network.go)
+	ports                            []network.Port // -p
 	devRules                         []devices.Rule // the device cgroup: which device nodes may be used
 	seccomp                          *specs.LinuxSeccomp
 }
@@ -350,12 +354,8 @@ func parseRun(c *cli.Context) (*runOptions, error) {
 		}
 		o.volumes = append(o.volumes, m)
 	}
-	switch c.String("net") {
-	case "none":
-		o.netNone = true
-	case "host":
-	default:
-		return nil, stage.Fail("--net %q: use none (only lo) or host", c.String("net"))
+	if err := parseNet(c, o); err != nil {
+		return nil, err
 	}
 	if o.seccomp, err = seccompOption(c.StringSlice("security-opt"), defaultCaps); err != nil {
 		return nil, err
@@ -479,6 +479,7 @@ func (rt *Runtime) create(o *runOptions) (_ *Container, err error) {
 	}{
 		{"image chosen", c.chooseImage},
 		{"state saved", c.saveState},
+		{"network address reserved", c.reserveNetwork},
 		{"init and read-write layers made", c.makeLayers},
 		{"cgroups created", c.makeCgroups},
 		{"device rules applied", c.fenceDevices},
@@ -601,7 +602,7 @@ func (c *creation) spec() *Spec {
 	}
 	env = append(env, c.img.Config.Env...)
 	namespaces := []string{"pid", "mnt", "uts", "ipc"}
-	if c.o.netNone {
+	if c.o.netNone || c.o.bridge {
 		namespaces = append(namespaces, "net")
 	}
 	if _, err := os.Stat("/proc/self/ns/cgroup"); err == nil {
@@ -616,6 +617,14 @@ func (c *creation) spec() *Spec {
 	}
 }
 
+// reserveNetwork: with --net bridge, an address on the bridge (network.go).
+func (c *creation) reserveNetwork() error {
+	if !c.o.bridge {
+		return nil
+	}
+	return c.rt.reserveNetwork(c.ctr, c.o.ports)
+}
+
 // makeLayers (stage 05): an init layer and a read-write layer on the image.
 func (c *creation) makeLayers() error {
 	n, ctr := c.rt.n, c.ctr
@@ -625,6 +634,7 @@ func (c *creation) makeLayers() error {
 		return stage.Fail("preparing the container's layers: %v", err)
 	}
 	ctr.root = root
+	c.rt.writeNetworkFiles(ctr)
 	n.Say("init layer (/etc/hosts, /etc/hostname, /etc/resolv.conf): %s", root.Init)
 	n.Say("read-write layer: %s", root.Upper)
 	ctr.Spec.Rootfs, ctr.Spec.Upper, ctr.Spec.Work = root.Merged, root.Upper, root.Work
@@ -861,6 +871,14 @@ func (rt *Runtime) spawn(ctr *Container, stdio []*os.File, attached bool) (*spaw
 	n.Say("the container's PID 1 is PID %d on the host", st.Pid)
 	if intoCgroup {
 		n.Call("clone3(..., CLONE_INTO_CGROUP, %s)   # born inside its cgroup", ctr.Group.Dirs()[0])
+	}
+	if st.Network != nil {
+		// Its network namespace exists now: plug it in before it goes on.
+		if err := rt.plugNetwork(ctr); err != nil {
+			p := &spawned{cmd: cmd, link: link, attached: attached}
+			p.abandon()
+			return nil, err
+		}
 	}
 	return &spawned{cmd: cmd, link: link, attached: attached}, nil
 }

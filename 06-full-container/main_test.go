@@ -21,6 +21,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/container-internals/workshop/06-full-container/network"
 	"github.com/container-internals/workshop/internal/testkit"
 )
 
@@ -77,6 +78,40 @@ func setup(t *testing.T) {
 	testkit.RequireRoot(t)
 	testkit.CheckHost(t)
 	sharedRoot(t)
+	// Containers are on the bridge by default, and the bridge stays until
+	// `network prune`: prune it when the test ends (before the host check,
+	// which runs last), and check what the test's containers left.
+	t.Cleanup(func() { pruneNetwork(t, sharedRoot(t)) })
+}
+
+// pruneNetwork removes a runtime root's bridge network, after checking
+// that its containers gave back their addresses.
+func pruneNetwork(t *testing.T, root string) {
+	t.Helper()
+	if cfg, _ := (&network.Manager{Dir: filepath.Join(root, "network")}).Config(); cfg != nil {
+		if r := containerRules(t, cfg.Bridge); len(r) > 0 {
+			t.Errorf("per-container rules left after the test: %q", r)
+		}
+		v := vethsOn(t, cfg.Bridge)
+		for i := 0; i < 150 && len(v) > 0; i++ { // a dead namespace's veth goes asynchronously
+			time.Sleep(20 * time.Millisecond)
+			v = vethsOn(t, cfg.Bridge)
+		}
+		if len(v) > 0 {
+			t.Errorf("veths left in %s after the test: %v", cfg.Bridge, v)
+		}
+	}
+	if ents, _ := os.ReadDir(filepath.Join(root, "network", "addresses")); len(ents) > 0 {
+		var held []string
+		for _, e := range ents {
+			held = append(held, e.Name())
+		}
+		t.Errorf("addresses still allocated after the test: %v", held)
+	}
+	r := testkit.Run(t, opts{}, testkit.Stage(t, "06-full-container"), "--root", root, "network", "prune")
+	if r.Code != 0 {
+		t.Errorf("network prune:\n%s", r)
+	}
 }
 
 func oneLine(t *testing.T, r testkit.Result, want string) {
@@ -193,7 +228,7 @@ func TestHostnameIsTheContainers(t *testing.T) {
 
 func TestNetNoneHasOnlyLoopbackUp(t *testing.T) {
 	setup(t)
-	r := ctr(t, opts{}, "run", "--", "sh", "-c", "ls /sys/class/net; cat /sys/class/net/lo/operstate; ping -c1 -W1 127.0.0.1 >/dev/null && echo ping-ok")
+	r := ctr(t, opts{}, "run", "--net", "none", "--", "sh", "-c", "ls /sys/class/net; cat /sys/class/net/lo/operstate; ping -c1 -W1 127.0.0.1 >/dev/null && echo ping-ok")
 	if r.Code != 0 || r.Stdout != "lo\nunknown\nping-ok\n" {
 		t.Fatalf("want only lo, up and answering:\n%s", r)
 	}
@@ -549,23 +584,47 @@ func TestInitReapsAndForwardsSignals(t *testing.T) {
 	}
 }
 
+// Twenty containers started at once all work, each on the bridge with an
+// address of its own (the allocator's lock): each writes its address to a
+// shared volume and waits until all twenty have, so that they all hold
+// their addresses at the same moment.
 func TestTwentyContainersAtOnce(t *testing.T) {
 	setup(t)
 	ctr(t, opts{}, "run", "--", "true") // the default image exists before the rush
+	shared := t.TempDir()
 	var wg sync.WaitGroup
 	results := make([]testkit.Result, 20)
 	for i := range results {
 		wg.Add(1)
 		go func(i int) {
 			defer wg.Done()
-			results[i] = ctr(t, opts{}, "run", "--name", fmt.Sprintf("many%d", i), "--", "sh", "-c", fmt.Sprintf("echo $$ %d; hostname", i))
+			script := fmt.Sprintf("echo $$ %d; hostname; ip -4 -o addr show eth0 > /sync/%d; "+
+				"n=0; while [ ! -e /sync/go ] && [ $n -lt 300 ]; do sleep 0.05; n=$((n+1)); done; cat /sync/%d", i, i, i)
+			results[i] = ctr(t, opts{}, "run", "--name", fmt.Sprintf("many%d", i), "-v", shared+":/sync", "--", "sh", "-c", script)
 		}(i)
 	}
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		if ents, _ := os.ReadDir(shared); len(ents) == 20 {
+			break
+		}
+	}
+	os.WriteFile(filepath.Join(shared, "go"), nil, 0o644)
 	wg.Wait()
+	addrs := map[string]int{}
+	inet := regexp.MustCompile(`inet (\S+)`)
 	for i, r := range results {
 		if r.Code != 0 || !strings.HasPrefix(r.Stdout, fmt.Sprintf("1 %d\n", i)) {
 			t.Errorf("container %d:\n%s", i, r)
 		}
+		m := inet.FindStringSubmatch(r.Stdout)
+		if m == nil {
+			t.Errorf("container %d has no address on eth0:\n%s", i, r)
+			continue
+		}
+		if j, ok := addrs[m[1]]; ok {
+			t.Errorf("containers %d and %d both have %s at once", j, i, m[1])
+		}
+		addrs[m[1]] = i
 	}
 	noContainersLeft(t)
 }
@@ -603,6 +662,7 @@ func TestFailedCreateLeavesNothing(t *testing.T) {
 	setup(t)
 	bin := testkit.Stage(t, "06-full-container")
 	root := t.TempDir()
+	t.Cleanup(func() { pruneNetwork(t, root) })
 	if r := testkit.Run(t, opts{}, bin, "--root", root, "run", "--", "true"); r.Code != 0 {
 		t.Fatalf("the first run (building the default image):\n%s", r)
 	}
@@ -672,7 +732,9 @@ func TestBadInputGivesOneLineAndLeavesNothing(t *testing.T) {
 	oneLine(t, r, "command not found")
 	oneLine(t, ctr(t, opts{}, "run", "--memory", "lots", "--", "true"), "invalid memory size")
 	oneLine(t, ctr(t, opts{}, "run", "--cpus", "-1", "--", "true"), "cpus")
-	oneLine(t, ctr(t, opts{}, "run", "--net", "bridge", "--", "true"), "--net")
+	oneLine(t, ctr(t, opts{}, "run", "--net", "overlay", "--", "true"), "--net")
+	oneLine(t, ctr(t, opts{}, "run", "--net", "none", "-p", "8080:80", "--", "true"), "-p needs --net bridge")
+	oneLine(t, ctr(t, opts{}, "run", "-p", "80", "--", "true"), "HOSTPORT:CTRPORT")
 	oneLine(t, ctr(t, opts{}, "exec", "nobody-here", "--", "true"), "no such container")
 	oneLine(t, ctr(t, opts{}, "run", "--bogus"), "flag provided but not defined")
 	noContainersLeft(t)

@@ -71,6 +71,7 @@ func (rt *Runtime) destroyLocked(ctr *Container, removeRoot bool) {
 			_ = rt.dirs.save(st)
 		}
 	}
+	rt.unplugNetwork(st)
 	g := ctr.Group
 	if g == nil && st.Cgroup != "" {
 		g, _ = rt.openGroup(st.Cgroup)
@@ -536,7 +537,7 @@ func psCmd(c *cli.Context) error {
 		return err
 	}
 	w := tabwriter.NewWriter(os.Stdout, 0, 4, 3, ' ', 0)
-	fmt.Fprintln(w, "CONTAINER ID\tNAME\tPID\tSTATUS\tCREATED\tCOMMAND")
+	fmt.Fprintln(w, "CONTAINER ID\tNAME\tPID\tSTATUS\tCREATED\tCOMMAND\tPORTS")
 	for _, st := range all {
 		running := alive(st.Pid, st.PidStart)
 		if !running && !c.Bool("all") {
@@ -557,7 +558,11 @@ func psCmd(c *cli.Context) error {
 		case st.Status == Creating || st.Status == Created:
 			status = "Created"
 		}
-		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s ago\t%q\n", short(st.ID), st.Name, pid, status, ago(st.Created), strings.Join(st.Command, " "))
+		ports := ""
+		if running {
+			ports = psPorts(st)
+		}
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s ago\t%q\t%s\n", short(st.ID), st.Name, pid, status, ago(st.Created), strings.Join(st.Command, " "), ports)
 	}
 	return w.Flush()
 }

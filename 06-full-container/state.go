@@ -69,6 +69,8 @@ type State struct {
 	CgroupPaths map[string]string `json:"cgroupPaths,omitempty"`
 
 	Annotations map[string]string `json:"annotations,omitempty"`
+
+	Network *NetState `json:"network,omitempty"` // --net bridge (network.go)
 }
 
 // Dirs says where the runtime keeps things.

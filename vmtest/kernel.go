@@ -55,10 +55,31 @@ type Kernel struct {
 // overlayfs is a module in Debian's kernel (stages 05 and 06 need it); so is
 // the driver of the guest's network card (an emulated Intel e1000, a module
 // with no dependencies on both architectures), which gives `--net host` an
-// interface besides lo to see, as on a learner's VM.
+// interface besides lo to see, as on a learner's VM. Stage 06's default
+// network (--net bridge) needs a bridge, veth pairs and nftables NAT: the
+// guest has no modprobe, so each module comes after the ones it depends
+// on (their `depends=`, read from Debian 12's 6.1 kernel), crc32c first
+// because libcrc32c asks the crypto layer for it when it loads.
 var guestModules = []string{
 	"kernel/fs/overlayfs/overlay.ko",
 	"kernel/drivers/net/ethernet/intel/e1000/e1000.ko",
+	"kernel/crypto/crc32c_generic.ko",
+	"kernel/lib/libcrc32c.ko",
+	"kernel/net/llc/llc.ko",
+	"kernel/net/802/stp.ko",
+	"kernel/net/bridge/bridge.ko",
+	"kernel/drivers/net/veth.ko",
+	"kernel/net/netfilter/nfnetlink.ko",
+	"kernel/net/netfilter/nf_tables.ko",
+	"kernel/net/ipv4/netfilter/nf_defrag_ipv4.ko",
+	"kernel/net/ipv6/netfilter/nf_defrag_ipv6.ko",
+	"kernel/net/netfilter/nf_conntrack.ko",
+	"kernel/net/netfilter/nf_nat.ko",
+	"kernel/net/netfilter/nft_chain_nat.ko",
+	"kernel/net/netfilter/nft_nat.ko",
+	"kernel/net/netfilter/nft_masq.ko",
+	"kernel/net/netfilter/nft_fib.ko",
+	"kernel/net/ipv4/netfilter/nft_fib_ipv4.ko",
 }
 
 // FetchKernel returns the kernel of Debian's linux-image-ARCH metapackage,

@@ -24,6 +24,7 @@ var userlandPackages = map[string][]string{
 	"tree":       {"tree"},
 	"make":       {"make"},
 	"libc-bin":   {"ldd"},
+	"nftables":   {"nft"}, // stage 06's test reads its rules back with nft
 }
 
 // AddDebianUserland adds Debian's programs above for architecture a, with

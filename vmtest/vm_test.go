@@ -87,7 +87,7 @@ var hostOnly = map[string][]HostOnlyTest{
 
 // hostTools are the dynamic programs the guest gets besides busybox, with
 // their libraries: stage 04 copies binaries and their libraries with ldd.
-var hostTools = []string{"sh", "bash", "ls", "cat", "ldd", "ps", "nsenter", "unshare", "lsns", "tree", "make"}
+var hostTools = []string{"sh", "bash", "ls", "cat", "ldd", "ps", "nsenter", "unshare", "lsns", "tree", "make", "nft"}
 
 func runGuest(t *testing.T, arch Arch, timeout time.Duration) {
 	start := time.Now()

@@ -94,7 +94,7 @@ func (b *bench) breakdown(n int) ([]row, error) {
 		if interrupted.Load() {
 			return nil, errInterrupted
 		}
-		cmd := exec.Command(b.bin, "--root", b.root, "run", "--", "/bin/true")
+		cmd := exec.Command(b.bin, "--root", b.root, "run", "--net", "none", "--", "/bin/true")
 		cmd.Env = append(os.Environ(), "WORKSHOP_TIMING=1", "NO_COLOR=1")
 		var stderr bytes.Buffer
 		cmd.Stderr = &stderr

@@ -166,7 +166,7 @@ type contender struct {
 
 func (b *bench) run() ([]verdict, error) {
 	b.say("building the default image once (in %s)", b.root)
-	if _, err := b.rt("run", "--", "/bin/true"); err != nil {
+	if _, err := b.rt("run", "--net", "none", "--", "/bin/true"); err != nil {
 		return nil, err
 	}
 
@@ -174,7 +174,7 @@ func (b *bench) run() ([]verdict, error) {
 	// merged root to export for the other runtimes.
 	name := "bench-exec"
 	b.names = append(b.names, name)
-	if _, err := b.rt("run", "-d", "--name", name, "--", "sleep", "1000"); err != nil {
+	if _, err := b.rt("run", "-d", "--net", "none", "--name", name, "--", "sleep", "1000"); err != nil {
 		return nil, err
 	}
 	in, err := b.inspect(name)
@@ -193,7 +193,7 @@ func (b *bench) run() ([]verdict, error) {
 
 	contenders := []*contender{
 		{label: "run /bin/true: 06-full-container", argv: func(int) []string {
-			return []string{b.bin, "--root", b.root, "run", "--", "/bin/true"}
+			return []string{b.bin, "--root", b.root, "run", "--net", "none", "--", "/bin/true"}
 		}},
 		{label: "run /bin/true: unshare + chroot", argv: func(int) []string {
 			return []string{"unshare", "--pid", "--fork", "--mount", "--uts", "--ipc", "--net", "chroot", b.rootfs, "/bin/true"}
@@ -529,7 +529,7 @@ func (b *bench) lifecycle(runtime, state, bundle, id string) (time.Duration, err
 func (b *bench) foregroundRSS() (int64, error) {
 	var most int64
 	for k := 0; k < 3; k++ {
-		cmd := exec.Command(b.bin, "--root", b.root, "run", "--", "sleep", "1")
+		cmd := exec.Command(b.bin, "--root", b.root, "run", "--net", "none", "--", "sleep", "1")
 		var out bytes.Buffer
 		cmd.Stdout, cmd.Stderr = &out, &out
 		if err := cmd.Start(); err != nil {

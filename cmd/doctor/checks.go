@@ -82,6 +82,7 @@ func checkAll(h host) []result {
 		rs = append(rs, checkCgroups(h, mounts)...)
 	}
 	rs = append(rs, checkOverlay(h, mounts)...)
+	rs = append(rs, checkNetwork(h)...)
 	rs = append(rs, checkGo(h)...)
 	rs = append(rs, checkHelpers(h)...)
 	return rs

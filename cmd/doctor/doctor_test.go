@@ -382,3 +382,28 @@ func TestOldKernelFails(t *testing.T) {
 		t.Errorf("Linux 4.4: %+v", r)
 	}
 }
+
+// The doctor reads net.ipv4.ip_forward (never writes it), says what 0
+// means and how to change it, and tries the bridge network in a namespace
+// of its own.
+func TestDoctorReportsIPForwardAndTheBridgeNetwork(t *testing.T) {
+	testkit.RequireRoot(t)
+	testkit.CheckHost(t)
+	m := newFakeVM(t)
+	dir := filepath.Join(m.proc, "sys/net/ipv4")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, v := range []string{"0", "1"} {
+		if err := os.WriteFile(filepath.Join(dir, "ip_forward"), []byte(v+"\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		_, rows := doctor(t, testkit.RunOpts{}, m.args()...)
+		if v == "0" {
+			want(t, rows, "net.ipv4.ip_forward", "WARN", "other machines", "sysctl -w net.ipv4.ip_forward=1", "never changes it")
+		} else {
+			want(t, rows, "net.ipv4.ip_forward", "pass")
+		}
+		want(t, rows, "bridge network", "pass", "veth pair")
+	}
+}

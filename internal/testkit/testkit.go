@@ -1,7 +1,7 @@
 // Package testkit is what every stage's tests share: requiring root (skip,
 // or fail in strict mode), building a stage's real binary once per test run,
-// running it, and proving that a test left the host's mount table and cgroup
-// tree exactly as it found them.
+// running it, and proving that a test left the host's mount table, cgroup
+// tree and network exactly as it found them.
 package testkit
 
 import (
@@ -229,15 +229,21 @@ func Run(t testing.TB, opts RunOpts, bin string, args ...string) Result {
 type HostState struct {
 	Mounts  []string
 	Cgroups []string
+	Network []string // links, addresses, routes, nftables, host-wide sysctls (hostnet.go)
 }
 
-// SnapshotHost records the host's mount table and cgroup directories.
+// SnapshotHost records the host's mount table, cgroup directories and
+// network.
 func SnapshotHost() (HostState, error) {
 	m, err := mounts()
 	if err != nil {
 		return HostState{}, err
 	}
-	return HostState{Mounts: m, Cgroups: cgroupDirs("/sys/fs/cgroup")}, nil
+	n, err := hostNetwork()
+	if err != nil {
+		return HostState{}, err
+	}
+	return HostState{Mounts: m, Cgroups: cgroupDirs("/sys/fs/cgroup"), Network: n}, nil
 }
 
 // CheckHost snapshots the host now and, when the test ends (after its own
@@ -274,6 +280,7 @@ func Diff(before, after HostState) []string {
 	var out []string
 	out = append(out, setDiff("mount", before.Mounts, after.Mounts)...)
 	out = append(out, setDiff("cgroup", before.Cgroups, after.Cgroups)...)
+	out = append(out, setDiff("network", before.Network, after.Network)...)
 	return out
 }
 

@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/google/nftables"
+	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 )
 
@@ -67,5 +69,43 @@ func TestHostManagedCgroupsAreIgnored(t *testing.T) {
 		if managedByHost(name) != want {
 			t.Errorf("managedByHost(%q) = %v, want %v", name, !want, want)
 		}
+	}
+}
+
+// A link (a bridge, down) or an nftables table that a test forgot must count as a leak too.
+func TestSnapshotNoticesALeftLinkAndTable(t *testing.T) {
+	RequireRoot(t)
+	before, err := SnapshotHost()
+	if err != nil {
+		t.Fatal(err)
+	}
+	link := &netlink.Bridge{LinkAttrs: netlink.LinkAttrs{Name: "wktestkit0"}}
+	if err := netlink.LinkAdd(link); err != nil {
+		Unavailable(t, "cannot add a bridge: %v", err)
+	}
+	defer netlink.LinkDel(link)
+	c, err := nftables.New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	table := c.AddTable(&nftables.Table{Family: nftables.TableFamilyIPv4, Name: "wktestkit"})
+	if err := c.Flush(); err != nil {
+		Unavailable(t, "cannot add an nftables table: %v", err)
+	}
+	during, _ := SnapshotHost()
+	c.DelTable(table)
+	if err := c.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	if err := netlink.LinkDel(link); err != nil {
+		t.Fatal(err)
+	}
+	after, _ := SnapshotHost()
+	d := strings.Join(Diff(before, during), "\n")
+	if !strings.Contains(d, "network appeared: link wktestkit0") || !strings.Contains(d, "network appeared: nft table ip wktestkit") {
+		t.Fatalf("want the bridge and the table reported, got:\n%s", d)
+	}
+	if d := Diff(before, after); len(d) != 0 {
+		t.Fatalf("after removing them, want no difference, got %q", d)
 	}
 }
