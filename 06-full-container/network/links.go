@@ -229,6 +229,10 @@ func (m *Manager) Plug(cfg *Config, id string, pid int, ip *net.IPNet, ports []P
 		return att, fmt.Errorf("opening /proc/%d/ns/net: %v", pid, err)
 	}
 	defer ns.Close()
+	// What `nsenter -n` does, for one socket: this thread enters the
+	// container's network namespace, opens a netlink socket there, and
+	// comes back; the socket stays bound to the container's namespace.
+	m.trace("setns(open(\"/proc/%d/ns/net\"), CLONE_NEWNET); socket(AF_NETLINK, ...); setns(<the host's>, CLONE_NEWNET)   # a netlink socket inside the container's namespace, for the `nsenter -t %d -n ip` lines below", pid, pid)
 	h, err := netlink.NewHandleAt(ns)
 	if err != nil {
 		return att, fmt.Errorf("netlink in the container's namespace: %v", err)
