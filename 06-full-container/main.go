@@ -304,49 +304,10 @@ func parseRun(c *cli.Context) (*runOptions, error) {
 	if o.hostname != "" && !hostnameRE().MatchString(o.hostname) {
 		return nil, stage.Fail("invalid --hostname %q: use letters, digits, '_', '.' and '-'", o.hostname)
 	}
-	o.cpuQuota, o.cpuPeriod = -1, c.Uint64("cpu-period")
-	if p := c.Uint64("cpu-period"); c.IsSet("cpu-period") && (p < cgroup.MinPeriodUs || p > cgroup.MaxPeriodUs) {
-		return nil, stage.Fail("--cpu-period %d: give %d to %d µs (the kernel's range); %d is the usual period", p, cgroup.MinPeriodUs, cgroup.MaxPeriodUs, cgroup.DefaultPeriodUs)
-	}
-	if cpus, n := c.Float64("cpus"), runtime.NumCPU(); c.IsSet("cpus") && !(cpus >= 0.01 && cpus <= float64(n)) {
-		// Docker's bounds and words: more CPUs than the host has would be
-		// a quota that never binds.
-		return nil, stage.Fail("--cpus %v: the range of CPUs is from 0.01 to %d.00, as there are only %d CPUs available", cpus, n, n)
-	}
-	if c.IsSet("cpus") || c.IsSet("cpu-quota") {
-		quota, period, err := cgroup.ResolveCPU(c.Int64("cpu-quota"), c.IsSet("cpu-quota"), c.Uint64("cpu-period"), c.Float64("cpus"), c.IsSet("cpus"))
-		if err != nil {
-			return nil, stage.Fail("%v", err)
-		}
-		o.cpuQuota, o.cpuPeriod = quota, period
+	if err := parseLimits(c, o); err != nil {
+		return nil, err
 	}
 	var err error
-	o.memory = -1
-	if m := c.String("memory"); m != "" {
-		if o.memory, err = parseSize(m); err != nil {
-			return nil, err
-		}
-	}
-	o.pids = -1
-	if c.IsSet("pids-limit") {
-		// pids.max refuses more than the kernel's PID_MAX_LIMIT; found only
-		// once the container runs, that would kill it (137).
-		if o.pids = c.Int64("pids-limit"); o.pids < 1 || o.pids > maxPids {
-			return nil, stage.Fail("--pids-limit %d: give 1 to %d (the kernel's PID_MAX_LIMIT)", o.pids, maxPids)
-		}
-	}
-	o.logMaxSize = defaultLogMaxSize
-	if c.IsSet("log-max-size") {
-		if !o.detach {
-			return nil, stage.Fail("--log-max-size is for a detached container (-d): a foreground run prints to your terminal")
-		}
-		if o.logMaxSize, err = parseBytes("--log-max-size", "log", c.String("log-max-size"), "4k"); err != nil {
-			return nil, err
-		}
-		if o.logMaxSize < 4<<10 {
-			return nil, stage.Fail("--log-max-size %s is too small: give at least 4k", c.String("log-max-size"))
-		}
-	}
 	for _, v := range c.StringSlice("volume") {
 		m, err := parseVolume(v)
 		if err != nil {
@@ -361,6 +322,53 @@ func parseRun(c *cli.Context) (*runOptions, error) {
 		return nil, err
 	}
 	return o, nil
+}
+
+// parseLimits reads the resource flags: the cgroup limits and the log's cap.
+func parseLimits(c *cli.Context, o *runOptions) (err error) {
+	o.cpuQuota, o.cpuPeriod = -1, c.Uint64("cpu-period")
+	if p := c.Uint64("cpu-period"); c.IsSet("cpu-period") && (p < cgroup.MinPeriodUs || p > cgroup.MaxPeriodUs) {
+		return stage.Fail("--cpu-period %d: give %d to %d µs (the kernel's range); %d is the usual period", p, cgroup.MinPeriodUs, cgroup.MaxPeriodUs, cgroup.DefaultPeriodUs)
+	}
+	if cpus, n := c.Float64("cpus"), runtime.NumCPU(); c.IsSet("cpus") && !(cpus >= 0.01 && cpus <= float64(n)) {
+		// Docker's bounds and words: more CPUs than the host has would be
+		// a quota that never binds.
+		return stage.Fail("--cpus %v: the range of CPUs is from 0.01 to %d.00, as there are only %d CPUs available", cpus, n, n)
+	}
+	if c.IsSet("cpus") || c.IsSet("cpu-quota") {
+		quota, period, err := cgroup.ResolveCPU(c.Int64("cpu-quota"), c.IsSet("cpu-quota"), c.Uint64("cpu-period"), c.Float64("cpus"), c.IsSet("cpus"))
+		if err != nil {
+			return stage.Fail("%v", err)
+		}
+		o.cpuQuota, o.cpuPeriod = quota, period
+	}
+	o.memory = -1
+	if m := c.String("memory"); m != "" {
+		if o.memory, err = parseSize(m); err != nil {
+			return err
+		}
+	}
+	o.pids = -1
+	if c.IsSet("pids-limit") {
+		// pids.max refuses more than the kernel's PID_MAX_LIMIT; found only
+		// once the container runs, that would kill it (137).
+		if o.pids = c.Int64("pids-limit"); o.pids < 1 || o.pids > maxPids {
+			return stage.Fail("--pids-limit %d: give 1 to %d (the kernel's PID_MAX_LIMIT)", o.pids, maxPids)
+		}
+	}
+	o.logMaxSize = defaultLogMaxSize
+	if c.IsSet("log-max-size") {
+		if !o.detach {
+			return stage.Fail("--log-max-size is for a detached container (-d): a foreground run prints to your terminal")
+		}
+		if o.logMaxSize, err = parseBytes("--log-max-size", "log", c.String("log-max-size"), "4k"); err != nil {
+			return err
+		}
+		if o.logMaxSize < 4<<10 {
+			return stage.Fail("--log-max-size %s is too small: give at least 4k", c.String("log-max-size"))
+		}
+	}
+	return nil
 }
 
 // splitCommand separates `[IMAGE] -- CMD ARGS...`. The flag parser swallows
@@ -789,26 +797,14 @@ func (rt *Runtime) start(ctr *Container, stdio []*os.File, attached bool) (*exec
 func (rt *Runtime) spawn(ctr *Container, stdio []*os.File, attached bool) (*spawned, error) {
 	n, st := rt.n, ctr.State
 	n.Step("Clone the container's first process into new namespaces (stages 01 and 02)")
-	var flags uintptr
-	var names []string
-	for _, k := range []struct {
-		kind, name string
-		flag       uintptr
-	}{{"pid", "CLONE_NEWPID", unix.CLONE_NEWPID}, {"mnt", "CLONE_NEWNS", unix.CLONE_NEWNS},
-		{"uts", "CLONE_NEWUTS", unix.CLONE_NEWUTS}, {"ipc", "CLONE_NEWIPC", unix.CLONE_NEWIPC},
-		{"net", "CLONE_NEWNET", unix.CLONE_NEWNET}} {
-		if slices.Contains(ctr.Spec.Namespaces, k.kind) {
-			flags |= k.flag
-			names = append(names, k.name)
-		}
-	}
+	flags, names := cloneFlags(ctr.Spec.Namespaces)
 	// Not /proc/self/exe, the host's file: a sealed handle on it (selfexe.go
 	// says why, CVE-2019-5736).
 	self, how, err := sealedExe(n.Trace())
 	if err != nil {
 		return nil, stage.Fail("%v", err)
 	}
-	n.Call("clone(%s)   # re-exec of this program, from a sealed %s copy", strings.Join(names, " | "), how)
+	n.Call("clone(%s)   # re-exec of this program, from a sealed %s copy", names, how)
 	cmd := exec.Command(self, initArg, rt.dirs.configPath(st.ID), "")
 	cmd.Args[0] = "workshop-init"
 	if stdio == nil {
@@ -829,22 +825,8 @@ func (rt *Runtime) spawn(ctr *Container, stdio []*os.File, attached bool) (*spaw
 			runtime.UnlockOSThread()
 		}
 	}
-	// On a pure cgroup v2 host clone3(CLONE_INTO_CGROUP) starts the process
-	// inside its cgroup: no window outside it, and no write to cgroup.procs
-	// (which waits for the kernel's RCU grace period: milliseconds).
-	intoCgroup := false
-	if ctr.Group != nil {
-		// Elsewhere the container's first process joins its cgroups
-		// itself, before it does anything else (see containerInit).
-		cmd.Args[3] = strings.Join(ctr.Group.Dirs(), ",")
-		if dirs := ctr.Group.Dirs(); len(dirs) == 1 && isCgroup2(dirs[0]) {
-			if fd, err := unix.Open(dirs[0], unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0); err == nil {
-				defer unix.Close(fd)
-				cmd.SysProcAttr.UseCgroupFD, cmd.SysProcAttr.CgroupFD = true, fd
-				intoCgroup, cmd.Args[3] = true, ""
-			}
-		}
-	}
+	intoCgroup, closeCgroup := bornInCgroup(cmd, ctr.Group)
+	defer closeCgroup()
 	link, err := stage.LinkTo(cmd)
 	if err != nil {
 		unlock()
@@ -881,6 +863,46 @@ func (rt *Runtime) spawn(ctr *Container, stdio []*os.File, attached bool) (*spaw
 		}
 	}
 	return &spawned{cmd: cmd, link: link, attached: attached}, nil
+}
+
+// cloneFlags are the clone flags of the container's new namespaces, and
+// their names.
+func cloneFlags(namespaces []string) (uintptr, string) {
+	var flags uintptr
+	var names []string
+	for _, k := range []struct {
+		kind, name string
+		flag       uintptr
+	}{{"pid", "CLONE_NEWPID", unix.CLONE_NEWPID}, {"mnt", "CLONE_NEWNS", unix.CLONE_NEWNS},
+		{"uts", "CLONE_NEWUTS", unix.CLONE_NEWUTS}, {"ipc", "CLONE_NEWIPC", unix.CLONE_NEWIPC},
+		{"net", "CLONE_NEWNET", unix.CLONE_NEWNET}} {
+		if slices.Contains(namespaces, k.kind) {
+			flags |= k.flag
+			names = append(names, k.name)
+		}
+	}
+	return flags, strings.Join(names, " | ")
+}
+
+// bornInCgroup: on a pure cgroup v2 host clone3(CLONE_INTO_CGROUP) starts
+// the process inside its cgroup: no window outside it, and no write to
+// cgroup.procs (which waits for the kernel's RCU grace period:
+// milliseconds). Elsewhere the container's first process joins its cgroups
+// itself, before it does anything else (see containerInit): it is told
+// their directories.
+func bornInCgroup(cmd *exec.Cmd, g *cgroup.Group) (bool, func()) {
+	if g == nil {
+		return false, func() {}
+	}
+	cmd.Args[3] = strings.Join(g.Dirs(), ",")
+	if dirs := g.Dirs(); len(dirs) == 1 && isCgroup2(dirs[0]) {
+		if fd, err := unix.Open(dirs[0], unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0); err == nil {
+			cmd.SysProcAttr.UseCgroupFD, cmd.SysProcAttr.CgroupFD = true, fd
+			cmd.Args[3] = ""
+			return true, func() { unix.Close(fd) }
+		}
+	}
+	return false, func() {}
 }
 
 // abandon kills a first process that never got its go-ahead (create failed
