@@ -99,7 +99,7 @@ func run(c *cli.Context) error {
 	}
 	// Every file the package writes is shown as the shell command that
 	// would do the same.
-	h.Trace = func(cmd string) { n.Call("%s", cmd) }
+	h.Trace = n.Trace()
 
 	e := &experiment{n: n, h: h, cpu: cpu, name: c.String("cgroup-name"),
 		quota: quota, period: period, phase: time.Duration(seconds) * time.Second, keep: c.Bool("keep")}

@@ -712,7 +712,7 @@ func (rt *Runtime) createCgroup(path string, o *runOptions) (*cgroup.Group, erro
 		controllers = append(controllers, c)
 	}
 	if rt.n != nil && !rt.n.Quiet() {
-		rt.cg.Trace = func(cmd string) { rt.n.Call("%s", cmd) }
+		rt.cg.Trace = rt.n.Trace()
 		defer func() { rt.cg.Trace = nil }()
 	}
 	g, err := rt.cg.Create(path, controllers...)
@@ -951,7 +951,7 @@ func (rt *Runtime) wait(ctr *Container, cmd *exec.Cmd, link *stage.Link) (int, e
 func (rt *Runtime) ready(ctr *Container) {
 	if ctr.State.PidsLimit > 0 && ctr.Group != nil {
 		if rt.n != nil {
-			rt.cg.Trace = func(cmd string) { rt.n.Call("%s", cmd) }
+			rt.cg.Trace = rt.n.Trace()
 			defer func() { rt.cg.Trace = nil }()
 		}
 		if err := ctr.Group.SetPids(ctr.State.PidsLimit); err != nil {

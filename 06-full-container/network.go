@@ -47,17 +47,15 @@ func (d Dirs) networkDir() string {
 func (rt *Runtime) network() *network.Manager {
 	m := &network.Manager{Dir: rt.dirs.networkDir()}
 	if rt.n != nil && !rt.n.Quiet() {
-		m.Trace = func(cmd string) {
-			if why, ok := strings.CutPrefix(cmd, "# "); ok {
-				rt.n.Note("%s", why)
-				return
-			}
-			rt.n.Call("%s", cmd)
-		}
+		m.Trace = rt.n.Trace()
 	} else {
 		// For `make bench`'s breakdown (WORKSHOP_TIMING=1): a mark as each
 		// change begins.
-		m.Trace = func(cmd string) { timing.Mark("network: " + cmd) }
+		m.Trace = func(call, _ string) {
+			if call != "" {
+				timing.Mark("network: " + call)
+			}
+		}
 	}
 	return m
 }

@@ -32,7 +32,7 @@ func read(t *testing.T, path string) string {
 
 func traced(h *Hierarchy, root string) *[]string {
 	var log []string
-	h.Trace = func(cmd string) { log = append(log, strings.ReplaceAll(cmd, root, "")) }
+	h.Trace = func(cmd, _ string) { log = append(log, strings.ReplaceAll(cmd, root, "")) }
 	return &log
 }
 

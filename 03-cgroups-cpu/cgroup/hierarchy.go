@@ -33,6 +33,7 @@ import (
 	"strings"
 
 	"github.com/container-internals/workshop/internal/mountinfo"
+	"github.com/container-internals/workshop/internal/trace"
 )
 
 // Version is a cgroup version: V1 or V2.
@@ -71,10 +72,10 @@ type Mount struct {
 
 // Hierarchy is the set of cgroup hierarchies mounted on a host.
 type Hierarchy struct {
-	// Trace, when set, is called with the shell equivalent of every change
-	// the package makes ("mkdir DIR", "echo 20000 > FILE", "rmdir DIR",
-	// "kill -KILL PID") just before it makes it.
-	Trace func(cmd string)
+	// Trace, when set, is told the shell equivalent of every change the
+	// package makes ("mkdir DIR", "echo 20000 > FILE", "rmdir DIR",
+	// "kill -KILL PID") just before it makes it (the workshop's one hook).
+	Trace trace.Hook
 
 	mounts []Mount
 	v2     int // index of the cgroup2 mount in mounts, -1 when none
@@ -210,7 +211,5 @@ func (h *Hierarchy) Controller(name string) (Controller, error) {
 }
 
 func (h *Hierarchy) trace(format string, args ...any) {
-	if h.Trace != nil {
-		h.Trace(fmt.Sprintf(format, args...))
-	}
+	h.Trace.Call("", format, args...)
 }

@@ -164,7 +164,7 @@ func TestUnifiedHierarchyForReal(t *testing.T) {
 		t.Errorf("CPUStat() = %+v, %v; want the loop's usage (> 50ms)", st, err)
 	}
 	var log []string
-	h.Trace = func(cmd string) { log = append(log, cmd) }
+	h.Trace = func(cmd, _ string) { log = append(log, cmd) }
 	if err := g.Kill(); err != nil {
 		t.Fatal(err)
 	}

@@ -13,6 +13,8 @@ import (
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
+
+	"github.com/container-internals/workshop/internal/trace"
 )
 
 // Attachment is what Plug made for one container.
@@ -323,7 +325,7 @@ type Orphan struct{ Bridge, Dir string }
 // Orphans finds the bridges whose runtime root no longer exists (their
 // alias names it) and removes them with their rules: a network lives as
 // long as its root.
-func Orphans(trace func(string)) []Orphan {
+func Orphans(hook trace.Hook) []Orphan {
 	links, _ := retry(netlink.LinkList)
 	var out []Orphan
 	for _, l := range links {
@@ -334,7 +336,7 @@ func Orphans(trace func(string)) []Orphan {
 		if _, err := os.Stat(dir); !errors.Is(err, os.ErrNotExist) {
 			continue
 		}
-		(&Manager{Dir: dir, Trace: trace}).Down(&Config{Bridge: l.Attrs().Name})
+		(&Manager{Dir: dir, Trace: hook}).Down(&Config{Bridge: l.Attrs().Name})
 		out = append(out, Orphan{Bridge: l.Attrs().Name, Dir: dir})
 	}
 	return out

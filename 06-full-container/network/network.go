@@ -27,6 +27,8 @@ import (
 	"strings"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/container-internals/workshop/internal/trace"
 )
 
 // Config is one bridge network.
@@ -41,7 +43,7 @@ type Manager struct {
 	Dir string
 	// Trace, if set, is told each change as the equivalent command, just
 	// before the call that makes it.
-	Trace func(cmd string)
+	Trace trace.Hook
 }
 
 // DefaultSubnet is the first network's subnet. Further networks (other
@@ -56,8 +58,15 @@ const BridgePrefix = "workshop"
 const globalLock = "/run/workshop-network.lock"
 
 func (m *Manager) trace(format string, args ...any) {
-	if m.Trace != nil {
-		m.Trace(fmt.Sprintf(format, args...))
+	if m.Trace == nil {
+		return
+	}
+	// A line that starts "# " is a note; a call may carry its reason
+	// after "   # ", as the shell would read it.
+	if s := fmt.Sprintf(format, args...); strings.HasPrefix(s, "# ") {
+		m.Trace("", s[2:])
+	} else {
+		m.Trace(s, "")
 	}
 }
 

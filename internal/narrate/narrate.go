@@ -173,10 +173,13 @@ func (n *Narrator) Call(format string, args ...any) {
 }
 
 // Trace is the hook through which packages report their kernel calls
-// (see package trace): each call is printed as Call, its reason as Note.
+// (see package trace): each call is printed as Call, its reason as Note
+// (a report with no call is a note alone).
 func (n *Narrator) Trace() trace.Hook {
 	return func(call, why string) {
-		n.Call("%s", call)
+		if call != "" {
+			n.Call("%s", call)
+		}
 		if why != "" {
 			n.Note("%s", why)
 		}
