@@ -71,6 +71,10 @@ var hostOnly = map[string][]HostOnlyTest{
 		{"TestRuntimeBinaryCannotBeRewrittenFromInside", "builds its attack program with gcc, a host tool"},
 		{"TestKeyringIsTheContainersOwn", "builds its test programs with gcc, a host tool"},
 		{"TestCommitOfASwappingContainerNeverReadsHostFiles", "builds its attack program with gcc, a host tool"},
+		{"TestExplainNamesEveryCallStraceSees", "runs the runtime under strace, a host tool"},
+	},
+	"05-overlay-layers": {
+		{"TestNarrationNamesEveryCallStraceSees", "runs the stage under strace, a host tool"},
 	},
 	"06-full-container/devices": {
 		{"TestV1DenyAllButDevNull", "cgroup v1's devices controller: the pure v2 guest has none (its v2 twin runs)"},

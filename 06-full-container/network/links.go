@@ -235,7 +235,9 @@ func (m *Manager) Plug(cfg *Config, id string, pid int, ip *net.IPNet, ports []P
 	// container's network namespace, opens a netlink socket there, and
 	// comes back; the socket stays bound to the container's namespace.
 	m.trace("setns(open(\"/proc/%d/ns/net\"), CLONE_NEWNET); socket(AF_NETLINK, ...); setns(<the host's>, CLONE_NEWNET)   # a netlink socket inside the container's namespace, for the `nsenter -t %d -n ip` lines below", pid, pid)
-	h, err := netlink.NewHandleAt(ns)
+	// NETLINK_ROUTE only: by default the library opens a socket of every
+	// family it knows, and a kernel without xfrm (the VM's) refuses one.
+	h, err := netlink.NewHandleAt(ns, unix.NETLINK_ROUTE)
 	if err != nil {
 		return att, fmt.Errorf("netlink in the container's namespace: %v", err)
 	}

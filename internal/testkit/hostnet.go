@@ -39,7 +39,15 @@ func dumpRetry[T any](f func() (T, error)) (T, error) {
 	return v, err
 }
 
-// hostNetwork lists the host's network state, one line per item.
+// runtimeLink: a link of the kind the workshop makes (its bridges, veths).
+func runtimeLink(name string) bool {
+	return strings.HasPrefix(name, "workshop") || strings.HasPrefix(name, "veth") || strings.HasPrefix(name, "wk")
+}
+
+// hostNetwork lists the host's network state, one line per item: every
+// link, the IPv4 addresses and routes, and IPv6 ones of the workshop's
+// links only (IPv6 autoconfiguration on the host's own links, as in the
+// VM, changes them while a test runs).
 func hostNetwork() ([]string, error) {
 	var out []string
 	links, err := dumpRetry(netlink.LinkList)
@@ -63,6 +71,9 @@ func hostNetwork() ([]string, error) {
 		return nil, fmt.Errorf("listing addresses: %v", err)
 	}
 	for _, a := range addrs {
+		if a.IP.To4() == nil && !runtimeLink(names[a.LinkIndex]) {
+			continue // IPv6 autoconfiguration comes and goes on its own (a VM's eth0)
+		}
 		out = append(out, fmt.Sprintf("address %s dev %s", a.IPNet, names[a.LinkIndex]))
 	}
 	for _, fam := range []int{netlink.FAMILY_V4, netlink.FAMILY_V6} {
@@ -73,6 +84,9 @@ func hostNetwork() ([]string, error) {
 			return nil, fmt.Errorf("listing routes: %v", err)
 		}
 		for _, r := range routes {
+			if fam == netlink.FAMILY_V6 && !runtimeLink(names[r.LinkIndex]) {
+				continue // as for the addresses: the runtime makes no IPv6 of its own
+			}
 			out = append(out, fmt.Sprintf("route table %d %v via %v dev %s proto %d type %d", r.Table, r.Dst, r.Gw, names[r.LinkIndex], r.Protocol, r.Type))
 		}
 	}
