@@ -69,7 +69,7 @@ func (b *bench) syscallRows() ([]row, error) {
 	results := map[string]map[string][]float64{} // call -> with/without -> ns per call
 	for k := 0; k < 5; k++ {
 		for _, mode := range []string{"filter", "unconfined"} {
-			args := []string{"run", "-v", dir + ":/b:ro"}
+			args := []string{"run", "--net", "none", "-v", dir + ":/b:ro"}
 			if mode == "unconfined" {
 				args = append(args, "--security-opt", "seccomp=unconfined")
 			}
