@@ -36,10 +36,10 @@ var initScript []byte
 func TestPureCgroupV2VM(t *testing.T) {
 	if os.Getenv("WORKSHOP_VM_ARM64") != "1" {
 		t.Log("arm64 guest not requested: set WORKSHOP_VM_ARM64=1 to run it too (it needs qemu-system-arm and `dpkg --add-architecture arm64`)")
-		runGuest(t, Amd64, durationEnv("WORKSHOP_VM_TIMEOUT", 9*time.Minute))
+		runGuest(t, Amd64, durationEnv("WORKSHOP_VM_TIMEOUT", 15*time.Minute))
 		return
 	}
-	t.Run("amd64", func(t *testing.T) { runGuest(t, Amd64, durationEnv("WORKSHOP_VM_TIMEOUT", 9*time.Minute)) })
+	t.Run("amd64", func(t *testing.T) { runGuest(t, Amd64, durationEnv("WORKSHOP_VM_TIMEOUT", 15*time.Minute)) })
 	t.Run("arm64", func(t *testing.T) { runGuest(t, Arm64, durationEnv("WORKSHOP_VM_TIMEOUT_ARM64", 20*time.Minute)) })
 }
 
@@ -218,7 +218,7 @@ func buildGuest(t *testing.T, arch Arch, root, work, busybox string, kernel *Ker
 
 	plan = Plan{
 		Controllers:    []string{"cpu", "memory", "pids", "io"},
-		PackageTimeout: "4m",
+		PackageTimeout: "8m",
 		StageTimeout:   "2m",
 	}
 	for _, m := range kernel.Modules {
