@@ -23,6 +23,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/container-internals/workshop/internal/stage"
 	"golang.org/x/sys/unix"
 )
 
@@ -102,15 +103,7 @@ func (d Dirs) lock() (func(), error) {
 	if err := os.MkdirAll(d.State, 0o711); err != nil {
 		return nil, err
 	}
-	f, err := os.OpenFile(filepath.Join(d.State, ".lock"), os.O_CREATE|os.O_RDWR, 0o600)
-	if err != nil {
-		return nil, err
-	}
-	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX); err != nil {
-		f.Close()
-		return nil, err
-	}
-	return func() { _ = unix.Flock(int(f.Fd()), unix.LOCK_UN); f.Close() }, nil
+	return stage.LockFile(filepath.Join(d.State, ".lock"))
 }
 
 func (d Dirs) save(s *State) error {

@@ -26,8 +26,7 @@ import (
 	"strconv"
 	"strings"
 
-	"golang.org/x/sys/unix"
-
+	"github.com/container-internals/workshop/internal/stage"
 	"github.com/container-internals/workshop/internal/trace"
 )
 
@@ -78,19 +77,7 @@ func (m *Manager) Lock() (func(), error) {
 	if err := os.MkdirAll(m.Dir, 0o700); err != nil {
 		return nil, err
 	}
-	return flock(filepath.Join(m.Dir, ".lock"))
-}
-
-func flock(path string) (func(), error) {
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o600)
-	if err != nil {
-		return nil, err
-	}
-	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX); err != nil {
-		f.Close()
-		return nil, err
-	}
-	return func() { _ = unix.Flock(int(f.Fd()), unix.LOCK_UN); f.Close() }, nil
+	return stage.LockFile(filepath.Join(m.Dir, ".lock"))
 }
 
 // Config reads the root's network, or nil if it has none yet.
@@ -144,7 +131,7 @@ func (m *Manager) Ensure(bridge, subnet string, before func()) (cfg *Config, err
 		}
 		return cfg, m.Up(cfg)
 	}
-	unlock, err := flock(globalLock)
+	unlock, err := stage.LockFile(globalLock)
 	if err != nil {
 		return nil, err
 	}

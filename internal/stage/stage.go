@@ -246,3 +246,18 @@ func ListDir(dir string) []string {
 	}
 	return names
 }
+
+// LockFile takes an exclusive flock on path (made if need be) and returns
+// its release: the runtime's state and network roots serialise their
+// changes across processes with it.
+func LockFile(path string) (func(), error) {
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return func() { _ = unix.Flock(int(f.Fd()), unix.LOCK_UN); f.Close() }, nil
+}
