@@ -918,11 +918,13 @@ func (p *spawned) abandon() {
 
 func (rt *Runtime) wait(ctr *Container, cmd *exec.Cmd, link *stage.Link) (int, error) {
 	defer runtime.UnlockOSThread()
-	stop := forwardSignals(cmd.Process, rt.sigs)
+	running := make(chan struct{})
+	stop := forwardSignals(cmd.Process, rt.sigs, running)
 	for link.Paused(rt.n) {
 		rt.ready(ctr)
 		link.Resume(rt.n)
 	}
+	close(running) // it execs the user's command, or has exited
 	err := cmd.Wait()
 	timing.Mark("runtime: container exited")
 	stop()
@@ -965,7 +967,12 @@ func (rt *Runtime) ready(ctr *Container) {
 // PID 1 ignores signals it has no handler for, so a second Ctrl-C (or the
 // first, when nobody types into it) ends it with SIGKILL: Ctrl-C always
 // gets the learner their terminal back, and the cleanup runs.
-func forwardSignals(p *os.Process, ch chan os.Signal) func() {
+//
+// It holds them until running is closed: until then PID 1 is this
+// program's init, and in the first instants of a Go program (before it
+// asks for them) a SIGINT would end it with Go's own exit status 2, not
+// the container's.
+func forwardSignals(p *os.Process, ch chan os.Signal, running <-chan struct{}) func() {
 	owned := ch == nil
 	if owned {
 		ch = make(chan os.Signal, 4)
@@ -974,6 +981,11 @@ func forwardSignals(p *os.Process, ch chan os.Signal) func() {
 	done := make(chan struct{})
 	interactive := narrate.IsTerminal(os.Stdin)
 	go func() {
+		select {
+		case <-running:
+		case <-done:
+			return
+		}
 		count := 0
 		for {
 			select {
