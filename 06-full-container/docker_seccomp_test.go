@@ -67,7 +67,19 @@ type privateDockerd struct {
 	client *http.Client
 }
 
-func startPrivateDockerd(t *testing.T) *privateDockerd {
+// dockerdOptions: what a test's private dockerd has besides the fake
+// runtime.
+type dockerdOptions struct {
+	// network: Docker's default bridge network, NAT and published ports,
+	// in a network namespace of the daemon's own (its docker0, veths and
+	// iptables rules live and die there; the host's are never touched).
+	network  bool
+	runtimes map[string]string // name -> path
+	// cgroupParent: where its containers' cgroups go (cgroupfs driver).
+	cgroupParent string
+}
+
+func startPrivateDockerd(t *testing.T, o dockerdOptions) *privateDockerd {
 	t.Helper()
 	for _, p := range []string{dockerd, dockerClient, "/usr/bin/containerd", "/usr/bin/containerd-shim-runc-v2"} {
 		if _, err := os.Stat(p); err != nil {
@@ -88,7 +100,11 @@ func startPrivateDockerd(t *testing.T) *privateDockerd {
 	os.MkdirAll(captured, 0o755)
 	fake := filepath.Join(dir, "fake-runtime")
 	os.WriteFile(fake, []byte(strings.ReplaceAll(fakeRuntime, "CAPTURED", captured)), 0o755)
-	cfg := map[string]any{"runtimes": map[string]any{"fake": map[string]string{"path": fake}}}
+	runtimes := map[string]any{"fake": map[string]string{"path": fake}}
+	for name, path := range o.runtimes {
+		runtimes[name] = map[string]string{"path": path}
+	}
+	cfg := map[string]any{"runtimes": runtimes}
 	b, _ := json.Marshal(cfg)
 	os.WriteFile(filepath.Join(dir, "daemon.json"), b, 0o644)
 
@@ -96,16 +112,28 @@ func startPrivateDockerd(t *testing.T) *privateDockerd {
 	// raise kernel.keys.root_maxkeys, and the bridge driver turn on
 	// ip_forward), and tmpfs on /run (containerd's shim sockets) and
 	// /etc/docker (dockerd's key.json).
+	//
+	// With the network, in a network namespace of its own too: there
+	// /proc/sys/net is the namespace's own (ip_forward included), and is
+	// left writable.
+	netArgs, unshare, netSys := "--bridge=none --iptables=false --ip6tables=false --ip-masq=false --ip-forward=false", []string{"--mount"}, ""
+	if o.network {
+		netArgs, unshare = "--ip6tables=false --userland-proxy=true", []string{"--mount", "--net"}
+		netSys = "mount --bind /proc/sys/net /proc/sys/net\nip link set lo up\n"
+	}
+	if o.cgroupParent != "" {
+		netArgs += " --exec-opt native.cgroupdriver=cgroupfs --cgroup-parent " + o.cgroupParent
+	}
 	script := fmt.Sprintf(`set -e
 mount --make-rprivate /
 mount --bind /proc/sys /proc/sys
-mount -o remount,bind,ro /proc/sys
+%smount -o remount,bind,ro /proc/sys
 mount -t tmpfs tmpfs /run
 mount -t tmpfs tmpfs /etc/docker
 exec %s --config-file %s/daemon.json --data-root %s/data --exec-root %s/exec --pidfile %s/docker.pid -H unix://%s \
-	--bridge=none --iptables=false --ip6tables=false --ip-masq=false --ip-forward=false --storage-driver=vfs --log-level=warn`,
-		dockerd, dir, dir, dir, dir, d.sock)
-	d.cmd = exec.Command("unshare", "--mount", "--propagation", "private", "sh", "-c", script)
+	%s --storage-driver=vfs --log-level=warn`,
+		netSys, dockerd, dir, dir, dir, dir, d.sock, netArgs)
+	d.cmd = exec.Command("unshare", append(unshare, "--propagation", "private", "sh", "-c", script)...)
 	log, _ := os.Create(filepath.Join(dir, "dockerd.log"))
 	d.cmd.Stdout, d.cmd.Stderr = log, log
 	d.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
@@ -200,7 +228,7 @@ func TestDockerSendsTheWorkshopsDefaultProfile(t *testing.T) {
 	if err != nil {
 		testkit.Unavailable(t, "busybox is needed for an image: apt-get install busybox-static")
 	}
-	d := startPrivateDockerd(t)
+	d := startPrivateDockerd(t, dockerdOptions{})
 	// An image made offline: busybox alone, imported from a tar.
 	tarPath := filepath.Join(d.dir, "busybox.tar")
 	root := filepath.Join(d.dir, "image")

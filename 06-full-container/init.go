@@ -17,6 +17,7 @@ import (
 	"syscall"
 	"unsafe"
 
+	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 
 	"github.com/container-internals/workshop/03-cgroups-cpu/cgroup"
@@ -65,6 +66,7 @@ func containerInit(specPath string, rest []string) {
 		{"mounts made private", c.privateMounts},
 		{"root mounted", c.mountRoot},
 		{"/proc /dev /sys mounted, devices made", c.mountInside},
+		{"OCI hooks before pivot_root run", c.hooksBeforePivot},
 		{"pivot_root", c.pivotRoot},
 		{"paths masked and read-only", c.harden},
 		{"the process prepared", c.prepareProcess},
@@ -335,6 +337,43 @@ func (c *initProcess) prepareProcess() {
 	}
 }
 
+// hooksBeforePivot runs an OCI caller's hooks that come before pivot_root
+// (hooks.go has the whole table). createRuntime and prestart run in the
+// runtime, which can see us from outside now that our namespaces exist: we
+// pause for them (Docker's network hook moves a veth into our network
+// namespace then). createContainer hooks run here, in our mount namespace.
+func (c *initProcess) hooksBeforePivot() {
+	h := c.spec.Hooks
+	if h == nil {
+		return
+	}
+	if hasHooks(h.CreateRuntime, h.Prestart) {
+		c.link.PauseFor(c.n, "hooks")
+	}
+	if len(h.CreateContainer) > 0 {
+		st := *c.spec.HookState
+		st.Status, st.Pid = specs.StateCreating, os.Getpid()
+		if err := runHooks("createContainer", h.CreateContainer, st, c.say); err != nil {
+			initFail("%v", err)
+		}
+	}
+}
+
+// startContainerHooks run at start, as the user the command runs as, with
+// its capabilities and filter, just before its exec: the last moment the
+// spec gives a caller.
+func (c *initProcess) startContainerHooks() {
+	if h := c.spec.Hooks; h != nil && len(h.StartContainer) > 0 {
+		st := *c.spec.HookState
+		st.Status, st.Pid = specs.StateCreated, os.Getpid()
+		if err := runHooks("startContainer", h.StartContainer, st, c.say); err != nil {
+			initFail("%v", err)
+		}
+	}
+}
+
+func (c *initProcess) say(call string) { c.n.Call("%s", call) }
+
 // waitReadyAndStart: the runtime writes the limits that the setup itself
 // would have tripped over (a Go runtime is several threads, and pids.max
 // counts threads), then lets us go on. For an OCI create, the creator
@@ -372,6 +411,7 @@ func (c *initProcess) becomeTheUser(next string) {
 	if err := dropPrivileges(c.n, c.spec, c.keep, c.filter); err != nil {
 		initFail("%v", err)
 	}
+	c.startContainerHooks()
 	c.n.Call("%s", next)
 }
 

@@ -107,7 +107,7 @@ func main() {
 		return nil
 	}
 	app.UsageText = "sudo go run ./06-full-container [--root DIR] COMMAND [flags] [args]"
-	app.Commands = append(append(commands(), networkCommand()), ociCommands()...)
+	app.Commands = append(append(append(commands(), networkCommand()), ociCommands()...), ociVerbCommands()...)
 	for _, cmd := range app.Commands {
 		cmd.OnUsageError = stage.UsageError
 	}
@@ -171,6 +171,7 @@ type runOptions struct {
 	cpuQuota                         int64
 	cpuPeriod                        uint64
 	memory                           int64
+	memory2                          *cgroup.MemoryLimits // an OCI caller's swap, reservation, swappiness, OOM killer
 	pids                             int64
 	logMaxSize                       int64 // bytes in container.log before it moves to container.log.1
 	volumes                          []Mount
@@ -694,9 +695,9 @@ func (c *creation) writeSpec() error {
 // have here, and writes the limits asked for. A controller that is missing
 // is an error only if a limit needs it.
 func (rt *Runtime) createCgroup(path string, o *runOptions) (*cgroup.Group, error) {
-	want := map[string]bool{"cpu": o.cpuQuota > 0, "memory": o.memory > 0, "pids": o.pids > 0}
+	want := map[string]bool{"cpu": o.cpuQuota > 0, "memory": o.memory > 0 || o.memory2 != nil, "pids": o.pids > 0}
 	var controllers []string
-	kinds := []string{"cpu", "cpuacct", "memory", "pids"}
+	kinds := []string{"cpu", "cpuacct", "memory", "pids", "freezer"} // freezer: v1's, for pause (v2 has cgroup.freeze in every group)
 	if len(o.devRules) > 0 {
 		if c, err := rt.cg.Controller("devices"); err == nil && c.Version == cgroup.V1 {
 			kinds = append(kinds, "devices") // v1 has a controller for it; v2 takes an eBPF program
@@ -747,7 +748,11 @@ func (rt *Runtime) createCgroup(path string, o *runOptions) (*cgroup.Group, erro
 			return nil, err
 		}
 	}
-	if o.memory > 0 {
+	if o.memory2 != nil {
+		if err := set(g.SetMemoryLimits(*o.memory2)); err != nil {
+			return nil, err
+		}
+	} else if o.memory > 0 {
 		if err := set(g.SetMemory(o.memory)); err != nil {
 			return nil, err
 		}
@@ -920,9 +925,9 @@ func (rt *Runtime) wait(ctr *Container, cmd *exec.Cmd, link *stage.Link) (int, e
 	defer runtime.UnlockOSThread()
 	running := make(chan struct{})
 	stop := forwardSignals(cmd.Process, rt.sigs, running)
-	for link.Paused(rt.n) {
-		rt.ready(ctr)
-		link.Resume(rt.n)
+	if err := rt.serve(ctr, link); err != nil {
+		_ = cmd.Process.Kill()
+		fmt.Fprintf(os.Stderr, "%s: %v\n", name, err)
 	}
 	close(running) // it execs the user's command, or has exited
 	err := cmd.Wait()
@@ -943,6 +948,36 @@ func (rt *Runtime) wait(ctr *Container, cmd *exec.Cmd, link *stage.Link) (int, e
 		}
 	}
 	return status, nil
+}
+
+// serve does what the container's first process pauses for during its
+// setup, until it is done (about to exec the command) or gone: an OCI
+// caller's hooks that run in the runtime, and ready (below).
+func (rt *Runtime) serve(ctr *Container, link *stage.Link) error {
+	for link.Paused(rt.n) {
+		if link.Why() == "hooks" {
+			if err := rt.createRuntimeHooks(ctr); err != nil {
+				return err
+			}
+		} else {
+			rt.ready(ctr)
+		}
+		link.Resume(rt.n)
+	}
+	return nil
+}
+
+// createRuntimeHooks: the container's namespaces exist, its root is not
+// changed yet (hooks.go).
+func (rt *Runtime) createRuntimeHooks(ctr *Container) error {
+	h := ctr.Spec.Hooks
+	st := *ctr.Spec.HookState
+	st.Status, st.Pid = specs.StateCreating, ctr.State.Pid
+	say := func(call string) { rt.n.Call("%s", call) }
+	if err := runHooks("prestart", h.Prestart, st, say); err != nil {
+		return err
+	}
+	return runHooks("createRuntime", h.CreateRuntime, st, say)
 }
 
 // ready is called when the container's setup is done, just before it runs

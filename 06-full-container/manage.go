@@ -31,7 +31,7 @@ import (
 )
 
 // allControllers are every controller a container's group may have.
-var allControllers = []string{"cpu", "cpuacct", "memory", "pids", "devices"}
+var allControllers = []string{"cpu", "cpuacct", "memory", "pids", "devices", "freezer"}
 
 // openGroup re-opens a container's group from its saved name, with every
 // controller this host has of allControllers (a pure v2 host has no devices
@@ -359,10 +359,7 @@ func monitor(root, id string) int {
 		rt.destroy(ctr, true)
 		return 1
 	}
-	for link.Paused(rt.n) {
-		rt.ready(ctr)
-		link.Resume(rt.n)
-	}
+	_ = rt.serve(ctr, link) // `run -d` has no hooks
 	reported := false
 	if link.Completed() {
 		fmt.Fprintln(report, "ok")

@@ -113,9 +113,12 @@ func createCmd(c *cli.Context) error {
 		rt.destroy(ctr, true)
 		return err
 	}
-	for link.Paused(rt.n) {
-		rt.ready(ctr)
-		link.Resume(rt.n)
+	if err := rt.serve(ctr, link); err != nil {
+		link.Close()
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+		rt.destroy(ctr, true)
+		return stage.Fail("%v", err)
 	}
 	link.Close()
 	if !link.Completed() {
@@ -201,6 +204,10 @@ func (rt *Runtime) createFromBundle(id, bundle string, spec *Spec, res *runOptio
 		}
 	}
 	spec.ID = id
+	if spec.Hooks != nil {
+		hs := hookState(id, bundle, annotations, "", 0)
+		spec.HookState = &hs
+	}
 	spec.WaitStart, spec.WaitReady = true, st.PidsLimit > 0
 	spec.StartFifo = filepath.Join(rt.dirs.containerDir(id), "exec.fifo")
 	if err := unix.Mkfifo(spec.StartFifo, 0o600); err != nil {
@@ -224,8 +231,27 @@ func ociStatus(st *State) string {
 	if st.Status == Created {
 		return Created
 	}
+	if frozen(st) {
+		return Paused
+	}
 	return Running
 }
+
+// frozen reads the freezer of a running container's cgroup.
+func frozen(st *State) bool {
+	for _, dir := range st.CgroupPaths {
+		for _, f := range []string{"freezer.state", "cgroup.freeze"} {
+			if b, err := os.ReadFile(filepath.Join(dir, f)); err == nil {
+				if s := strings.TrimSpace(string(b)); s == "FROZEN" || s == "FREEZING" || s == "1" {
+					return true
+				}
+			}
+		}
+	}
+	return false
+}
+
+var errNoContainer = errors.New("does not exist")
 
 func ociContainer(c *cli.Context) (*Runtime, *State, error) {
 	if c.Args().Len() < 1 {
@@ -243,7 +269,7 @@ func ociContainer(c *cli.Context) (*Runtime, *State, error) {
 	}
 	st, err := rt.dirs.load(id)
 	if errors.Is(err, fs.ErrNotExist) {
-		return nil, nil, stage.Fail("container %s does not exist", id)
+		return nil, nil, fmt.Errorf("container %s %w", id, errNoContainer)
 	}
 	if err != nil {
 		return nil, nil, stage.Fail("%v", err)
@@ -283,7 +309,18 @@ func startCmd(c *cli.Context) error {
 	}
 	_ = os.Remove(fifo)
 	st.Status = Running
-	return rt.dirs.save(st)
+	if err := rt.dirs.save(st); err != nil {
+		return err
+	}
+	// poststart hooks: the command runs; a failure is only a warning.
+	if spec, err := readSpec(rt.dirs.configPath(st.ID)); err == nil && spec.Hooks != nil && spec.HookState != nil {
+		hs := *spec.HookState
+		hs.Status, hs.Pid = specs.StateRunning, st.Pid
+		if err := runHooks("poststart", spec.Hooks.Poststart, hs, nil); err != nil {
+			warnOCI("%v", err)
+		}
+	}
+	return nil
 }
 
 func stateCmd(c *cli.Context) error {
@@ -312,7 +349,7 @@ func killCmd(c *cli.Context) error {
 			return err
 		}
 	}
-	if s := ociStatus(st); s != Created && s != Running {
+	if s := ociStatus(st); s != Created && s != Running && s != Paused {
 		return stage.Fail("container %s is %s: there is no process to signal", st.ID, s)
 	}
 	if c.Bool("all") {
@@ -323,13 +360,25 @@ func killCmd(c *cli.Context) error {
 					_ = unix.Kill(p, sig)
 				}
 			}
+			thawToDie(g, sig)
 			return nil
 		}
 	}
 	if err := st.signal(sig); err != nil {
 		return stage.Fail("kill %s: %v", st.ID, err)
 	}
+	if g, err := rt.openGroup(st.Cgroup); err == nil {
+		thawToDie(g, sig)
+	}
 	return nil
+}
+
+// thawToDie lets a paused container's processes act on a SIGKILL: frozen,
+// they would never see it (runc thaws them the same way).
+func thawToDie(g *cgroup.Group, sig unix.Signal) {
+	if frozen, err := g.Frozen(); sig == unix.SIGKILL && err == nil && frozen {
+		_ = g.Thaw()
+	}
 }
 
 func parseSignal(s string) (unix.Signal, error) {
@@ -351,6 +400,9 @@ func parseSignal(s string) (unix.Signal, error) {
 
 func deleteCmd(c *cli.Context) error {
 	rt, st, err := ociContainer(c)
+	if err != nil && c.Bool("force") && errors.Is(err, errNoContainer) {
+		return nil // gone already: what --force asks for (runc's answer too; containerd relies on it)
+	}
 	if err != nil {
 		return err
 	}
@@ -365,7 +417,17 @@ func deleteCmd(c *cli.Context) error {
 			return stage.Fail("container %s: its process did not die after SIGKILL", st.ID)
 		}
 	}
+	// poststop hooks, once everything of the container is gone: read
+	// before its state directory goes with it. A failure is a warning.
+	spec, _ := readSpec(rt.dirs.configPath(st.ID))
 	rt.destroy(&Container{State: st}, true)
+	if spec != nil && spec.Hooks != nil && spec.HookState != nil {
+		hs := *spec.HookState
+		hs.Status = specs.StateStopped
+		if err := runHooks("poststop", spec.Hooks.Poststop, hs, nil); err != nil {
+			warnOCI("%v", err)
+		}
+	}
 	return nil
 }
 
@@ -465,6 +527,9 @@ func fromOCI(c *specs.Spec, bundle string) (*Spec, *runOptions, error) {
 	if err := refuseUnsupported(c); err != nil {
 		return nil, nil, err
 	}
+	if err := checkHooks(c.Hooks); err != nil {
+		return nil, nil, err
+	}
 	p, l := c.Process, c.Linux
 	root := c.Root.Path
 	if !filepath.IsAbs(root) {
@@ -477,10 +542,11 @@ func fromOCI(c *specs.Spec, bundle string) (*Spec, *runOptions, error) {
 		Hostname: c.Hostname, Args: p.Args, Env: p.Env, Cwd: p.Cwd,
 		UID: int(p.User.UID), GID: int(p.User.GID), Umask: p.User.Umask,
 		Rootfs: root, BindRoot: true, Readonly: c.Root.Readonly,
-		Propagation: unix.MS_SLAVE, Devices: defaultDevices(), Symlinks: defaultSymlinks(),
+		Propagation: unix.MS_SLAVE, Devices: defaultDevices(), Symlinks: defaultSymlinks()[:5], // not /dev/core: runc (as Debian ships it) makes none for a bundle
 		MaskedPaths: l.MaskedPaths, ReadonlyPaths: l.ReadonlyPaths, Sysctl: l.Sysctl,
 		NoNewPrivs: p.NoNewPrivileges, OOMScoreAdj: p.OOMScoreAdj,
 		JoinNamespaces: map[string]string{},
+		Hooks:          c.Hooks,
 	}
 	for _, step := range []func(*specs.Spec, string, *Spec) error{ociProcess, ociNamespaces, ociMountsAndDevices} {
 		if err := step(c, bundle, s); err != nil {
@@ -512,9 +578,6 @@ func refuseUnsupported(c *specs.Spec) error {
 		return errors.New("root is missing: it names the root filesystem")
 	case c.Linux == nil:
 		return errors.New("linux is missing")
-	case c.Hooks != nil && (len(c.Hooks.Prestart) > 0 || len(c.Hooks.CreateRuntime) > 0 || len(c.Hooks.CreateContainer) > 0 ||
-		len(c.Hooks.StartContainer) > 0 || len(c.Hooks.Poststart) > 0 || len(c.Hooks.Poststop) > 0):
-		return refuse("hooks")
 	case c.Domainname != "":
 		return refuse("domainname")
 	}
@@ -763,15 +826,9 @@ func ociResources(l *specs.Linux) (*runOptions, error) {
 		}
 		o.devRules = r.Devices // the nodes of linux.devices are allowed after them, as runc does
 	}
-	if m := r.Memory; m != nil {
-		switch {
-		case m.Reservation != nil, m.Kernel != nil, m.KernelTCP != nil, m.Swappiness != nil, m.DisableOOMKiller != nil, m.CheckBeforeUpdate != nil:
-			return nil, refuse("memory (only limit and swap are)")
-		case m.Swap != nil && (m.Limit == nil || *m.Swap != *m.Limit):
-			return nil, refuse("memory.swap other than equal to memory.limit (no swap)")
-		}
-		if m.Limit != nil && *m.Limit > 0 {
-			o.memory = *m.Limit
+	if r.Memory != nil {
+		if err := ociMemory(r.Memory, o); err != nil {
+			return nil, err
 		}
 	}
 	if c := r.CPU; c != nil {
@@ -798,6 +855,39 @@ func ociResources(l *specs.Linux) (*runOptions, error) {
 	return o, nil
 }
 
+// ociMemory reads linux.resources.memory: every field Docker sends, with
+// its defaults (disableOOMKiller false, swap twice the limit for -m).
+func ociMemory(m *specs.LinuxMemory, o *runOptions) error {
+	switch {
+	case m.Kernel != nil && *m.Kernel != 0, m.KernelTCP != nil && *m.KernelTCP != 0:
+		return errors.New("linux.resources.memory.kernel and kernelTCP are not supported (the kernel dropped them): remove them")
+	case m.Swappiness != nil && *m.Swappiness > 100:
+		return fmt.Errorf("linux.resources.memory.swappiness %d: give 0 to 100", *m.Swappiness)
+	}
+	ml := cgroup.MemoryLimits{Limit: -1, Swap: -1, Swappiness: m.Swappiness}
+	if m.Limit != nil && *m.Limit > 0 {
+		ml.Limit, o.memory = *m.Limit, *m.Limit
+		ml.Swap = *m.Limit // no swap, unless the caller gives some
+	}
+	if m.Swap != nil && *m.Swap != 0 {
+		switch {
+		case ml.Limit < 0:
+			return errors.New("linux.resources.memory.swap needs memory.limit too")
+		case *m.Swap > 0 && *m.Swap < ml.Limit:
+			return fmt.Errorf("linux.resources.memory.swap %d is below memory.limit %d: it counts memory plus swap", *m.Swap, ml.Limit)
+		}
+		ml.Swap = *m.Swap
+	}
+	if m.Reservation != nil && *m.Reservation > 0 {
+		ml.Reservation = *m.Reservation
+	}
+	ml.DisableOOMKiller = m.DisableOOMKiller != nil && *m.DisableOOMKiller
+	if ml.Limit > 0 || ml.Reservation > 0 || ml.Swappiness != nil || ml.DisableOOMKiller {
+		o.memory2 = &ml
+	}
+	return nil
+}
+
 var (
 	logFile string
 	logJSON bool
@@ -807,7 +897,21 @@ var (
 // the reason a runtime command failed.
 func writeLog(err error) {
 	var st stage.ExitStatus
-	if logFile == "" || errors.As(err, &st) {
+	if !errors.As(err, &st) {
+		logLine("error", err.Error())
+	}
+}
+
+// warnOCI tells of a failure the spec says must not fail the command (a
+// poststart or poststop hook's): on stderr, and in --log as a warning.
+func warnOCI(format string, args ...any) {
+	msg := fmt.Sprintf(format, args...)
+	fmt.Fprintf(os.Stderr, "%s: warning: %s\n", name, msg)
+	logLine("warning", msg)
+}
+
+func logLine(level, msg string) {
+	if logFile == "" {
 		return
 	}
 	f, ferr := os.OpenFile(logFile, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
@@ -816,11 +920,11 @@ func writeLog(err error) {
 	}
 	defer f.Close()
 	if logJSON {
-		b, _ := json.Marshal(map[string]string{"level": "error", "msg": err.Error(), "time": time.Now().UTC().Format(time.RFC3339Nano)})
+		b, _ := json.Marshal(map[string]string{"level": level, "msg": msg, "time": time.Now().UTC().Format(time.RFC3339Nano)})
 		fmt.Fprintf(f, "%s\n", b)
 		return
 	}
-	fmt.Fprintf(f, "%s error: %v\n", time.Now().UTC().Format(time.RFC3339), err)
+	fmt.Fprintf(f, "%s %s: %s\n", time.Now().UTC().Format(time.RFC3339), level, msg)
 }
 
 // processSpec reads an OCI process.json (exec --process) into a copy of the

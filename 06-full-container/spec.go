@@ -59,6 +59,11 @@ type Spec struct {
 	// first process compiles it and installs it just before execve.
 	Seccomp *specs.LinuxSeccomp `json:"seccomp,omitempty"`
 
+	// Hooks are an OCI caller's (hooks.go); HookState is the state they
+	// read, less its status and PID, which depend on the moment.
+	Hooks     *specs.Hooks `json:"hooks,omitempty"`
+	HookState *specs.State `json:"hookState,omitempty"`
+
 	Init bool `json:"init"` // --init: a tiny PID 1 runs Args as its child
 	// WaitReady: the runtime has a limit to write once the setup is done
 	// (pids.max): pause before the exec and let it.

@@ -307,33 +307,101 @@ func (g *Group) CPU() (quotaUs int64, periodUs uint64, err error) {
 // memory.memsw.limit_in_bytes (memory plus swap, the same value) when the
 // kernel accounts swap, or memory.swappiness 0 when it does not.
 func (g *Group) SetMemory(bytes int64) error {
+	return g.SetMemoryLimits(MemoryLimits{Limit: bytes, Swap: bytes})
+}
+
+// MemoryLimits are the memory settings an OCI caller (Docker's -m,
+// --memory-swap, --memory-reservation, --memory-swappiness,
+// --oom-kill-disable) gives, in the runtime spec's terms.
+type MemoryLimits struct {
+	Limit       int64   // bytes; -1: none
+	Swap        int64   // memory plus swap, in bytes (-1: no limit on swap; = Limit: none)
+	Reservation int64   // the soft limit, in bytes (0: none)
+	Swappiness  *uint64 // v1 only
+	// DisableOOMKiller: over the limit, processes wait for memory instead of
+	// being killed (v1's memory.oom_control; v2 has no such switch).
+	DisableOOMKiller bool
+}
+
+// SetMemoryLimits writes m: v2's memory.max, memory.swap.max (swap alone:
+// Swap-Limit, as runc converts it) and memory.low; v1's
+// memory.limit_in_bytes, memory.memsw.limit_in_bytes, soft_limit_in_bytes,
+// swappiness and oom_control.
+func (g *Group) SetMemoryLimits(m MemoryLimits) error {
 	dir, v, err := g.dir("memory")
 	if err != nil {
 		return err
 	}
 	if v == V2 {
-		limit, swap := "max", "max"
-		if bytes >= 0 {
-			limit, swap = strconv.FormatInt(bytes, 10), "0"
-		}
-		if err := g.write(dir, "memory.max", limit); err != nil {
+		return g.setMemoryV2(dir, m)
+	}
+	if err := g.setMemoryV1(dir, m.Limit, m.Swap); err != nil {
+		return err
+	}
+	if m.Reservation > 0 {
+		if err := g.write(dir, "memory.soft_limit_in_bytes", strconv.FormatInt(m.Reservation, 10)); err != nil {
 			return err
 		}
-		if exists(filepath.Join(dir, "memory.swap.max")) {
-			return g.write(dir, "memory.swap.max", swap)
-		}
-		return nil
 	}
-	limit := strconv.FormatInt(bytes, 10)
+	if m.Swappiness != nil {
+		if err := g.write(dir, "memory.swappiness", strconv.FormatUint(*m.Swappiness, 10)); err != nil {
+			return err
+		}
+	}
+	if m.DisableOOMKiller {
+		return g.write(dir, "memory.oom_control", "1")
+	}
+	return nil
+}
+
+func (g *Group) setMemoryV2(dir string, m MemoryLimits) error {
+	switch {
+	case m.Swappiness != nil:
+		return errors.New("memory swappiness: cgroup v2 has no such setting (remove it)")
+	case m.DisableOOMKiller:
+		return errors.New("disabling the OOM killer: cgroup v2 has no such setting (remove it)")
+	case m.Limit >= 0 && m.Swap >= 0 && m.Swap < m.Limit:
+		return fmt.Errorf("memory plus swap (%d) is below the memory limit (%d)", m.Swap, m.Limit)
+	}
+	limit, swap := "max", "max"
+	if m.Limit >= 0 {
+		limit = strconv.FormatInt(m.Limit, 10)
+		if m.Swap >= 0 {
+			swap = strconv.FormatInt(m.Swap-m.Limit, 10)
+		}
+	}
+	if err := g.write(dir, "memory.max", limit); err != nil {
+		return err
+	}
+	if exists(filepath.Join(dir, "memory.swap.max")) {
+		if err := g.write(dir, "memory.swap.max", swap); err != nil {
+			return err
+		}
+	}
+	if m.Reservation > 0 {
+		return g.write(dir, "memory.low", strconv.FormatInt(m.Reservation, 10))
+	}
+	return nil
+}
+
+// setMemoryV1 writes the limit and memory plus swap.
+func (g *Group) setMemoryV1(dir string, limit, swap int64) error {
+	lim, sw := strconv.FormatInt(limit, 10), strconv.FormatInt(swap, 10)
 	memsw := filepath.Join(dir, "memory.memsw.limit_in_bytes")
 	if !exists(memsw) {
-		if err := g.write(dir, "memory.limit_in_bytes", limit); err != nil {
+		if swap != limit && swap != -1 && limit >= 0 {
+			return errors.New("a swap limit needs the kernel's swap accounting (swapaccount=1)")
+		}
+		if err := g.write(dir, "memory.limit_in_bytes", lim); err != nil {
 			return err
 		}
-		if bytes >= 0 && exists(filepath.Join(dir, "memory.swappiness")) {
+		if limit >= 0 && swap == limit && exists(filepath.Join(dir, "memory.swappiness")) {
 			return g.write(dir, "memory.swappiness", "0")
 		}
 		return nil
+	}
+	if limit >= 0 && swap >= 0 && swap < limit {
+		return fmt.Errorf("memory plus swap (%d) is below the memory limit (%d)", swap, limit)
 	}
 	// The kernel keeps memsw >= limit at every moment: raise memsw first,
 	// lower it last.
@@ -341,16 +409,16 @@ func (g *Group) SetMemory(bytes int64) error {
 	if err != nil {
 		return err
 	}
-	if bytes < 0 || bytes > cur {
-		if err := g.write(dir, "memory.memsw.limit_in_bytes", limit); err != nil {
+	if swap < 0 || swap > cur {
+		if err := g.write(dir, "memory.memsw.limit_in_bytes", sw); err != nil {
 			return err
 		}
-		return g.write(dir, "memory.limit_in_bytes", limit)
+		return g.write(dir, "memory.limit_in_bytes", lim)
 	}
-	if err := g.write(dir, "memory.limit_in_bytes", limit); err != nil {
+	if err := g.write(dir, "memory.limit_in_bytes", lim); err != nil {
 		return err
 	}
-	return g.write(dir, "memory.memsw.limit_in_bytes", limit)
+	return g.write(dir, "memory.memsw.limit_in_bytes", sw)
 }
 
 // SetPids limits how many processes and threads the group may hold (-1: no
@@ -609,6 +677,10 @@ func (g *Group) Kill() error {
 			if err := syscall.Kill(pid, syscall.SIGKILL); err != nil && err != syscall.ESRCH {
 				return fmt.Errorf("kill %d: %v", pid, err)
 			}
+		}
+		// A frozen process (docker pause) gets its SIGKILL only when thawed.
+		if frozen, err := g.Frozen(); err == nil && frozen {
+			_ = g.Thaw()
 		}
 		time.Sleep(10 * time.Millisecond)
 	}

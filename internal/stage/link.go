@@ -21,7 +21,8 @@ import (
 // Two pipes are passed as file descriptors 3 (host -> child) and 4
 // (child -> host).
 type Link struct {
-	done  bool // the child said it is done (rather than just vanishing)
+	done  bool   // the child said it is done (rather than just vanishing)
+	why   string // what the child last paused for
 	r     *bufio.Reader
 	rf    *os.File
 	w     *os.File
@@ -64,6 +65,7 @@ func (l *Link) Resume(n *narrate.Narrator) {
 func (l *Link) Paused(n *narrate.Narrator) bool {
 	line, err := l.r.ReadString('\n')
 	verb, num, _ := strings.Cut(strings.TrimSpace(line), " ")
+	num, l.why, _ = strings.Cut(num, " ")
 	if k, convErr := strconv.Atoi(num); convErr == nil {
 		n.Adopt(k)
 	}
@@ -72,6 +74,9 @@ func (l *Link) Paused(n *narrate.Narrator) bool {
 	}
 	return err == nil && verb == "pause"
 }
+
+// Why is what the child paused for, as it told PauseFor ("" for Pause).
+func (l *Link) Why() string { return l.why }
 
 // Completed reports whether the child said it was done (it reached the exec
 // of the user's command), as opposed to exiting before that.
@@ -107,7 +112,13 @@ func (l *Link) WaitGo(n *narrate.Narrator) {
 
 // Pause hands the turn to the host and waits until it gives it back.
 func (l *Link) Pause(n *narrate.Narrator) {
-	fmt.Fprintf(l.w, "pause %d\n", n.StepsSoFar())
+	l.PauseFor(n, "")
+}
+
+// PauseFor pauses, telling the host why (one word), so that it knows what
+// to do before it resumes the child.
+func (l *Link) PauseFor(n *narrate.Narrator, why string) {
+	fmt.Fprintf(l.w, "pause %d %s\n", n.StepsSoFar(), why)
 	l.WaitGo(n)
 }
 
