@@ -31,7 +31,7 @@ func ociVerbCommands() []*cli.Command {
 		{Name: "pause", Usage: "OCI: freeze every process of a container (the cgroup freezer)", ArgsUsage: "ID", Action: pauseCmd},
 		{Name: "resume", Usage: "OCI: thaw a paused container", ArgsUsage: "ID", Action: resumeCmd},
 		{Name: "update", Usage: "OCI: change a running container's limits", ArgsUsage: "ID",
-			Flags: []cli.Flag{&cli.StringFlag{Name: "resources", Aliases: []string{"r"}, Usage: "`FILE` (- for stdin): linux.resources as JSON"}},
+			Flags:  []cli.Flag{&cli.StringFlag{Name: "resources", Aliases: []string{"r"}, Usage: "`FILE` (- for stdin): linux.resources as JSON"}},
 			Action: updateCmd},
 		{Name: "events", Usage: "OCI: a container's counters as JSON, every --interval (--stats: once)", ArgsUsage: "ID",
 			Flags: []cli.Flag{&cli.BoolFlag{Name: "stats", Usage: "print them once, and exit"},
