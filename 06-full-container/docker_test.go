@@ -123,6 +123,41 @@ func TestDockerRunsItsContainersOnTheWorkshopRuntime(t *testing.T) {
 		}
 	})
 
+	t.Run("Docker's flags: the same container as runc makes", func(t *testing.T) {
+		vol := filepath.Join(d.dir, "vol")
+		os.MkdirAll(vol, 0o755)
+		os.WriteFile(filepath.Join(vol, "f"), []byte("from the host\n"), 0o644)
+		for _, c := range []struct{ flags, probe string }{
+			{"--network none", "ip -o link | cut -d: -f2"},
+			{"--network host", "ip -o link show docker0 | wc -l"},
+			{"--user 65534:65534 --group-add 10", "id"},
+			{"--read-only", "touch /x 2>&1; touch /tmp/x 2>&1"},
+			{"--cap-drop ALL --cap-add NET_ADMIN --cap-add SYS_TIME", "grep ^Cap /proc/self/status"},
+			{"-v " + vol + ":/vol:ro", "cat /vol/f; touch /vol/g 2>&1"},
+			{"--tmpfs /scratch:size=1m", "df -k /scratch | tail -1 | tr -s ' ' | cut -d' ' -f2; grep -c ' /scratch tmpfs rw,nosuid,nodev,noexec' /proc/mounts"},
+			{"--sysctl net.ipv4.ip_forward=1 --sysctl kernel.msgmax=4096", "cat /proc/sys/net/ipv4/ip_forward /proc/sys/kernel/msgmax"},
+			{"--hostname hal --add-host friend:10.9.8.7", "hostname; cat /etc/hostname; grep friend /etc/hosts"},
+			{"--init", "ps -o args"},
+			{"--shm-size 8m", "df -k /dev/shm | tail -1 | tr -s ' ' | cut -d' ' -f2"},
+			{"--pid host", "cat /proc/1/comm"},
+			{"--ipc host", "readlink /proc/self/ns/ipc"},
+			{"-e GREETING=hi -w /tmp", "echo $GREETING; pwd"},
+			{"--security-opt seccomp=unconfined --security-opt no-new-privileges", "grep -E '^(Seccomp|NoNewPrivs):' /proc/self/status"},
+			{"--ulimit nofile=100:200", "ulimit -n; ulimit -Hn"},
+			{"--oom-score-adj 500", "cat /proc/self/oom_score_adj"},
+		} {
+			var got [2]string
+			for i, runtime := range []string{"runc", "workshop"} {
+				args := append(append([]string{"run", "--rm", "--runtime=" + runtime}, strings.Fields(c.flags)...), "wsbb:test", "sh", "-c", c.probe)
+				out, err := dk(args...)
+				got[i] = fmt.Sprintf("%s(exit %d)", out, exitCode(err))
+			}
+			if got[0] != got[1] {
+				t.Errorf("docker run %s: runc gives\n%s\nthe workshop\n%s", c.flags, got[0], got[1])
+			}
+		}
+	})
+
 	t.Run("out of memory under -m 32m: killed, 137, and Docker knows why", func(t *testing.T) {
 		out, err := dk("run", "--name", "oom", "--runtime=workshop", "-m", "32m", "wsbb:test", "sh", "-c", `x=$(head -c 100m /dev/zero | tr '\0' a); echo survived`)
 		defer dk("rm", "-f", "oom")

@@ -179,7 +179,9 @@ func removeMadeNodes(containerDir string) {
 		return
 	}
 	defer unix.Close(root)
-	for _, rel := range strings.Fields(string(list)) {
+	made := strings.Fields(string(list))
+	slices.Reverse(made) // the directories made for nodes come before them
+	for _, rel := range made {
 		dir, err := unix.Openat2(root, filepath.Dir(rel), &unix.OpenHow{
 			Flags:   unix.O_PATH | unix.O_DIRECTORY | unix.O_CLOEXEC,
 			Resolve: unix.RESOLVE_BENEATH | unix.RESOLVE_NO_SYMLINKS | unix.RESOLVE_NO_MAGICLINKS,
@@ -192,6 +194,8 @@ func removeMadeNodes(containerDir string) {
 		if unix.Fstatat(dir, base, &st, unix.AT_SYMLINK_NOFOLLOW) == nil {
 			if t := st.Mode & unix.S_IFMT; t == unix.S_IFCHR || t == unix.S_IFBLK || t == unix.S_IFLNK {
 				_ = unix.Unlinkat(dir, base, 0)
+			} else if t == unix.S_IFDIR {
+				_ = unix.Unlinkat(dir, base, unix.AT_REMOVEDIR) // only if empty: nothing of the image's
 			}
 		}
 		unix.Close(dir)

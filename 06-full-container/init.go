@@ -53,6 +53,7 @@ func containerInit(specPath string, rest []string) {
 	// an ignored signal would stay ignored in the user's command after exec.
 	signal.Notify(make(chan os.Signal, 1), unix.SIGINT, unix.SIGTERM, unix.SIGHUP)
 	c := &initProcess{n: narrate.FromEnv(narrate.Container), link: stage.ParentLink(), specPath: specPath, exe: -1, startFifo: -1}
+	failLink.link, failLink.n = c.link, c.n
 	if len(rest) > 0 {
 		c.cgroupDirs = rest[0]
 	}
@@ -332,8 +333,7 @@ func (c *initProcess) prepareProcess() {
 		initFail("the working directory %s: %v", cwd, err)
 	}
 	if c.path, err = stage.LookPath(spec.Args[0]); err != nil {
-		fmt.Fprintf(os.Stderr, "%s: %s: command not found in the container's root (PATH=%s)\n", name, spec.Args[0], os.Getenv("PATH"))
-		os.Exit(exitNotFound)
+		initExit(exitNotFound, fmt.Sprintf("%s: command not found in the container's root (PATH=%s)", spec.Args[0], os.Getenv("PATH")))
 	}
 }
 
@@ -449,8 +449,13 @@ const madeNodesFile = "made-nodes"
 // makeDevices makes the spec's device nodes and /dev links. With record,
 // it writes down those it made (that were not there before).
 func makeDevices(n *narrate.Narrator, spec *Spec, record string) {
-	var made []string
+	var made, names []string
 	for _, d := range spec.Devices {
+		// A node in a directory of /dev (Docker's --privileged passes the
+		// host's /dev/cpu/0/cpuid...): the directory first, inside the root.
+		if dir := filepath.Dir(d.Path); dir != "/dev" && dir != "/" {
+			made = append(made, mkdirInRoot(spec.Rootfs, dir)...)
+		}
 		p, err := inRoot(spec.Rootfs, d.Path)
 		if err != nil {
 			initFail("device %s: %v", d.Path, err)
@@ -464,8 +469,9 @@ func makeDevices(n *narrate.Narrator, spec *Spec, record string) {
 		}
 		_ = os.Chmod(p, os.FileMode(d.Mode))
 		_ = os.Chown(p, d.UID, d.GID)
+		names = append(names, strings.TrimPrefix(d.Path, "/dev/"))
 	}
-	n.Call("mknod /dev/{null,zero,full,random,urandom,tty} and link fd, stdin, stdout, stderr, ptmx")
+	n.Call("mknod /dev/{%s} and link %s", strings.Join(names, ","), symlinkNames(spec.Symlinks))
 	for _, l := range spec.Symlinks {
 		p, err := inRoot(spec.Rootfs, filepath.Dir(l[1]))
 		if err != nil {
@@ -783,8 +789,55 @@ func joinNamespace(kind, path string) error {
 }
 
 func initFail(format string, args ...any) {
-	fmt.Fprintf(os.Stderr, "%s: %s\n", name, fmt.Sprintf(format, args...))
-	os.Exit(exitSetup)
+	initExit(exitSetup, fmt.Sprintf(format, args...))
+}
+
+// failLink is the first process's link to the runtime, while it is open.
+var failLink struct {
+	link *stage.Link
+	n    *narrate.Narrator
+}
+
+// initExit ends the first process during its setup: the reason goes to its
+// stderr (the container's) and to the runtime, which repeats it (an OCI
+// caller reads it from create's --log: Docker shows it).
+func initExit(code int, msg string) {
+	fmt.Fprintf(os.Stderr, "%s: %s\n", name, msg)
+	if failLink.link != nil {
+		failLink.link.Fail(failLink.n, msg)
+	}
+	os.Exit(code)
+}
+
+// mkdirInRoot makes dir (an absolute path in the container) and its
+// missing parents, each resolved inside the root, and returns those it made.
+func mkdirInRoot(rootfs, dir string) []string {
+	parent, err := inRoot(rootfs, filepath.Dir(dir))
+	if err != nil {
+		initFail("directory %s: %v", dir, err)
+	}
+	var made []string
+	if _, err := os.Lstat(parent); err != nil {
+		made = mkdirInRoot(rootfs, filepath.Dir(dir))
+		if parent, err = inRoot(rootfs, filepath.Dir(dir)); err != nil {
+			initFail("directory %s: %v", dir, err)
+		}
+	}
+	p := filepath.Join(parent, filepath.Base(dir))
+	if err := os.Mkdir(p, 0o755); err == nil {
+		made = append(made, p)
+	} else if !os.IsExist(err) {
+		initFail("directory %s: %v", dir, err)
+	}
+	return made
+}
+
+func symlinkNames(links [][2]string) string {
+	var names []string
+	for _, l := range links {
+		names = append(names, strings.TrimPrefix(l[1], "/dev/"))
+	}
+	return strings.Join(names, ", ")
 }
 
 func propagationName(p uintptr) string {

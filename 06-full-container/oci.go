@@ -122,13 +122,18 @@ func createCmd(c *cli.Context) error {
 	}
 	link.Close()
 	if !link.Completed() {
-		// It died during setup (its message is on our stderr already).
+		// It died during setup: its reason is on the container's stderr,
+		// and it told us, for --log (where Docker looks for it).
 		err := cmd.Wait()
 		rt.destroy(ctr, true)
-		if status, ok := stage.StatusOf(err); ok && status != 0 {
-			return stage.ExitStatus(status)
+		status, ok := stage.StatusOf(err)
+		if !ok || status == 0 {
+			status = 1
 		}
-		return stage.Fail("the container's process exited during setup")
+		if why := link.Failure(); why != "" {
+			return cli.Exit(why, status)
+		}
+		return cli.Exit("the container's process exited during setup", status)
 	}
 	ctr.State.Status = Created
 	if err := rt.dirs.save(ctr.State); err != nil {

@@ -21,12 +21,13 @@ import (
 // Two pipes are passed as file descriptors 3 (host -> child) and 4
 // (child -> host).
 type Link struct {
-	done  bool   // the child said it is done (rather than just vanishing)
-	why   string // what the child last paused for
-	r     *bufio.Reader
-	rf    *os.File
-	w     *os.File
-	close []*os.File // the child's ends, closed in the host after Start
+	done    bool   // the child said it is done (rather than just vanishing)
+	why     string // what the child last paused for
+	failure string // why it failed, as it said
+	r       *bufio.Reader
+	rf      *os.File
+	w       *os.File
+	close   []*os.File // the child's ends, closed in the host after Start
 }
 
 // LinkTo prepares cmd (not started yet) to talk to the stage over a Link.
@@ -72,11 +73,25 @@ func (l *Link) Paused(n *narrate.Narrator) bool {
 	if verb == "done" {
 		l.done = true
 	}
+	if verb == "fail" {
+		l.failure, l.why = l.why, ""
+	}
 	return err == nil && verb == "pause"
 }
 
 // Why is what the child paused for, as it told PauseFor ("" for Pause).
 func (l *Link) Why() string { return l.why }
+
+// Failure is why the child failed, if it said so (Fail) before it exited.
+func (l *Link) Failure() string { return l.failure }
+
+// Fail tells the host why the child is about to exit, in one line.
+func (l *Link) Fail(n *narrate.Narrator, why string) {
+	if l.w == nil {
+		return
+	}
+	fmt.Fprintf(l.w, "fail %d %s\n", n.StepsSoFar(), strings.ReplaceAll(why, "\n", " "))
+}
 
 // Completed reports whether the child said it was done (it reached the exec
 // of the user's command), as opposed to exiting before that.
@@ -125,7 +140,11 @@ func (l *Link) PauseFor(n *narrate.Narrator, why string) {
 // Done tells the host how far the story got and closes the link, so that
 // the user's command does not inherit its file descriptors.
 func (l *Link) Done(n *narrate.Narrator) {
+	if l.w == nil {
+		return
+	}
 	fmt.Fprintf(l.w, "done %d\n", n.StepsSoFar())
 	l.w.Close()
 	l.rf.Close()
+	l.w = nil // its descriptor number may be another file's from now on
 }
