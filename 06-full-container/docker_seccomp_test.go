@@ -77,6 +77,8 @@ type dockerdOptions struct {
 	runtimes map[string]string // name -> path
 	// cgroupParent: where its containers' cgroups go (cgroupfs driver).
 	cgroupParent string
+	// config: more of daemon.json (a chapter's own, say), merged in.
+	config map[string]any
 }
 
 func startPrivateDockerd(t *testing.T, o dockerdOptions) *privateDockerd {
@@ -104,7 +106,19 @@ func startPrivateDockerd(t *testing.T, o dockerdOptions) *privateDockerd {
 	for name, path := range o.runtimes {
 		runtimes[name] = map[string]string{"path": path}
 	}
-	cfg := map[string]any{"runtimes": runtimes}
+	cfg := map[string]any{}
+	for k, v := range o.config {
+		cfg[k] = v
+	}
+	if rt, ok := cfg["runtimes"].(map[string]any); ok {
+		for name, v := range rt {
+			runtimes[name] = v
+		}
+	}
+	cfg["runtimes"] = runtimes
+	if o.cgroupParent != "" {
+		cfg["exec-opts"], cfg["cgroup-parent"] = []string{"native.cgroupdriver=cgroupfs"}, o.cgroupParent
+	}
 	b, _ := json.Marshal(cfg)
 	os.WriteFile(filepath.Join(dir, "daemon.json"), b, 0o644)
 
@@ -120,9 +134,6 @@ func startPrivateDockerd(t *testing.T, o dockerdOptions) *privateDockerd {
 	if o.network {
 		netArgs, unshare = "--ip6tables=false --userland-proxy=true", []string{"--mount", "--net"}
 		netSys = "mount --bind /proc/sys/net /proc/sys/net\nip link set lo up\n"
-	}
-	if o.cgroupParent != "" {
-		netArgs += " --exec-opt native.cgroupdriver=cgroupfs --cgroup-parent " + o.cgroupParent
 	}
 	script := fmt.Sprintf(`set -e
 mount --make-rprivate /
