@@ -67,6 +67,7 @@ func containerInit(specPath string, rest []string) {
 		{"/proc /dev /sys mounted, devices made", c.mountInside},
 		{"pivot_root", c.pivotRoot},
 		{"paths masked and read-only", c.harden},
+		{"a session of its own, and its terminal (-t)", c.openTerminal},
 		{"the process prepared", c.prepareProcess},
 		{"ready and started", c.waitReadyAndStart},
 	} {
