@@ -177,8 +177,8 @@ type runOptions struct {
 	logMaxSize                       int64 // bytes in container.log before it moves to container.log.1
 	volumes                          []Mount
 	netNone, init, detach, explain   bool
-	interactive, tty                 bool       // -i, -t (tty.go)
-	consoleSize                      *specs.Box // -t: the user's terminal's size
+	interactive, tty                 bool           // -i, -t (tty.go)
+	consoleSize                      *specs.Box     // -t: the user's terminal's size
 	imageGuessed                     bool           // IMAGE came first, with no `--` anywhere
 	bridge                           bool           // --net bridge (network.go)
 	ports                            []network.Port // -p
