@@ -144,6 +144,8 @@ func commands() []*cli.Command {
 		},
 		{Name: "exec", Usage: "run a command inside a running container (setns)", ArgsUsage: "NAME -- CMD ARGS...",
 			Flags: []cli.Flag{&cli.BoolFlag{Name: "interactive", Aliases: []string{"i"}, Usage: "attach standard input"},
+				&cli.BoolFlag{Name: "tty", Aliases: []string{"t"}, Usage: "give the command a terminal of its own (a pty in the container's devpts); -it for a shell"},
+				&cli.StringFlag{Name: "console-socket", Usage: "OCI: send the pty's master to the unix socket at `PATH` (process.terminal)"},
 				// The OCI callers' form: `exec --process process.json --detach --pid-file F ID`.
 				&cli.StringFlag{Name: "process", Usage: "OCI: run the process described in `FILE` (JSON) instead of CMD"},
 				&cli.BoolFlag{Name: "detach", Aliases: []string{"d"}, Usage: "return once the process runs"},

@@ -33,6 +33,7 @@ import (
 	"time"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"github.com/urfave/cli/v2"
 	"golang.org/x/sys/unix"
 
 	"github.com/container-internals/workshop/internal/stage"
@@ -471,4 +472,117 @@ func (c *initProcess) openTerminal() {
 	if err := takeTerminal(c.n.Trace(), slave, name); err != nil {
 		initFail("%v", err)
 	}
+}
+
+// ---- exec -t, and exec --console-socket ----
+
+// checkExecTerminal checks exec's -i, -t, --detach and --console-socket
+// together, as runc does.
+func checkExecTerminal(c *cli.Context, tty bool) error {
+	socket := c.IsSet("console-socket")
+	switch {
+	case socket && !tty:
+		return stage.Fail("--console-socket is for a terminal: add -t (or process.terminal: true in --process)")
+	case tty && c.Bool("detach") && !socket:
+		return stage.Fail("a detached exec with a terminal needs --console-socket PATH: something must hold the pty's master")
+	case tty && !socket && c.Bool("interactive") && userTerminal() != 0:
+		return stage.Fail("the input device is not a TTY: -it needs a terminal on stdin; to pipe input in, use -i alone")
+	}
+	return nil
+}
+
+// execTerminal is the helper's stdin, and with a terminal the console
+// socket it sends the master on (its fd 3): ours, relayed by the
+// terminal returned, or the OCI caller's.
+func execTerminal(c *cli.Context, tty bool, hook trace.Hook) (stdin, console *os.File, t *terminal, err error) {
+	if !tty {
+		if c.Bool("interactive") || c.IsSet("process") {
+			return os.Stdin, nil, nil, nil
+		}
+		return nil, nil, nil, nil // /dev/null
+	}
+	if p := c.String("console-socket"); p != "" {
+		console, err := dialConsoleSocket(p)
+		if err != nil {
+			return nil, nil, nil, stage.Fail("%v", err)
+		}
+		return nil, console, nil, nil
+	}
+	if t, err = newTerminal(hook, c.Bool("interactive")); err != nil {
+		return nil, nil, nil, stage.Fail("%v", err)
+	}
+	return nil, t.peer, t, nil
+}
+
+// execSpecWithSize is a copy of the container's spec for one `exec -t`,
+// with the user's terminal's size.
+func execSpecWithSize(dir, specPath string) (string, error) {
+	spec, err := readSpec(specPath)
+	if err != nil {
+		return "", stage.Fail("%v", err)
+	}
+	spec.ConsoleSize = terminalSize()
+	f, err := os.CreateTemp(dir, "exec-*.json")
+	if err != nil {
+		return "", err
+	}
+	f.Close()
+	if err := writeSpec(f.Name(), spec); err != nil {
+		os.Remove(f.Name())
+		return "", err
+	}
+	return f.Name(), nil
+}
+
+// openTerminal (exec's helper's step, after the container's privileges
+// and seccomp filter are on): the pty, made in the container's devpts
+// with the container's credentials; the master goes over the console
+// socket, the slave to the command (fork.go makes it its controlling
+// terminal). The socket closes at the command's execve.
+func (h *execHelper) openTerminal() error {
+	if !h.tty {
+		return nil
+	}
+	if err := closeOnExec(execConsoleFd); err != nil {
+		return execFailure("the console socket: %v", err)
+	}
+	master, slave, name, err := newPty(h.n.Trace(), h.spec.ConsoleSize)
+	if err != nil {
+		return execFailure("%v", err)
+	}
+	if err := sendConsole(h.n.Trace(), execConsoleFd, master, name); err != nil {
+		unix.Close(slave)
+		return execFailure("%v", err)
+	}
+	h.slave = slave
+	return nil
+}
+
+// closeHostFds (exec's helper's step): no descriptor the helper inherited
+// passes into the command (closeHostFdsOnExec says why). The flag is
+// copied by fork(2): it closes them at the command's execve.
+func (h *execHelper) closeHostFds() error {
+	if err := closeHostFdsOnExec(h.n.Trace()); err != nil {
+		return execFailure("%v", err)
+	}
+	return nil
+}
+
+// ociConsole checks process.terminal against create's --console-socket, as
+// runc does, and connects to the socket. `create` returns while the
+// container lives on, so the master must go to its caller.
+func ociConsole(spec *Spec, path string) (*os.File, error) {
+	switch {
+	case spec.Terminal && path == "":
+		return nil, stage.Fail("process.terminal is true: give --console-socket PATH, a unix socket to send the pty's master to (create returns; the caller holds the terminal)")
+	case !spec.Terminal && path != "":
+		return nil, stage.Fail("--console-socket is for a terminal: set process.terminal to true in config.json, or leave the flag out")
+	case path == "":
+		return nil, nil
+	}
+	f, err := dialConsoleSocket(path)
+	if err != nil {
+		return nil, stage.Fail("%v", err)
+	}
+	return f, nil
 }
