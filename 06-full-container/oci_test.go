@@ -280,7 +280,6 @@ func TestOCIUnsupportedFieldsAreRefused(t *testing.T) {
 				Action: specs.ActErrno, Args: []specs.LinuxSeccompArg{{Op: "SCMP_CMP_ABOUT"}}}}}
 		},
 		"hooks":             func(c *specs.Spec) { c.Hooks = &specs.Hooks{Prestart: []specs.Hook{{Path: "/bin/true"}}} },
-		"process.terminal":  func(c *specs.Spec) { c.Process.Terminal = true },
 		"linux.uidMappings": func(c *specs.Spec) { c.Linux.UIDMappings = []specs.LinuxIDMapping{{HostID: 1000, Size: 1}} },
 		"linux.resources.blockIO": func(c *specs.Spec) {
 			w := uint16(500)

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -13,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 
 	"github.com/container-internals/workshop/internal/testkit"
@@ -80,6 +82,17 @@ func (u *userTTY) start(args ...string) {
 	if err := u.cmd.Start(); err != nil {
 		u.t.Fatal(err)
 	}
+	u.follow()
+	u.t.Cleanup(func() {
+		if u.cmd.ProcessState == nil {
+			_ = u.cmd.Process.Kill()
+			_ = u.cmd.Wait()
+		}
+	})
+}
+
+// follow keeps what the terminal shows.
+func (u *userTTY) follow() {
 	go func() {
 		buf := make([]byte, 4096)
 		for {
@@ -92,12 +105,6 @@ func (u *userTTY) start(args ...string) {
 			}
 		}
 	}()
-	u.t.Cleanup(func() {
-		if u.cmd.ProcessState == nil {
-			_ = u.cmd.Process.Kill()
-			_ = u.cmd.Wait()
-		}
-	})
 }
 
 func (u *userTTY) output() string {
@@ -284,4 +291,128 @@ func TestWithoutTTheUsersTerminalIsOutOfReach(t *testing.T) {
 			t.Errorf("%s: a descriptor the runtime inherited reached the command:\n%s", args[0], u.output())
 		}
 	}
+}
+
+// containerd's shim's side of `docker run -it` and `docker exec -it`: it
+// listens on a unix socket, gives its path as --console-socket to create
+// (process.terminal: true) and to exec --process --detach, receives each
+// pty's master there, and is the terminal from then on.
+func TestConsoleSocketHandsTheMasterToTheCaller(t *testing.T) {
+	setup(t)
+	dir := bundle(t, func(c *specs.Spec) {
+		c.Process.Terminal = true
+		c.Process.ConsoleSize = &specs.Box{Height: 25, Width: 90}
+		c.Process.Args = []string{"sh"}
+		c.Process.Env = append(c.Process.Env, "TERM=dumb")
+	})
+	sock := filepath.Join(t.TempDir(), "console.sock")
+	l, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	bin := testkit.Stage(t, "06-full-container")
+	run := func(args ...string) (*userTTY, string) {
+		t.Helper()
+		got := make(chan *os.File, 1)
+		name := make(chan string, 1)
+		go func() {
+			f, n := receiveMaster(t, l)
+			got <- f
+			name <- n
+		}()
+		cmd := exec.Command(bin, append([]string{"--root", sharedRoot(t)}, args...)...)
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("%s: %v\n%s", strings.Join(args, " "), err, out)
+		}
+		select {
+		case f := <-got:
+			u := &userTTY{t: t, master: f}
+			t.Cleanup(func() { f.Close() })
+			u.follow()
+			return u, <-name
+		case <-time.After(10 * time.Second):
+			t.Fatalf("%s: no master came over the console socket", strings.Join(args, " "))
+		}
+		return nil, ""
+	}
+	u, name := run("create", "--bundle", dir, "--console-socket", sock, "tty-oci")
+	t.Cleanup(func() { ctr(t, opts{}, "delete", "--force", "tty-oci") })
+	if name != "/dev/pts/0" {
+		t.Errorf("the name sent with the master: %q, want /dev/pts/0", name)
+	}
+	if r := ctr(t, opts{}, "start", "tty-oci"); r.Code != 0 {
+		t.Fatalf("start:\n%s", r)
+	}
+	u.expect(u.typ("tty; stty size\r"), `/dev/pts/0\r\n25 90\r\n`)
+
+	process := filepath.Join(t.TempDir(), "process.json")
+	b, _ := json.Marshal(specs.Process{Terminal: true, ConsoleSize: &specs.Box{Height: 10, Width: 50}, Args: []string{"sh"},
+		Env: []string{"PATH=/bin", "TERM=dumb"}, Cwd: "/"})
+	os.WriteFile(process, b, 0o644)
+	pidFile := filepath.Join(t.TempDir(), "pid")
+	e, name := run("exec", "--process", process, "--detach", "--pid-file", pidFile, "--console-socket", sock, "tty-oci")
+	if name != "/dev/pts/1" {
+		t.Errorf("the name sent with exec's master: %q, want /dev/pts/1", name)
+	}
+	e.expect(e.typ("tty; stty size\r"), `/dev/pts/1\r\n10 50\r\n`)
+	e.typ("exit\r")
+	u.typ("exit\r")
+	waitStopped(t, "tty-oci")
+	if r := ctr(t, opts{}, "delete", "tty-oci"); r.Code != 0 {
+		t.Fatalf("delete:\n%s", r)
+	}
+	noContainersLeft(t)
+}
+
+// receiveMaster accepts one connection on the console socket and receives
+// the master sent there (one SCM_RIGHTS descriptor, its name as data).
+func receiveMaster(t *testing.T, l net.Listener) (*os.File, string) {
+	conn, err := l.Accept()
+	if err != nil {
+		t.Error(err)
+		return nil, ""
+	}
+	defer conn.Close()
+	buf, oob := make([]byte, 4096), make([]byte, unix.CmsgSpace(4))
+	n, oobn, _, _, err := conn.(*net.UnixConn).ReadMsgUnix(buf, oob)
+	if err != nil {
+		t.Error(err)
+		return nil, ""
+	}
+	msgs, err := unix.ParseSocketControlMessage(oob[:oobn])
+	if err != nil || len(msgs) != 1 {
+		t.Errorf("want one control message, got %d (%v)", len(msgs), err)
+		return nil, ""
+	}
+	fds, err := unix.ParseUnixRights(&msgs[0])
+	if err != nil || len(fds) != 1 {
+		t.Errorf("want one descriptor, got %v (%v)", fds, err)
+		return nil, ""
+	}
+	return os.NewFile(uintptr(fds[0]), string(buf[:n])), string(buf[:n])
+}
+
+// A terminal needs somewhere to send its master, and a socket is only for
+// a terminal: both refused in one line, as runc does, with nothing left.
+func TestConsoleSocketAndTerminalGoTogether(t *testing.T) {
+	setup(t)
+	sock := filepath.Join(t.TempDir(), "console.sock")
+	l, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	withTerminal := bundle(t, func(c *specs.Spec) { c.Process.Terminal = true })
+	oneLine(t, ctr(t, opts{}, "create", "--bundle", withTerminal, "refused-tty"), "give --console-socket PATH")
+	plain := bundle(t, nil)
+	oneLine(t, ctr(t, opts{}, "create", "--bundle", plain, "--console-socket", sock, "refused-tty"), "--console-socket is for a terminal")
+	detached(t, "exec-refused-tty", "--net", "none", "--", "sleep", "1000")
+	oneLine(t, ctr(t, opts{}, "exec", "-t", "--detach", "exec-refused-tty", "--", "sh"), "needs --console-socket")
+	oneLine(t, ctr(t, opts{}, "exec", "--console-socket", sock, "exec-refused-tty", "--", "sh"), "--console-socket is for a terminal")
+	oneLine(t, ctr(t, opts{}, "run", "-it", "--", "sh"), "the input device is not a TTY")
+	oneLine(t, ctr(t, opts{}, "run", "-d", "-t", "--", "sh"), "drop -d")
+	ctr(t, opts{}, "rm", "-f", "exec-refused-tty")
+	noContainersLeft(t)
 }
