@@ -416,3 +416,45 @@ func TestConsoleSocketAndTerminalGoTogether(t *testing.T) {
 	ctr(t, opts{}, "rm", "-f", "exec-refused-tty")
 	noContainersLeft(t)
 }
+
+// A TERM sent to `exec` reaches its command's whole process group: before,
+// it reached the command alone, and `sh -c 'sleep 103; ...'` ended with its
+// sleep still running in the container. And `run -i` passes stdin, `run`
+// alone does not (Docker's rule).
+func TestTermToExecEndsItsCommandAndItsChildren(t *testing.T) {
+	setup(t)
+	detached(t, "exec-term", "--net", "none", "--", "sleep", "1000")
+	bin := testkit.Stage(t, "06-full-container")
+	cmd := exec.Command(bin, "--root", sharedRoot(t), "exec", "exec-term", "--", "sh", "-c", "sleep 103; echo after")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	waitForCommand(t, "sleep\x00103")
+	if err := cmd.Process.Signal(unix.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	err := cmd.Wait()
+	if status, _ := err.(*exec.ExitError); status == nil || status.ExitCode() != 128+int(unix.SIGTERM) {
+		t.Errorf("exec, sent TERM: want status 143, got %v", err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for left := true; left; {
+		left = false
+		procs, _ := filepath.Glob("/proc/[0-9]*/cmdline")
+		for _, p := range procs {
+			if b, _ := os.ReadFile(p); string(b) == "sleep\x00103\x00" {
+				left = true
+			}
+		}
+		if left && time.Now().After(deadline) {
+			t.Fatal("the exec'd shell's sleep still runs in the container after exec was sent TERM")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if r := ctr(t, opts{Stdin: "typed\n"}, "run", "-i", "--net", "none", "--", "cat"); r.Stdout != "typed\n" {
+		t.Errorf("run -i did not pass stdin:\n%s", r)
+	}
+	if r := ctr(t, opts{Stdin: "typed\n"}, "run", "--net", "none", "--", "cat"); r.Stdout != "" || r.Code != 0 {
+		t.Errorf("run without -i passed stdin:\n%s", r)
+	}
+}
