@@ -10,6 +10,7 @@ import (
 	"io/fs"
 	"os"
 	"os/exec"
+	"os/signal"
 	"runtime"
 	"strconv"
 	"strings"
@@ -33,8 +34,9 @@ func execCmd(c *cli.Context) error {
 		ref, args = c.Args().First(), nil
 	}
 	if ref == "" || (len(args) == 0 && !c.IsSet("process")) {
-		return stage.Fail("usage: exec [-i] NAME -- CMD ARGS...   (or: exec --process FILE [--detach] ID)")
+		return stage.Fail("usage: exec [-i] [-t] NAME -- CMD ARGS...   (or: exec --process FILE [--detach] [--console-socket PATH] ID)")
 	}
+	tty := c.Bool("tty")
 	rt, err := runtimeFor(c)
 	if err != nil {
 		return err
@@ -56,6 +58,7 @@ func execCmd(c *cli.Context) error {
 		if err != nil {
 			return stage.Fail("exec --process: %v", err)
 		}
+		tty = tty || ps.Terminal
 		f, err := os.CreateTemp(rt.dirs.containerDir(st.ID), "exec-*.json")
 		if err != nil {
 			return err
@@ -75,8 +78,25 @@ func execCmd(c *cli.Context) error {
 	if c.Bool("detach") {
 		mode = "detach"
 	}
+	if err := checkExecTerminal(c, tty); err != nil {
+		return err
+	}
+	if tty {
+		mode += "+tty"
+		if !c.IsSet("process") { // its size, for the helper to set before the command runs
+			if specPath, err = execSpecWithSize(rt.dirs.containerDir(st.ID), specPath); err != nil {
+				return err
+			}
+			defer os.Remove(specPath)
+		}
+	}
 	n := narrate.New(narrate.Options{Quiet: !c.Bool("explain"), NoColor: c.Bool("no-color")}, narrate.Host)
 	n.Step("exec: a new process inside %s, whose PID 1 is PID %d on the host", st.Name, st.Pid)
+	stdin, console, term, err := execTerminal(c, tty, n.Trace())
+	if err != nil {
+		return err
+	}
+	defer term.finish() // the user's terminal as it was, on every way out
 	self, how, err := sealedExe(n.Trace())
 	if err != nil {
 		return stage.Fail("%v", err)
@@ -87,8 +107,9 @@ func execCmd(c *cli.Context) error {
 	helper.Args[0] = "workshop-exec"
 	helper.Stdout, helper.Stderr = os.Stdout, os.Stderr
 	helper.Env = append(os.Environ(), n.Env())
-	if c.Bool("interactive") || c.IsSet("process") {
-		helper.Stdin = os.Stdin
+	helper.Stdin = stdin
+	if console != nil {
+		helper.ExtraFiles = []*os.File{console} // execConsoleFd
 	}
 	// The helper dies with us (a killed `exec` leaves nothing running),
 	// and Pdeathsig belongs to the thread that forks: keep it ours.
@@ -96,12 +117,17 @@ func execCmd(c *cli.Context) error {
 	defer runtime.UnlockOSThread()
 	helper.SysProcAttr = &unix.SysProcAttr{Pdeathsig: unix.SIGKILL}
 	n.Call("prctl(PR_SET_PDEATHSIG, SIGKILL)   # in the helper, before its exec: it dies with this command")
-	if err := helper.Start(); err != nil {
+	err = helper.Start()
+	if console != nil {
+		console.Close() // the helper has its own copy
+	}
+	if err != nil {
 		return err
 	}
 	stop := stage.ForwardSignals(helper.Process)
 	err = helper.Wait()
 	stop()
+	term.finish()
 	return stage.Propagate(err)
 }
 
@@ -119,10 +145,11 @@ func execCmd(c *cli.Context) error {
 func execInside(args []string) int {
 	runtime.LockOSThread()
 	h := &execHelper{n: narrate.FromEnv(narrate.Container), ctrPid: args[0], specPath: args[1],
-		cgroupDirs: args[2], mode: args[3], pidFile: args[4], argv: args[6:]}
+		cgroupDirs: args[2], mode: args[3], pidFile: args[4], argv: args[6:], slave: -1}
+	h.mode, h.tty = strings.CutSuffix(h.mode, "+tty")
 	os.Unsetenv(narrate.EnvVar) // the command must not inherit it
 	for _, step := range []func() error{
-		h.notDumpable, h.readSpec, h.joinCgroups, h.joinNamespaces, h.prepareProcess, h.dropPrivileges,
+		h.notDumpable, h.readSpec, h.joinCgroups, h.joinNamespaces, h.prepareProcess, h.closeHostFds, h.dropPrivileges, h.openTerminal,
 	} {
 		if err := step(); err != nil {
 			return exitCodeOf(err)
@@ -142,6 +169,8 @@ type execHelper struct {
 	pidOut                             *os.File
 	path                               string
 	keep                               uint64
+	tty                                bool // -t: the command gets a pty (tty.go)
+	slave                              int  // its slave, for the command's 0, 1, 2
 }
 
 // notDumpable: no process of the container may open this helper's
@@ -307,8 +336,16 @@ func (h *execHelper) forkAndWait() int {
 	if attached {
 		h.n.Call("prctl(PR_SET_PDEATHSIG, SIGKILL)   # in the child: it dies with this helper")
 	}
+	h.n.Call("setsid()   # in the child: a session of its own, never the user's terminal as its controlling one")
+	if h.tty {
+		h.n.Call("ioctl(slave, TIOCSCTTY, 0), dup3(slave, 0 | 1 | 2)   # in the child: the pty is its controlling terminal and its stdio")
+	}
 	h.n.Call("execve(%q, %q)", h.path, h.argv)
-	pid, err := forkExec(h.path, h.argv, os.Environ(), attached)
+	pid, err := forkExec(h.path, h.argv, os.Environ(), attached, h.slave)
+	if h.tty {
+		unix.Close(h.slave)
+		unix.Close(execConsoleFd) // the command's copy closed at its execve: the terminal's relay begins
+	}
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "%s: cannot run %s: %v\n", name, h.argv[0], err)
 		return exitNotExec
@@ -329,7 +366,7 @@ func (h *execHelper) forkAndWait() int {
 	if err != nil {
 		return execFail("%v", err)
 	}
-	stop := stage.ForwardSignals(proc)
+	stop := forwardToGroup(pid)
 	ps, err := proc.Wait()
 	stop()
 	if err != nil {
@@ -339,6 +376,31 @@ func (h *execHelper) forkAndWait() int {
 		return 128 + int(ws.Signal())
 	}
 	return ps.ExitCode()
+}
+
+// forwardToGroup passes SIGINT, SIGTERM and SIGHUP (a killed `exec`) on
+// to the command's process group, which it leads (fork.go's setsid): a
+// shell's children get them too, as they would from a terminal. Sent to
+// the command alone, a TERM ended `sh -c 'sleep 100; ...'` and left its
+// sleep running in the container.
+func forwardToGroup(pid int) func() {
+	ch := make(chan os.Signal, 4)
+	signal.Notify(ch, unix.SIGINT, unix.SIGTERM, unix.SIGHUP)
+	done := make(chan struct{})
+	go func() {
+		for {
+			select {
+			case s := <-ch:
+				_ = unix.Kill(-pid, s.(unix.Signal))
+			case <-done:
+				return
+			}
+		}
+	}()
+	return func() {
+		signal.Stop(ch)
+		close(done)
+	}
 }
 
 func execFail(format string, args ...any) int {

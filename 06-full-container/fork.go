@@ -29,8 +29,11 @@ import (
 // forkExec runs path with argv and env in a new process made by fork(2)
 // from the calling thread (it must be locked to it: the child inherits that
 // thread's namespaces and credentials). With pdeathsig, the child is killed
-// when that thread exits. It returns the child's PID once execve succeeded.
-func forkExec(path string, argv, env []string, pdeathsig bool) (int, error) {
+// when that thread exits. The child starts a session of its own; with a
+// tty (>= 0: a pty's slave), that is its controlling terminal and its
+// stdin, stdout and stderr. It returns the child's PID once execve
+// succeeded.
+func forkExec(path string, argv, env []string, pdeathsig bool, tty int) (int, error) {
 	p, err := unix.BytePtrFromString(path)
 	if err != nil {
 		return 0, err
@@ -56,7 +59,7 @@ func forkExec(path string, argv, env []string, pdeathsig bool) (int, error) {
 	// ForkLock: no other goroutine may create a file descriptor without
 	// O_CLOEXEC while we fork (the same lock os/exec takes).
 	syscall.ForkLock.Lock()
-	pid, errno := rawForkExec(p, &av[0], &ev[0], fds[1], sig)
+	pid, errno := rawForkExec(p, &av[0], &ev[0], fds[1], sig, tty)
 	syscall.ForkLock.Unlock()
 	unix.Close(fds[1])
 	defer unix.Close(fds[0])
@@ -80,7 +83,7 @@ func forkExec(path string, argv, env []string, pdeathsig bool) (int, error) {
 //
 //go:nosplit
 //go:norace
-func rawForkExec(path *byte, argv, envp **byte, errFd int, pdeathsig uintptr) (int, syscall.Errno) {
+func rawForkExec(path *byte, argv, envp **byte, errFd int, pdeathsig uintptr, tty int) (int, syscall.Errno) {
 	all, old := ^uint64(0), uint64(0)
 	syscall.RawSyscall6(unix.SYS_RT_SIGPROCMASK, unix.SIG_SETMASK, uintptr(unsafe.Pointer(&all)), uintptr(unsafe.Pointer(&old)), 8, 0, 0)
 	r, _, e := syscall.RawSyscall6(unix.SYS_CLONE, uintptr(unix.SIGCHLD), 0, 0, 0, 0, 0)
@@ -105,7 +108,18 @@ func rawForkExec(path *byte, argv, envp **byte, errFd int, pdeathsig uintptr) (i
 		}
 	}
 	syscall.RawSyscall6(unix.SYS_RT_SIGPROCMASK, unix.SIG_SETMASK, uintptr(unsafe.Pointer(&old)), 0, 8, 0, 0)
-	_, _, e = syscall.RawSyscall(unix.SYS_EXECVE, uintptr(unsafe.Pointer(path)), uintptr(unsafe.Pointer(argv)), uintptr(unsafe.Pointer(envp)))
+	// A session of its own: the caller's terminal must not be the
+	// controlling terminal of a container process (TIOCSTI types into it).
+	_, _, e = syscall.RawSyscall(unix.SYS_SETSID, 0, 0, 0)
+	if e == 0 && tty >= 0 {
+		_, _, e = syscall.RawSyscall(unix.SYS_IOCTL, uintptr(tty), unix.TIOCSCTTY, 0)
+		for fd := uintptr(0); fd < 3 && e == 0; fd++ {
+			_, _, e = syscall.RawSyscall(unix.SYS_DUP3, uintptr(tty), fd, 0)
+		}
+	}
+	if e == 0 {
+		_, _, e = syscall.RawSyscall(unix.SYS_EXECVE, uintptr(unsafe.Pointer(path)), uintptr(unsafe.Pointer(argv)), uintptr(unsafe.Pointer(envp)))
+	}
 	code := uint32(e)
 	syscall.RawSyscall(unix.SYS_WRITE, uintptr(errFd), uintptr(unsafe.Pointer(&code)), 4)
 	for {

@@ -70,6 +70,7 @@ func containerInit(specPath string, rest []string) {
 		{"OCI hooks before pivot_root run", c.hooksBeforePivot},
 		{"pivot_root", c.pivotRoot},
 		{"paths masked and read-only", c.harden},
+		{"a session of its own, and its terminal (-t)", c.openTerminal},
 		{"the process prepared", c.prepareProcess},
 		{"ready and started", c.waitReadyAndStart},
 	} {

@@ -134,6 +134,8 @@ func commands() []*cli.Command {
 				&cli.StringSliceFlag{Name: "publish", Aliases: []string{"p"}, Usage: "publish a port: `[IP:]HOSTPORT:CTRPORT[/tcp|udp]` (--net bridge)"},
 				&cli.BoolFlag{Name: "init", Usage: "run a tiny PID 1 that forwards signals and reaps zombies"},
 				&cli.BoolFlag{Name: "detach", Aliases: []string{"d"}, Usage: "run in the background; output goes to a log (see logs)"},
+				&cli.BoolFlag{Name: "interactive", Aliases: []string{"i"}, Usage: "attach standard input (without it, the command's stdin is /dev/null, as Docker's)"},
+				&cli.BoolFlag{Name: "tty", Aliases: []string{"t"}, Usage: "give the command a terminal of its own (a pty in the container's devpts); -it for a shell"},
 				&cli.StringFlag{Name: "log-max-size", Value: "10m", Usage: "with -d: keep the log under `SIZE`, and one older file as big (Docker's json-file max-size)"},
 				&cli.BoolFlag{Name: "explain", Usage: "narrate every step, naming the stage that taught it"},
 				&cli.StringSliceFlag{Name: "security-opt", Usage: "`seccomp=unconfined` (no system call filter) or seccomp=FILE (a profile in Docker's format; default: Docker's own)"},
@@ -142,6 +144,8 @@ func commands() []*cli.Command {
 		},
 		{Name: "exec", Usage: "run a command inside a running container (setns)", ArgsUsage: "NAME -- CMD ARGS...",
 			Flags: []cli.Flag{&cli.BoolFlag{Name: "interactive", Aliases: []string{"i"}, Usage: "attach standard input"},
+				&cli.BoolFlag{Name: "tty", Aliases: []string{"t"}, Usage: "give the command a terminal of its own (a pty in the container's devpts); -it for a shell"},
+				&cli.StringFlag{Name: "console-socket", Usage: "OCI: send the pty's master to the unix socket at `PATH` (process.terminal)"},
 				// The OCI callers' form: `exec --process process.json --detach --pid-file F ID`.
 				&cli.StringFlag{Name: "process", Usage: "OCI: run the process described in `FILE` (JSON) instead of CMD"},
 				&cli.BoolFlag{Name: "detach", Aliases: []string{"d"}, Usage: "return once the process runs"},
@@ -176,6 +180,8 @@ type runOptions struct {
 	logMaxSize                       int64 // bytes in container.log before it moves to container.log.1
 	volumes                          []Mount
 	netNone, init, detach, explain   bool
+	interactive, tty                 bool           // -i, -t (tty.go)
+	consoleSize                      *specs.Box     // -t: the user's terminal's size
 	imageGuessed                     bool           // IMAGE came first, with no `--` anywhere
 	bridge                           bool           // --net bridge (network.go)
 	ports                            []network.Port // -p
@@ -211,7 +217,14 @@ func runCmd(c *cli.Context) error {
 	if o.detach {
 		return rt.startDetached(ctr)
 	}
-	status, err := rt.startAndWait(ctr, nil)
+	stdio, term, err := rt.runStdio(ctr, o)
+	if err != nil {
+		rt.destroy(ctr, true)
+		return err
+	}
+	defer term.finish() // the user's terminal as it was, on every way out
+	status, err := rt.startAndWait(ctr, stdio)
+	term.finish()
 	rt.destroy(ctr, true)
 	timing.Mark("runtime: cleaned up")
 	if err != nil {
@@ -277,7 +290,11 @@ var (
 
 func parseRun(c *cli.Context) (*runOptions, error) {
 	o := &runOptions{name: c.String("name"), hostname: c.String("hostname"), rootfsDir: c.String("rootfs"),
-		init: c.Bool("init"), detach: c.Bool("detach"), explain: c.Bool("explain")}
+		init: c.Bool("init"), detach: c.Bool("detach"), explain: c.Bool("explain"),
+		interactive: c.Bool("interactive"), tty: c.Bool("tty")}
+	if err := parseTerminal(o); err != nil {
+		return nil, err
+	}
 	image, args := splitCommand(c)
 	o.image, o.args = image, args
 	// `run sh` means the image sh, as docker reads it; a learner usually
@@ -453,6 +470,9 @@ type Container struct {
 	// pending is its first process when an OCI create cloned it: it waits
 	// for start's go-ahead.
 	pending *spawned
+	// console is the socket its first process sends its terminal's master
+	// on (fd 5 there; -t, or OCI --console-socket), until it is cloned.
+	console *os.File
 }
 
 // spawned is a container's first process, cloned and not yet told to go.
@@ -574,9 +594,13 @@ func (c *creation) chooseImage() (err error) {
 	// The image's default command is usually a shell, which reads its
 	// commands from stdin: from /dev/null or a closed stdin it reads nothing
 	// and exits 0, and the learner sees nothing happen at all.
-	if shells[filepath.Base(c.args[0])] && len(c.args) == 1 && len(o.args) == 0 && !o.detach {
-		if what := emptyStdin(); what != "" {
-			return stage.Fail("no command, and stdin is %s: the image's default command %q would read nothing and exit at once; give a command after `--`, e.g. `run -- sh -c 'echo hello'`, or run `run` from a terminal", what, c.args[0])
+	if shells[filepath.Base(c.args[0])] && len(c.args) == 1 && len(o.args) == 0 && !o.detach && !o.tty {
+		what := "not attached (no -i)"
+		if o.interactive {
+			what = emptyStdin()
+		}
+		if what != "" {
+			return stage.Fail("no command, and stdin is %s: the image's default command %q would read nothing and exit at once; give a command after `--`, e.g. `run -- sh -c 'echo hello'`, or type `run -it` in a terminal", what, c.args[0])
 		}
 	}
 	st.Command = c.args
@@ -622,7 +646,7 @@ func (c *creation) spec() *Spec {
 		Namespaces: namespaces, Propagation: unix.MS_SLAVE,
 		Mounts: append(defaultMounts(), c.o.volumes...), Devices: defaultDevices(), Symlinks: defaultSymlinks(),
 		MaskedPaths: defaultMasked, ReadonlyPaths: defaultReadonly, Capabilities: defaultCaps,
-		NoNewPrivs: true, Init: c.o.init, Seccomp: c.o.seccomp,
+		NoNewPrivs: true, Init: c.o.init, Seccomp: c.o.seccomp, Terminal: c.o.tty, ConsoleSize: c.o.consoleSize,
 	}
 }
 
@@ -836,6 +860,15 @@ func (rt *Runtime) spawn(ctr *Container, stdio []*os.File, attached bool) (*spaw
 	if err != nil {
 		unlock()
 		return nil, err
+	}
+	if ctr.console != nil {
+		if len(cmd.ExtraFiles) != consoleFd-3 {
+			unlock()
+			link.Close()
+			return nil, stage.Fail("the console socket would not be fd %d in the container's first process", consoleFd)
+		}
+		cmd.ExtraFiles = append(cmd.ExtraFiles, ctr.console)
+		defer func() { ctr.console.Close(); ctr.console = nil }() // the child has its own copy
 	}
 	err = cmd.Start()
 	if err != nil && intoCgroup {

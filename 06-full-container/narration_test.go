@@ -33,6 +33,8 @@ func TestExplainNamesEveryCallStraceSees(t *testing.T) {
 		{"run", "--explain", "--", "true"},
 		{"run", "--explain", "--init", "--net", "host", "--hostname", "named", "--", "true"},
 		{"exec", "--explain", "narrated-exec", "--", "true"},
+		{"run", "--explain", "-t", "--net", "none", "--", "true"},
+		{"exec", "--explain", "-t", "narrated-exec", "--", "true"},
 	} {
 		out, seen := testkit.Strace(t, bin, []string{"NO_COLOR=1"}, containerPath,
 			append([]string{"--root", sharedRoot(t)}, args...)...)

@@ -294,7 +294,7 @@ func TestNarratedRulesAreWhatNftLists(t *testing.T) {
 	}
 	pruneNetwork(t, sharedRoot(t)) // so that the network's own rules are narrated too
 	bin := testkit.Stage(t, "06-full-container")
-	cmd := exec.Command(bin, "--root", sharedRoot(t), "run", "--explain", "--name", "narrated", "-p", "127.0.0.1:18082:80/udp", "-p", "18083:81", "--", "cat")
+	cmd := exec.Command(bin, "--root", sharedRoot(t), "run", "-i", "--explain", "--name", "narrated", "-p", "127.0.0.1:18082:80/udp", "-p", "18083:81", "--", "cat")
 	cmd.Env = append(os.Environ(), "NO_COLOR=1")
 	stdout, _ := cmd.StdoutPipe()
 	stdin, _ := cmd.StdinPipe() // cat ends, and the container with it, when it is closed

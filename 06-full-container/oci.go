@@ -37,7 +37,7 @@ func ociCommands() []*cli.Command {
 			Flags: []cli.Flag{
 				&cli.StringFlag{Name: "bundle", Aliases: []string{"b"}, Value: ".", Usage: "the bundle `DIR` (config.json and the root filesystem)"},
 				&cli.StringFlag{Name: "pid-file", Usage: "write the container process's PID to `FILE`"},
-				&cli.StringFlag{Name: "console-socket", Usage: "not supported (process.terminal must be false)"},
+				&cli.StringFlag{Name: "console-socket", Usage: "process.terminal: send the pty's master to the unix socket at `PATH` (tty.go)"},
 				&cli.BoolFlag{Name: "no-pivot", Usage: "not supported: this runtime always uses pivot_root"},
 				&cli.BoolFlag{Name: "no-new-keyring", Usage: "accepted: this runtime never makes a session keyring"},
 				&cli.IntFlag{Name: "preserve-fds", Usage: "not supported (must be 0)"},
@@ -75,8 +75,6 @@ func createCmd(c *cli.Context) error {
 		return err
 	}
 	switch {
-	case c.IsSet("console-socket"):
-		return stage.Fail("--console-socket is not supported: set process.terminal to false in config.json")
 	case c.Bool("no-pivot"):
 		return stage.Fail("--no-pivot is not supported: this runtime always changes root with pivot_root")
 	case c.Int("preserve-fds") > 0:
@@ -98,11 +96,15 @@ func createCmd(c *cli.Context) error {
 	if err != nil {
 		return stage.Fail("config.json: %v", err)
 	}
+	console, err := ociConsole(spec, c.String("console-socket"))
+	if err != nil {
+		return err
+	}
 	rt, err := openRuntime(c, false)
 	if err != nil {
 		return err
 	}
-	ctr, err := rt.createFromBundle(id, bundle, spec, res, cfg.Annotations)
+	ctr, err := rt.createFromBundle(id, bundle, spec, res, cfg.Annotations, console)
 	if err != nil {
 		return err
 	}
@@ -151,7 +153,7 @@ func createCmd(c *cli.Context) error {
 // createFromBundle records an OCI container and its cgroups. Its root is
 // the bundle's own directory, used as it is (no layers: the caller, such as
 // containerd, prepared it).
-func (rt *Runtime) createFromBundle(id, bundle string, spec *Spec, res *runOptions, annotations map[string]string) (*Container, error) {
+func (rt *Runtime) createFromBundle(id, bundle string, spec *Spec, res *runOptions, annotations map[string]string, console *os.File) (*Container, error) {
 	unlock, err := rt.dirs.lock()
 	if err != nil {
 		return nil, stage.Fail("cannot lock %s: %v", rt.dirs.State, err)
@@ -179,7 +181,7 @@ func (rt *Runtime) createFromBundle(id, bundle string, spec *Spec, res *runOptio
 	if err := os.MkdirAll(rt.dirs.containerDir(id), 0o700); err != nil {
 		return nil, err
 	}
-	ctr := &Container{State: st, Spec: spec}
+	ctr := &Container{State: st, Spec: spec, console: console}
 	fail := func(err error) (*Container, error) {
 		rt.destroyLocked(ctr, true)
 		return nil, err
@@ -588,8 +590,6 @@ func refuseUnsupported(c *specs.Spec) error {
 	}
 	p, l := c.Process, c.Linux
 	switch {
-	case p.Terminal:
-		return errors.New("process.terminal is not supported (it needs a console socket): set it to false")
 	case len(p.Args) == 0:
 		return errors.New("process.args is empty: say what to run")
 	case p.ApparmorProfile != "" && p.ApparmorProfile != "unconfined":
@@ -621,6 +621,7 @@ func refuseUnsupported(c *specs.Spec) error {
 // field named; compiled and installed by the container's first process).
 func ociProcess(c *specs.Spec, _ string, s *Spec) error {
 	p, l := c.Process, c.Linux
+	s.Terminal, s.ConsoleSize = p.Terminal, p.ConsoleSize
 	for _, g := range p.User.AdditionalGids {
 		s.Groups = append(s.Groups, int(g))
 	}
@@ -943,9 +944,6 @@ func processSpec(base *Spec, path string) (*Spec, error) {
 	if err := json.Unmarshal(b, &p); err != nil {
 		return nil, fmt.Errorf("%s: %v", path, err)
 	}
-	if p.Terminal {
-		return nil, errors.New("process.terminal is not supported (it needs a console socket)")
-	}
 	if len(p.Args) == 0 {
 		return nil, errors.New("process.args is empty")
 	}
@@ -954,6 +952,7 @@ func processSpec(base *Spec, path string) (*Spec, error) {
 	}
 	s := *base
 	s.Args, s.Env, s.Cwd = p.Args, p.Env, p.Cwd
+	s.Terminal, s.ConsoleSize = p.Terminal, p.ConsoleSize
 	s.UID, s.GID, s.Umask = int(p.User.UID), int(p.User.GID), p.User.Umask
 	s.Groups = nil
 	for _, g := range p.User.AdditionalGids {

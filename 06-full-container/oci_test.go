@@ -279,7 +279,6 @@ func TestOCIUnsupportedFieldsAreRefused(t *testing.T) {
 			c.Linux.Seccomp = &specs.LinuxSeccomp{DefaultAction: specs.ActAllow, Syscalls: []specs.LinuxSyscall{{Names: []string{"read"},
 				Action: specs.ActErrno, Args: []specs.LinuxSeccompArg{{Op: "SCMP_CMP_ABOUT"}}}}}
 		},
-		"process.terminal":  func(c *specs.Spec) { c.Process.Terminal = true },
 		"linux.uidMappings": func(c *specs.Spec) { c.Linux.UIDMappings = []specs.LinuxIDMapping{{HostID: 1000, Size: 1}} },
 		"linux.resources.blockIO": func(c *specs.Spec) {
 			w := uint16(500)

@@ -65,6 +65,12 @@ type Spec struct {
 	HookState *specs.State `json:"hookState,omitempty"`
 
 	Init bool `json:"init"` // --init: a tiny PID 1 runs Args as its child
+	// Terminal: the command's stdin, stdout and stderr are a new pty of
+	// the container's own devpts, its controlling terminal; the master is
+	// sent over the console socket (tty.go). ConsoleSize: its rows
+	// (Height) and columns (Width).
+	Terminal    bool       `json:"terminal,omitempty"`
+	ConsoleSize *specs.Box `json:"consoleSize,omitempty"`
 	// WaitReady: the runtime has a limit to write once the setup is done
 	// (pids.max): pause before the exec and let it.
 	WaitReady bool `json:"waitReady,omitempty"`
