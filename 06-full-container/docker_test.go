@@ -158,6 +158,38 @@ func TestDockerRunsItsContainersOnTheWorkshopRuntime(t *testing.T) {
 		}
 	})
 
+	t.Run("docker run -it and docker exec -it: a terminal through the console socket", func(t *testing.T) {
+		u := newUserTTY(t, 30, 100)
+		u.env = []string{"DOCKER_CONFIG=" + filepath.Join(d.dir, "client")}
+		u.startProgram(dockerClient, "-H", "unix://"+d.sock, "run", "-it", "--name", "shell", "--runtime=workshop", "wsbb:test", "sh")
+		defer dk("rm", "-f", "shell")
+		u.expect(u.typ("tty; stty size\r"), `/dev/pts/0\r\n30 100\r\n`)
+		u.resize(40, 120) // the client gets SIGWINCH, and Docker resizes the container's pty
+		eventually(t, "the new window size inside", func() bool {
+			mark := u.typ("stty size\r")
+			time.Sleep(200 * time.Millisecond)
+			return strings.Contains(u.output()[mark:], "40 120")
+		})
+		mark := u.typ("sleep 100; echo interrupted\r")
+		waitForCommand(t, "sleep\x00100")
+		u.typ("\x03") // Ctrl-C, to the container's foreground job
+		u.expect(mark, `interrupted`)
+
+		// docker exec -it: a second terminal, the next pty of the container's devpts.
+		x := newUserTTY(t, 24, 80)
+		x.env = u.env
+		x.startProgram(dockerClient, "-H", "unix://"+d.sock, "exec", "-it", "shell", "sh")
+		x.expect(x.typ("tty; echo $$ is not 1\r"), `/dev/pts/1\r\n[0-9]+ is not 1`)
+		x.typ("exit 4\r")
+		if code := x.wait(); code != 4 {
+			t.Errorf("docker exec -it: exit status %d, want 4", code)
+		}
+		u.typ("exit 3\r")
+		if code := u.wait(); code != 3 {
+			t.Errorf("docker run -it: exit status %d, want 3; the terminal shows:\n%q", code, u.output())
+		}
+	})
+
 	t.Run("out of memory under -m 32m: killed, 137, and Docker knows why", func(t *testing.T) {
 		out, err := dk("run", "--name", "oom", "--runtime=workshop", "-m", "32m", "wsbb:test", "sh", "-c", `x=$(head -c 100m /dev/zero | tr '\0' a); echo survived`)
 		defer dk("rm", "-f", "oom")

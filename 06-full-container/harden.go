@@ -320,6 +320,22 @@ func nodeRules(nodes []Device) []devices.Rule {
 	return rules
 }
 
+// alwaysAllowed are the devices runc allows after an OCI caller's rules,
+// whatever they say (its specconv.AllowedDevices): making any node (m),
+// the terminals (/dev/console, the container's ptys and /dev/ptmx, which
+// `docker run -t` needs) and /dev/net/tun. Docker's own rules count on them.
+func alwaysAllowed() []devices.Rule {
+	n := func(v int64) *int64 { return &v }
+	return []devices.Rule{ // no major or minor: any
+		{Allow: true, Type: "c", Access: "m"},
+		{Allow: true, Type: "b", Access: "m"},
+		{Allow: true, Type: "c", Major: n(5), Minor: n(1), Access: "rwm"},    // /dev/console
+		{Allow: true, Type: "c", Major: n(136), Access: "rwm"},               // /dev/pts/*
+		{Allow: true, Type: "c", Major: n(5), Minor: n(2), Access: "rwm"},    // /dev/ptmx
+		{Allow: true, Type: "c", Major: n(10), Minor: n(200), Access: "rwm"}, // /dev/net/tun
+	}
+}
+
 // seccompOption is `run --security-opt`: Docker's default profile unless
 // seccomp=unconfined; seccomp=FILE, a profile in Docker's JSON format.
 // Either is rendered for the container's capabilities, as Docker's daemon

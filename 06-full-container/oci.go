@@ -565,7 +565,7 @@ func fromOCI(c *specs.Spec, bundle string) (*Spec, *runOptions, error) {
 		return nil, nil, err
 	}
 	if len(res.devRules) > 0 {
-		res.devRules = append(append([]devices.Rule(nil), res.devRules...), nodeRules(s.Devices)...)
+		res.devRules = append(append(append([]devices.Rule(nil), res.devRules...), nodeRules(s.Devices)...), alwaysAllowed()...)
 	}
 	return s, res, nil
 }

@@ -31,6 +31,7 @@ type userTTY struct {
 	out    bytes.Buffer
 	cmd    *exec.Cmd
 	extra  []*os.File // more descriptors for the runtime, from 3 on
+	env    []string   // more of its environment
 }
 
 func newUserTTY(t *testing.T, rows, cols uint16) *userTTY {
@@ -74,9 +75,16 @@ func (u *userTTY) termios() unix.Termios {
 func (u *userTTY) start(args ...string) {
 	u.t.Helper()
 	bin := testkit.Stage(u.t, "06-full-container")
-	u.cmd = exec.Command(bin, append([]string{"--root", sharedRoot(u.t)}, args...)...)
+	u.startProgram(bin, append([]string{"--root", sharedRoot(u.t)}, args...)...)
+}
+
+// startProgram runs a program (the runtime, or the docker client) on the
+// terminal, with u.env added to its environment.
+func (u *userTTY) startProgram(path string, args ...string) {
+	u.t.Helper()
+	u.cmd = exec.Command(path, args...)
 	u.cmd.Stdin, u.cmd.Stdout, u.cmd.Stderr = u.slave, u.slave, u.slave
-	u.cmd.Env = append(os.Environ(), "NO_COLOR=1", "TERM=xterm")
+	u.cmd.Env = append(append(os.Environ(), "NO_COLOR=1", "TERM=xterm"), u.env...)
 	u.cmd.SysProcAttr = &unix.SysProcAttr{Setsid: true, Setctty: true, Ctty: 0}
 	u.cmd.ExtraFiles = u.extra
 	if err := u.cmd.Start(); err != nil {
