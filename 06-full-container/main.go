@@ -50,6 +50,7 @@ import (
 	"github.com/container-internals/workshop/05-overlay-layers/layers"
 	"github.com/container-internals/workshop/06-full-container/devices"
 	"github.com/container-internals/workshop/06-full-container/network"
+	"github.com/container-internals/workshop/06-full-container/procview"
 	"github.com/container-internals/workshop/internal/narrate"
 	"github.com/container-internals/workshop/internal/preflight"
 	"github.com/container-internals/workshop/internal/stage"
@@ -136,6 +137,7 @@ func commands() []*cli.Command {
 				&cli.BoolFlag{Name: "detach", Aliases: []string{"d"}, Usage: "run in the background; output goes to a log (see logs)"},
 				&cli.StringFlag{Name: "log-max-size", Value: "10m", Usage: "with -d: keep the log under `SIZE`, and one older file as big (Docker's json-file max-size)"},
 				&cli.BoolFlag{Name: "explain", Usage: "narrate every step, naming the stage that taught it"},
+				&cli.BoolFlag{Name: "proc-view", Usage: "show the container its own memory, CPUs and uptime in /proc (lxcfs-style, FUSE) and its cgroup at /sys/fs/cgroup"},
 				&cli.StringSliceFlag{Name: "security-opt", Usage: "`seccomp=unconfined` (no system call filter) or seccomp=FILE (a profile in Docker's format; default: Docker's own)"},
 			},
 			Action: runCmd,
@@ -175,6 +177,7 @@ type runOptions struct {
 	logMaxSize                       int64 // bytes in container.log before it moves to container.log.1
 	volumes                          []Mount
 	netNone, init, detach, explain   bool
+	procView                         bool           // --proc-view (procview.go)
 	imageGuessed                     bool           // IMAGE came first, with no `--` anywhere
 	bridge                           bool           // --net bridge (network.go)
 	ports                            []network.Port // -p
@@ -276,7 +279,7 @@ var (
 
 func parseRun(c *cli.Context) (*runOptions, error) {
 	o := &runOptions{name: c.String("name"), hostname: c.String("hostname"), rootfsDir: c.String("rootfs"),
-		init: c.Bool("init"), detach: c.Bool("detach"), explain: c.Bool("explain")}
+		init: c.Bool("init"), detach: c.Bool("detach"), explain: c.Bool("explain"), procView: c.Bool("proc-view")}
 	image, args := splitCommand(c)
 	o.image, o.args = image, args
 	// `run sh` means the image sh, as docker reads it; a learner usually
@@ -452,6 +455,7 @@ type Container struct {
 	// pending is its first process when an OCI create cloned it: it waits
 	// for start's go-ahead.
 	pending *spawned
+	view    *procview.View // --proc-view, served by this process
 }
 
 // spawned is a container's first process, cloned and not yet told to go.
@@ -616,13 +620,17 @@ func (c *creation) spec() *Spec {
 	if _, err := os.Stat("/proc/self/ns/cgroup"); err == nil {
 		namespaces = append(namespaces, "cgroup")
 	}
-	return &Spec{
+	spec := &Spec{
 		ID: st.ID, Hostname: st.Hostname, Args: c.args, Env: env, Cwd: c.img.Config.WorkingDir,
 		Namespaces: namespaces, Propagation: unix.MS_SLAVE,
 		Mounts: append(defaultMounts(), c.o.volumes...), Devices: defaultDevices(), Symlinks: defaultSymlinks(),
 		MaskedPaths: defaultMasked, ReadonlyPaths: defaultReadonly, Capabilities: defaultCaps,
 		NoNewPrivs: true, Init: c.o.init, Seccomp: c.o.seccomp,
 	}
+	if c.o.procView {
+		c.rt.withProcView(spec, st, c.o)
+	}
+	return spec
 }
 
 // reserveNetwork: with --net bridge, an address on the bridge (network.go).
@@ -832,6 +840,11 @@ func (rt *Runtime) spawn(ctr *Container, stdio []*os.File, attached bool) (*spaw
 		unlock()
 		return nil, err
 	}
+	if err := rt.mountProcView(ctr); err != nil { // before the clone copies the host's mounts
+		unlock()
+		link.Close()
+		return nil, err
+	}
 	err = cmd.Start()
 	if err != nil && intoCgroup {
 		// A kernel before 5.7 has no CLONE_INTO_CGROUP: it joins itself.
@@ -842,11 +855,15 @@ func (rt *Runtime) spawn(ctr *Container, stdio []*os.File, attached bool) (*spaw
 	if err != nil {
 		unlock()
 		link.Close()
+		rt.detachProcView(ctr)
 		return nil, stage.Fail("cannot start the container: %v", err)
 	}
 	link.Started()
 	timing.Mark("runtime: init cloned into new namespaces")
 	st.Pid, st.PidStart = cmd.Process.Pid, startTime(cmd.Process.Pid)
+	if ctr.view != nil {
+		ctr.view.Started(st.PidStart) // its uptime counts from here
+	}
 	if attached {
 		st.Monitor, st.MonitorStart = os.Getpid(), startTime(os.Getpid())
 	}
@@ -924,7 +941,8 @@ func (rt *Runtime) wait(ctr *Container, cmd *exec.Cmd, link *stage.Link) (int, e
 		rt.ready(ctr)
 		link.Resume(rt.n)
 	}
-	close(running) // it execs the user's command, or has exited
+	rt.detachProcView(ctr) // its binds are made: the host's mount goes
+	close(running)         // it execs the user's command, or has exited
 	err := cmd.Wait()
 	timing.Mark("runtime: container exited")
 	stop()

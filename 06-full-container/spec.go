@@ -59,6 +59,12 @@ type Spec struct {
 	// first process compiles it and installs it just before execve.
 	Seccomp *specs.LinuxSeccomp `json:"seccomp,omitempty"`
 
+	// ProcView is where the runtime mounts the container's /proc view
+	// (--proc-view) on the host, for the binds in Mounts; CPUs are the CPUs
+	// the view shows, and the command is pinned to them.
+	ProcView string `json:"procView,omitempty"`
+	CPUs     []int  `json:"cpus,omitempty"`
+
 	Init bool `json:"init"` // --init: a tiny PID 1 runs Args as its child
 	// WaitReady: the runtime has a limit to write once the setup is done
 	// (pids.max): pause before the exec and let it.
