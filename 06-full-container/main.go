@@ -802,8 +802,17 @@ func (rt *Runtime) start(ctr *Container, stdio []*os.File, attached bool) (*exec
 
 // spawn clones the container's first process into its new namespaces. It
 // waits, on the link, for start's go-ahead.
-func (rt *Runtime) spawn(ctr *Container, stdio []*os.File, attached bool) (*spawned, error) {
+func (rt *Runtime) spawn(ctr *Container, stdio []*os.File, attached bool) (_ *spawned, err error) {
 	n, st := rt.n, ctr.State
+	// --proc-view: mounted before the clone copies the host's mounts.
+	if err := rt.mountProcView(ctr); err != nil {
+		return nil, err
+	}
+	defer func() {
+		if err != nil {
+			rt.detachProcView(ctr)
+		}
+	}()
 	n.Step("Clone the container's first process into new namespaces (stages 01 and 02)")
 	flags, names := cloneFlags(ctr.Spec.Namespaces)
 	// Not /proc/self/exe, the host's file: a sealed handle on it (selfexe.go
@@ -840,11 +849,6 @@ func (rt *Runtime) spawn(ctr *Container, stdio []*os.File, attached bool) (*spaw
 		unlock()
 		return nil, err
 	}
-	if err := rt.mountProcView(ctr); err != nil { // before the clone copies the host's mounts
-		unlock()
-		link.Close()
-		return nil, err
-	}
 	err = cmd.Start()
 	if err != nil && intoCgroup {
 		// A kernel before 5.7 has no CLONE_INTO_CGROUP: it joins itself.
@@ -855,7 +859,6 @@ func (rt *Runtime) spawn(ctr *Container, stdio []*os.File, attached bool) (*spaw
 	if err != nil {
 		unlock()
 		link.Close()
-		rt.detachProcView(ctr)
 		return nil, stage.Fail("cannot start the container: %v", err)
 	}
 	link.Started()

@@ -38,9 +38,10 @@ func (rt *Runtime) withProcView(spec *Spec, st *State, o *runOptions) {
 		}
 		spec.CPUs = procview.ChooseCPUs(cpus, o.cpuQuota, o.cpuPeriod)
 	}
+	why := "--proc-view: these files of /proc tell the container's figures, computed from its cgroup by the runtime (FUSE)"
 	for _, f := range procview.Files {
-		spec.Mounts = append(spec.Mounts, Mount{Source: filepath.Join(spec.ProcView, f), Target: "/proc/" + f,
-			Flags: unix.MS_BIND, Why: "--proc-view: the container's figures, computed from its cgroup by the runtime (FUSE)"})
+		spec.Mounts = append(spec.Mounts, Mount{Source: filepath.Join(spec.ProcView, f), Target: "/proc/" + f, Flags: unix.MS_BIND, Why: why})
+		why = ""
 	}
 	if slices.Contains(spec.Namespaces, "cgroup") { // without one, the mount would show the host's whole tree
 		spec.Mounts = append(spec.Mounts, Mount{Source: "cgroup", Target: "/sys/fs/cgroup", Type: "cgroup",
@@ -92,7 +93,7 @@ func pinCPUs(n *narrate.Narrator, cpus []int) {
 	for _, c := range cpus {
 		set.Set(c)
 	}
-	n.Call("sched_setaffinity(0, %v)   # --proc-view: run on the %d CPUs the view shows", cpus, len(cpus))
+	n.Call("sched_setaffinity(0, %v)   # --proc-view: run on the CPUs the view shows", cpus)
 	if err := unix.SchedSetaffinity(0, &set); err != nil {
 		initFail("sched_setaffinity %v: %v", cpus, err)
 	}
