@@ -92,7 +92,11 @@ var hostOnly = map[string][]HostOnlyTest{
 
 // hostTools are the dynamic programs the guest gets besides busybox, with
 // their libraries: stage 04 copies binaries and their libraries with ldd.
-var hostTools = []string{"sh", "bash", "ls", "cat", "ldd", "ps", "nsenter", "unshare", "lsns", "tree", "make", "nft"}
+// procps's free, top and uptime, and coreutils's nproc: stage 06's
+// --proc-view tests read the view with them (busybox's free and uptime ask
+// sysinfo(2), not /proc).
+var hostTools = []string{"sh", "bash", "ls", "cat", "ldd", "ps", "nsenter", "unshare", "lsns", "tree", "make", "nft",
+	"free", "top", "uptime", "nproc"}
 
 func runGuest(t *testing.T, arch Arch, timeout time.Duration) {
 	start := time.Now()
