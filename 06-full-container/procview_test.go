@@ -17,12 +17,12 @@ import (
 )
 
 // procpsRoot is a root of the host's procps and coreutils programs (stage
-// 04's rootfs.Build). Their free, uptime and top read /proc; busybox's free
-// and uptime ask the kernel through sysinfo(2), which no file can change.
+// 04's rootfs.Build). Their free reads /proc/meminfo; busybox's asks the
+// kernel through sysinfo(2), which no file can change.
 func procpsRoot(t *testing.T) string {
 	t.Helper()
 	var bins []string
-	for _, b := range []string{"sh", "free", "nproc", "uptime", "top", "head", "cat", "grep", "sleep"} {
+	for _, b := range []string{"sh", "free", "nproc", "head", "cat", "grep", "sleep"} {
 		p, err := exec.LookPath(b)
 		if err != nil {
 			testkit.Unavailable(t, "%s is needed to read the view as a distribution's tools do: apt-get install procps coreutils", b)

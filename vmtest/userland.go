@@ -19,7 +19,7 @@ var userlandPackages = map[string][]string{
 	"dash":       {"dash"},
 	"bash":       {"bash"},
 	"coreutils":  {"ls", "cat", "nproc"},
-	"procps":     {"ps", "free", "top", "uptime"},
+	"procps":     {"ps", "free"},
 	"util-linux": {"nsenter", "unshare", "lsns"},
 	"tree":       {"tree"},
 	"make":       {"make"},
