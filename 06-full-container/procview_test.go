@@ -182,6 +182,10 @@ func TestProcViewOfADetachedContainerGoesWithIt(t *testing.T) {
 	if strings.TrimSpace(r.Stdout) != "0" {
 		t.Errorf("a container process holds /dev/fuse:\n%s", r)
 	}
+	// Nor can it write to the view: its files are read-only binds.
+	if r := ctr(t, opts{}, "exec", "viewed", "--", "sh", "-c", "echo 1 > /proc/meminfo"); r.Code == 0 {
+		t.Errorf("a write to the view's /proc/meminfo succeeded:\n%s", r)
+	}
 	if r := ctr(t, opts{}, "rm", "-f", "viewed"); r.Code != 0 {
 		t.Fatalf("rm -f:\n%s", r)
 	}
