@@ -317,6 +317,9 @@ func (c *initProcess) prepareProcess() {
 	if spec.Umask != nil {
 		unix.Umask(int(*spec.Umask))
 	}
+	if len(spec.CPUs) > 0 {
+		pinCPUs(c.n, spec.CPUs)
+	}
 	var err error
 	if c.keep, err = capBits(spec.Capabilities); err != nil {
 		initFail("%v", err)

@@ -50,6 +50,7 @@ import (
 	"github.com/container-internals/workshop/05-overlay-layers/layers"
 	"github.com/container-internals/workshop/06-full-container/devices"
 	"github.com/container-internals/workshop/06-full-container/network"
+	"github.com/container-internals/workshop/06-full-container/procview"
 	"github.com/container-internals/workshop/internal/narrate"
 	"github.com/container-internals/workshop/internal/preflight"
 	"github.com/container-internals/workshop/internal/stage"
@@ -138,6 +139,7 @@ func commands() []*cli.Command {
 				&cli.BoolFlag{Name: "tty", Aliases: []string{"t"}, Usage: "give the command a terminal of its own (a pty in the container's devpts); -it for a shell"},
 				&cli.StringFlag{Name: "log-max-size", Value: "10m", Usage: "with -d: keep the log under `SIZE`, and one older file as big (Docker's json-file max-size)"},
 				&cli.BoolFlag{Name: "explain", Usage: "narrate every step, naming the stage that taught it"},
+				&cli.BoolFlag{Name: "proc-view", Usage: "show the container its own memory, CPUs and uptime in /proc (lxcfs-style, FUSE) and its cgroup at /sys/fs/cgroup"},
 				&cli.StringSliceFlag{Name: "security-opt", Usage: "`seccomp=unconfined` (no system call filter) or seccomp=FILE (a profile in Docker's format; default: Docker's own)"},
 			},
 			Action: runCmd,
@@ -182,6 +184,7 @@ type runOptions struct {
 	netNone, init, detach, explain   bool
 	interactive, tty                 bool           // -i, -t (tty.go)
 	consoleSize                      *specs.Box     // -t: the user's terminal's size
+	procView                         bool           // --proc-view (procview.go)
 	imageGuessed                     bool           // IMAGE came first, with no `--` anywhere
 	bridge                           bool           // --net bridge (network.go)
 	ports                            []network.Port // -p
@@ -291,7 +294,7 @@ var (
 func parseRun(c *cli.Context) (*runOptions, error) {
 	o := &runOptions{name: c.String("name"), hostname: c.String("hostname"), rootfsDir: c.String("rootfs"),
 		init: c.Bool("init"), detach: c.Bool("detach"), explain: c.Bool("explain"),
-		interactive: c.Bool("interactive"), tty: c.Bool("tty")}
+		interactive: c.Bool("interactive"), tty: c.Bool("tty"), procView: c.Bool("proc-view")}
 	if err := parseTerminal(o); err != nil {
 		return nil, err
 	}
@@ -473,6 +476,7 @@ type Container struct {
 	// console is the socket its first process sends its terminal's master
 	// on (fd 5 there; -t, or OCI --console-socket), until it is cloned.
 	console *os.File
+	view    *procview.View // --proc-view, served by this process
 }
 
 // spawned is a container's first process, cloned and not yet told to go.
@@ -641,13 +645,17 @@ func (c *creation) spec() *Spec {
 	if _, err := os.Stat("/proc/self/ns/cgroup"); err == nil {
 		namespaces = append(namespaces, "cgroup")
 	}
-	return &Spec{
+	spec := &Spec{
 		ID: st.ID, Hostname: st.Hostname, Args: c.args, Env: env, Cwd: c.img.Config.WorkingDir,
 		Namespaces: namespaces, Propagation: unix.MS_SLAVE,
 		Mounts: append(defaultMounts(), c.o.volumes...), Devices: defaultDevices(), Symlinks: defaultSymlinks(),
 		MaskedPaths: defaultMasked, ReadonlyPaths: defaultReadonly, Capabilities: defaultCaps,
 		NoNewPrivs: true, Init: c.o.init, Seccomp: c.o.seccomp, Terminal: c.o.tty, ConsoleSize: c.o.consoleSize,
 	}
+	if c.o.procView {
+		c.rt.withProcView(spec, st, c.o)
+	}
+	return spec
 }
 
 // reserveNetwork: with --net bridge, an address on the bridge (network.go).
@@ -823,8 +831,17 @@ func (rt *Runtime) start(ctr *Container, stdio []*os.File, attached bool) (*exec
 
 // spawn clones the container's first process into its new namespaces. It
 // waits, on the link, for start's go-ahead.
-func (rt *Runtime) spawn(ctr *Container, stdio []*os.File, attached bool) (*spawned, error) {
+func (rt *Runtime) spawn(ctr *Container, stdio []*os.File, attached bool) (_ *spawned, err error) {
 	n, st := rt.n, ctr.State
+	// --proc-view: mounted before the clone copies the host's mounts.
+	if err := rt.mountProcView(ctr); err != nil {
+		return nil, err
+	}
+	defer func() {
+		if err != nil {
+			rt.detachProcView(ctr)
+		}
+	}()
 	n.Step("Clone the container's first process into new namespaces (stages 01 and 02)")
 	flags, names := cloneFlags(ctr.Spec.Namespaces)
 	// Not /proc/self/exe, the host's file: a sealed handle on it (selfexe.go
@@ -885,6 +902,9 @@ func (rt *Runtime) spawn(ctr *Container, stdio []*os.File, attached bool) (*spaw
 	link.Started()
 	timing.Mark("runtime: init cloned into new namespaces")
 	st.Pid, st.PidStart = cmd.Process.Pid, startTime(cmd.Process.Pid)
+	if ctr.view != nil {
+		ctr.view.Started(st.PidStart) // its uptime counts from here
+	}
 	if attached {
 		st.Monitor, st.MonitorStart = os.Getpid(), startTime(os.Getpid())
 	}
@@ -962,7 +982,8 @@ func (rt *Runtime) wait(ctr *Container, cmd *exec.Cmd, link *stage.Link) (int, e
 		_ = cmd.Process.Kill()
 		fmt.Fprintf(os.Stderr, "%s: %v\n", name, err)
 	}
-	close(running) // it execs the user's command, or has exited
+	rt.detachProcView(ctr) // its binds are made: the host's mount goes
+	close(running)         // it execs the user's command, or has exited
 	err := cmd.Wait()
 	timing.Mark("runtime: container exited")
 	stop()

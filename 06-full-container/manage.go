@@ -103,6 +103,7 @@ func (rt *Runtime) destroyLocked(ctr *Container, removeRoot bool) {
 		<-dataGone
 	}
 	<-done
+	rt.cleanProcView(ctr) // its processes are gone: so are the mounts that held the view
 	if removeRoot {
 		// The state last: until everything else is gone it is what names
 		// it, for a next command to finish the job if this one is killed.

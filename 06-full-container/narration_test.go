@@ -32,6 +32,7 @@ func TestExplainNamesEveryCallStraceSees(t *testing.T) {
 	for _, args := range [][]string{
 		{"run", "--explain", "--", "true"},
 		{"run", "--explain", "--init", "--net", "host", "--hostname", "named", "--", "true"},
+		{"run", "--explain", "--proc-view", "--memory", "64m", "--cpus", "0.5", "--", "true"},
 		{"exec", "--explain", "narrated-exec", "--", "true"},
 		{"run", "--explain", "-t", "--net", "none", "--", "true"},
 		{"exec", "--explain", "-t", "narrated-exec", "--", "true"},

@@ -64,6 +64,12 @@ type Spec struct {
 	Hooks     *specs.Hooks `json:"hooks,omitempty"`
 	HookState *specs.State `json:"hookState,omitempty"`
 
+	// ProcView is where the runtime mounts the container's /proc view
+	// (--proc-view) on the host, for the binds in Mounts; CPUs are the CPUs
+	// the view shows, and the command is pinned to them.
+	ProcView string `json:"procView,omitempty"`
+	CPUs     []int  `json:"cpus,omitempty"`
+
 	Init bool `json:"init"` // --init: a tiny PID 1 runs Args as its child
 	// Terminal: the command's stdin, stdout and stderr are a new pty of
 	// the container's own devpts, its controlling terminal; the master is

@@ -52,7 +52,8 @@ type Kernel struct {
 }
 
 // Modules the guest loads, in order, as paths below lib/modules/RELEASE/.
-// overlayfs is a module in Debian's kernel (stages 05 and 06 need it); so is
+// overlayfs is a module in Debian's kernel (stages 05 and 06 need it), and
+// so is fuse (stage 06's --proc-view); so is
 // the driver of the guest's network card (an emulated Intel e1000, a module
 // with no dependencies on both architectures), which gives `--net host` an
 // interface besides lo to see, as on a learner's VM. Stage 06's default
@@ -62,6 +63,7 @@ type Kernel struct {
 // because libcrc32c asks the crypto layer for it when it loads.
 var guestModules = []string{
 	"kernel/fs/overlayfs/overlay.ko",
+	"kernel/fs/fuse/fuse.ko", // stage 06's --proc-view serves a FUSE filesystem
 	"kernel/drivers/net/ethernet/intel/e1000/e1000.ko",
 	"kernel/crypto/crc32c_generic.ko",
 	"kernel/lib/libcrc32c.ko",

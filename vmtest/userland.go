@@ -18,8 +18,8 @@ import (
 var userlandPackages = map[string][]string{
 	"dash":       {"dash"},
 	"bash":       {"bash"},
-	"coreutils":  {"ls", "cat"},
-	"procps":     {"ps"},
+	"coreutils":  {"ls", "cat", "nproc"},
+	"procps":     {"ps", "free"},
 	"util-linux": {"nsenter", "unshare", "lsns"},
 	"tree":       {"tree"},
 	"make":       {"make"},

@@ -92,7 +92,12 @@ var hostOnly = map[string][]HostOnlyTest{
 
 // hostTools are the dynamic programs the guest gets besides busybox, with
 // their libraries: stage 04 copies binaries and their libraries with ldd.
-var hostTools = []string{"sh", "bash", "ls", "cat", "ldd", "ps", "nsenter", "unshare", "lsns", "tree", "make", "nft"}
+// procps's free and coreutils's nproc: stage 06's --proc-view tests read
+// the view with them (busybox's free asks sysinfo(2), not /proc). Not
+// procps's top: stage 03 reads busybox's, and procps's printed no line for
+// its loop in the guest.
+var hostTools = []string{"sh", "bash", "ls", "cat", "ldd", "ps", "nsenter", "unshare", "lsns", "tree", "make", "nft",
+	"free", "nproc"}
 
 func runGuest(t *testing.T, arch Arch, timeout time.Duration) {
 	start := time.Now()
