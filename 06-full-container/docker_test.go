@@ -163,13 +163,19 @@ func TestDockerRunsItsContainersOnTheWorkshopRuntime(t *testing.T) {
 		u.env = []string{"DOCKER_CONFIG=" + filepath.Join(d.dir, "client")}
 		u.startProgram(dockerClient, "-H", "unix://"+d.sock, "run", "-it", "--name", "shell", "--runtime=workshop", "wsbb:test", "sh")
 		defer dk("rm", "-f", "shell")
-		u.expect(u.typ("tty; stty size\r"), `/dev/pts/0\r\n30 100\r\n`)
-		u.resize(40, 120) // the client gets SIGWINCH, and Docker resizes the container's pty
-		eventually(t, "the new window size inside", func() bool {
-			mark := u.typ("stty size\r")
-			time.Sleep(200 * time.Millisecond)
-			return strings.Contains(u.output()[mark:], "40 120")
-		})
+		u.expect(u.typ("tty\r"), `/dev/pts/0\r\n`)
+		// Docker sends no consoleSize: its client sets the size once the
+		// container runs, and again on each SIGWINCH.
+		size := func(want string) {
+			eventually(t, "the window size "+want+" inside", func() bool {
+				mark := u.typ("stty size\r")
+				time.Sleep(200 * time.Millisecond)
+				return strings.Contains(u.output()[mark:], want)
+			})
+		}
+		size("30 100")
+		u.resize(40, 120)
+		size("40 120")
 		mark := u.typ("sleep 100; echo interrupted\r")
 		waitForCommand(t, "sleep\x00100")
 		u.typ("\x03") // Ctrl-C, to the container's foreground job
