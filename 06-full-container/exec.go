@@ -230,6 +230,9 @@ func (h *execHelper) joinNamespaces() error {
 		}
 		unix.Close(fds[i])
 	}
+	if err := execChroot(h.spec, h.ctrPid, h.n.Trace()); err != nil {
+		return execFailure("%v", err)
+	}
 	h.n.Call("keyctl(KEYCTL_JOIN_SESSION_KEYRING, NULL)   # a session keyring of its own")
 	if err := newSessionKeyring(); err != nil {
 		return execFailure("%v", err)

@@ -832,12 +832,27 @@ func (rt *Runtime) spawn(ctr *Container, stdio []*os.File, attached bool) (*spaw
 		unlock()
 		return nil, err
 	}
+	// An existing PID namespace is joined here, by the cloning thread
+	// (nsjoin.go says why).
+	restorePid, err := pidNamespaceForChildren(ctr.Spec.JoinNamespaces["pid"], n.Trace())
+	if err != nil {
+		unlock()
+		link.Close()
+		return nil, stage.Fail("%v", err)
+	}
 	err = cmd.Start()
 	if err != nil && intoCgroup {
 		// A kernel before 5.7 has no CLONE_INTO_CGROUP: it joins itself.
 		cmd.SysProcAttr.UseCgroupFD, intoCgroup = false, false
 		cmd.Args[3] = strings.Join(ctr.Group.Dirs(), ",")
 		err = cmd.Start()
+	}
+	if rerr := restorePid(); rerr != nil {
+		if err == nil {
+			_ = cmd.Process.Kill()
+			_ = cmd.Wait()
+		}
+		err = rerr
 	}
 	if err != nil {
 		unlock()

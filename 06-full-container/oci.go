@@ -593,13 +593,11 @@ func ociProcess(c *specs.Spec, _ string, s *Spec) error {
 }
 
 // ociNamespaces reads linux.namespaces, and checks what depends on them
-// (the hostname, the sysctls).
+// (the hostname, the sysctls, what needs a mount namespace of its own).
 func ociNamespaces(c *specs.Spec, _ string, s *Spec) error {
 	l := c.Linux
-	// Namespaces: new ones, or joined by path. A mount namespace of its own
-	// is required (everything below mounts); joining PID or mount
-	// namespaces by path would need a second fork: refused.
-	hasMount := false
+	// Namespaces: new ones, or joined by path (nsjoin.go says how each
+	// kind is joined).
 	for i, ns := range l.Namespaces {
 		kind, ok := map[specs.LinuxNamespaceType]string{specs.PIDNamespace: "pid", specs.NetworkNamespace: "net",
 			specs.MountNamespace: "mnt", specs.IPCNamespace: "ipc", specs.UTSNamespace: "uts",
@@ -607,21 +605,17 @@ func ociNamespaces(c *specs.Spec, _ string, s *Spec) error {
 		if !ok {
 			return fmt.Errorf("linux.namespaces[%d].type %q is not supported (user and time namespaces are not)", i, ns.Type)
 		}
+		if slices.Contains(s.Namespaces, kind) || s.JoinNamespaces[kind] != "" {
+			return fmt.Errorf("linux.namespaces[%d]: the %s namespace is named twice", i, kind)
+		}
 		if ns.Path != "" {
-			if kind == "pid" || kind == "mnt" {
-				return fmt.Errorf("linux.namespaces[%d].path: joining an existing %s namespace is not supported", i, kind)
-			}
-			if _, err := os.Stat(ns.Path); err != nil {
-				return fmt.Errorf("linux.namespaces[%d].path %s: %v", i, ns.Path, err)
+			if err := checkNamespaceFile(ns.Path, kind); err != nil {
+				return fmt.Errorf("linux.namespaces[%d].path: %v", i, err)
 			}
 			s.JoinNamespaces[kind] = ns.Path
 			continue
 		}
-		hasMount = hasMount || kind == "mnt"
 		s.Namespaces = append(s.Namespaces, kind)
-	}
-	if !hasMount {
-		return errors.New("linux.namespaces must include a new mount namespace")
 	}
 	if len(s.Hostname) > maxHostname {
 		return fmt.Errorf("hostname is %d bytes long: give at most %d (the kernel's HOST_NAME_MAX)", len(s.Hostname), maxHostname)
@@ -629,9 +623,40 @@ func ociNamespaces(c *specs.Spec, _ string, s *Spec) error {
 	if s.Hostname != "" && !slices.Contains(s.Namespaces, "uts") && s.JoinNamespaces["uts"] == "" {
 		return errors.New("hostname needs a uts namespace in linux.namespaces")
 	}
+	if err := needsOwnMountNamespace(c, s); err != nil {
+		return err
+	}
 	for k := range s.Sysctl {
 		if err := checkSysctl(k, s); err != nil {
 			return fmt.Errorf("linux.sysctl: %v", err)
+		}
+	}
+	return nil
+}
+
+// needsOwnMountNamespace refuses, naming the field, what would have to be
+// mounted without a mount namespace of the container's own: without one,
+// a mount lands in the host's namespace (or in the other container's whose
+// namespace is joined).
+func needsOwnMountNamespace(c *specs.Spec, s *Spec) error {
+	mode := s.mountMode()
+	if mode == mountsNew {
+		return nil
+	}
+	where := "the host's"
+	if mode == mountsJoined {
+		where = "the joined one, another's"
+	}
+	for _, f := range []struct {
+		field string
+		set   bool
+	}{
+		{"mounts", len(c.Mounts) > 0}, {"linux.maskedPaths", len(s.MaskedPaths) > 0},
+		{"linux.readonlyPaths", len(s.ReadonlyPaths) > 0}, {"root.readonly", s.Readonly},
+		{"linux.sysctl", len(s.Sysctl) > 0}, {"linux.rootfsPropagation", c.Linux.RootfsPropagation != ""},
+	} {
+		if f.set {
+			return fmt.Errorf("%s needs a new mount namespace in linux.namespaces: without one it would be mounted in %s; remove it", f.field, where)
 		}
 	}
 	return nil
