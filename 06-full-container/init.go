@@ -538,7 +538,11 @@ func switchUser(spec *Spec, keep uint64) error {
 	if err := setCaps(eff, perm, inh); err != nil {
 		return err
 	}
-	return raiseAmbient(amb)
+	if refused := raiseAmbient(amb); len(refused) > 0 {
+		fmt.Fprintf(os.Stderr, "%s: warning: ambient capabilities %s not raised: the kernel raises only those both permitted and inheritable (list them in process.capabilities.inheritable); going on without them, as runc does\n",
+			name, strings.Join(refused, ", "))
+	}
+	return nil
 }
 
 // inRoot resolves path inside root the way the container will see it
