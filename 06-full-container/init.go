@@ -347,7 +347,7 @@ func (c *initProcess) prepareProcess() {
 	spec := c.spec
 	for _, r := range spec.Rlimits {
 		if err := unix.Setrlimit(r.Type, &unix.Rlimit{Cur: r.Soft, Max: r.Hard}); err != nil {
-			initFail("setrlimit %d: %v", r.Type, err)
+			initFail("setrlimit(%s, soft %d, hard %d): %v", rlimitName(r.Type), r.Soft, r.Hard, err)
 		}
 	}
 	if spec.OOMScoreAdj != nil {

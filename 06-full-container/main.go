@@ -180,6 +180,7 @@ type runOptions struct {
 	ports                            []network.Port // -p
 	devRules                         []devices.Rule // the device cgroup: which device nodes may be used
 	seccomp                          *specs.LinuxSeccomp
+	limits                           *ociLimits // OCI: the other cgroup limits (resources.go)
 }
 
 func runCmd(c *cli.Context) error {
@@ -702,6 +703,15 @@ func (rt *Runtime) createCgroup(path string, o *runOptions) (*cgroup.Group, erro
 			kinds = append(kinds, "devices") // v1 has a controller for it; v2 takes an eBPF program
 		}
 	}
+	for c, field := range o.limits.controllers(rt.cg) {
+		if err := rt.cg.Usable(c); err != nil {
+			return nil, stage.Fail("linux.resources.%s: %v", field, err)
+		}
+		if !slices.Contains(kinds, c) {
+			kinds = append(kinds, c)
+		}
+		want[c] = true
+	}
 	for _, c := range kinds {
 		if _, err := rt.cg.Controller(c); err != nil {
 			if want[c] {
@@ -719,7 +729,11 @@ func (rt *Runtime) createCgroup(path string, o *runOptions) (*cgroup.Group, erro
 	if errors.Is(err, fs.ErrExist) {
 		return nil, stage.Fail("the cgroup %s exists already, and a container only uses a cgroup it made: choose another (if it is a leftover, remove it with `rmdir` in each hierarchy)", path)
 	}
-	if err != nil && (want["cpu"] || want["memory"] || want["pids"]) {
+	limited := false
+	for _, w := range want {
+		limited = limited || w
+	}
+	if err != nil && limited {
 		return nil, stage.Fail("%v", err)
 	}
 	if err != nil {
@@ -751,6 +765,9 @@ func (rt *Runtime) createCgroup(path string, o *runOptions) (*cgroup.Group, erro
 		if err := set(g.SetMemory(o.memory)); err != nil {
 			return nil, err
 		}
+	}
+	if err := set(o.limits.apply(g)); err != nil {
+		return nil, err
 	}
 	// The device rules are applied by the caller, with applyDeviceRules;
 	// pids.max is written later, by ready(): see there.

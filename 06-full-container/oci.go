@@ -524,10 +524,6 @@ func refuseUnsupported(c *specs.Spec) error {
 		return errors.New("process.terminal is not supported (it needs a console socket): set it to false")
 	case len(p.Args) == 0:
 		return errors.New("process.args is empty: say what to run")
-	case p.ApparmorProfile != "" && p.ApparmorProfile != "unconfined":
-		return refuse("process.apparmorProfile (\"unconfined\" is accepted)")
-	case p.SelinuxLabel != "":
-		return refuse("process.selinuxLabel")
 	case p.Scheduler != nil:
 		return refuse("process.scheduler")
 	case p.IOPriority != nil:
@@ -542,10 +538,8 @@ func refuseUnsupported(c *specs.Spec) error {
 		return refuse("linux.personality")
 	case len(l.TimeOffsets) > 0:
 		return refuse("linux.timeOffsets")
-	case l.MountLabel != "":
-		return refuse("linux.mountLabel")
 	}
-	return nil
+	return checkLSMFields(p.ApparmorProfile, p.SelinuxLabel, l.MountLabel)
 }
 
 // ociProcess reads process: groups, capabilities, rlimits, and the
@@ -581,6 +575,9 @@ func ociProcess(c *specs.Spec, _ string, s *Spec) error {
 			return fmt.Errorf("process.rlimits[%d].type %q is not a Linux resource limit", i, r.Type)
 		}
 		s.Rlimits = append(s.Rlimits, Rlimit{Type: t, Soft: r.Soft, Hard: r.Hard})
+	}
+	if err := checkRlimits(p.Rlimits); err != nil {
+		return err
 	}
 	if l.RootfsPropagation != "" {
 		prop, ok := propagationTable[l.RootfsPropagation]
@@ -770,11 +767,11 @@ func ociResources(l *specs.Linux) (*runOptions, error) {
 	refuse := func(field string) error {
 		return fmt.Errorf("linux.resources.%s is not supported by this runtime: remove it", field)
 	}
+	var err error
+	if o.limits, err = readOCILimits(r); err != nil {
+		return nil, err
+	}
 	switch {
-	case r.BlockIO != nil && !emptyBlockIO(r.BlockIO):
-		return nil, refuse("blockIO")
-	case len(r.HugepageLimits) > 0:
-		return nil, refuse("hugepageLimits")
 	case r.Network != nil:
 		return nil, refuse("network")
 	case len(r.Rdma) > 0:
@@ -800,10 +797,6 @@ func ociResources(l *specs.Linux) (*runOptions, error) {
 		}
 	}
 	if c := r.CPU; c != nil {
-		switch {
-		case c.Shares != nil && *c.Shares != 0, c.Burst != nil, c.RealtimeRuntime != nil, c.RealtimePeriod != nil, c.Cpus != "", c.Mems != "", c.Idle != nil:
-			return nil, refuse("cpu (only quota and period are)")
-		}
 		if c.Period != nil {
 			o.cpuPeriod = *c.Period
 		}
@@ -865,8 +858,11 @@ func processSpec(base *Spec, path string) (*Spec, error) {
 	if len(p.Args) == 0 {
 		return nil, errors.New("process.args is empty")
 	}
-	if (p.ApparmorProfile != "" && p.ApparmorProfile != "unconfined") || p.SelinuxLabel != "" || p.Scheduler != nil || p.IOPriority != nil {
-		return nil, errors.New("process.apparmorProfile, selinuxLabel, scheduler and ioPriority are not supported")
+	if p.Scheduler != nil || p.IOPriority != nil {
+		return nil, errors.New("process.scheduler and ioPriority are not supported")
+	}
+	if err := checkLSMFields(p.ApparmorProfile, p.SelinuxLabel, ""); err != nil {
+		return nil, err
 	}
 	s := *base
 	s.Args, s.Env, s.Cwd = p.Args, p.Env, p.Cwd
@@ -887,6 +883,9 @@ func processSpec(base *Spec, path string) (*Spec, error) {
 			return nil, fmt.Errorf("process.rlimits[%d].type %q is not a Linux resource limit", i, r.Type)
 		}
 		s.Rlimits = append(s.Rlimits, Rlimit{Type: t, Soft: r.Soft, Hard: r.Hard})
+	}
+	if err := checkRlimits(p.Rlimits); err != nil {
+		return nil, err
 	}
 	return &s, nil
 }
