@@ -47,6 +47,11 @@ func execCmd(c *cli.Context) error {
 		return stage.Fail("container %s is not running: exec needs a running container; start a new one with `run -d`", st.Name)
 	}
 	specPath := rt.dirs.configPath(st.ID)
+	if base, err := readSpec(specPath); err == nil {
+		if err := refuseExecIntoUserns(base); err != nil {
+			return err
+		}
+	}
 	if p := c.String("process"); p != "" {
 		base, err := readSpec(specPath)
 		if err != nil {

@@ -191,7 +191,7 @@ func (c *initProcess) mountRoot() {
 		// pivot_root needs the new root to be a mount point.
 		c.n.Call(`mount("%s", "%s", "", MS_BIND | MS_REC, "")`, spec.Rootfs, spec.Rootfs)
 		if err := unix.Mount(spec.Rootfs, spec.Rootfs, "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
-			initFail("binding the root %s: %v", spec.Rootfs, err)
+			initFail("binding the root %s: %v%s", spec.Rootfs, err, usernsHint(spec, err))
 		}
 		return
 	}
@@ -221,7 +221,7 @@ func (c *initProcess) mountInside() {
 	c.n.Step("Mount /proc, /dev, /sys and the volumes inside the new root")
 	devMade := false
 	for _, m := range spec.Mounts {
-		mountInside(c.n, spec.Rootfs, m)
+		mountInside(c.n, spec, m)
 		if filepath.Clean(m.Target) == "/dev" {
 			// The device nodes go into the new /dev right away, before any
 			// later mount (a volume on /dev, or under it) can cover it:
@@ -464,7 +464,10 @@ func makeDevices(n *narrate.Narrator, spec *Spec, record string) {
 		}
 		_ = os.Remove(p)
 		if err := unix.Mknod(p, d.Type|d.Mode, int(unix.Mkdev(d.Major, d.Minor))); err != nil {
-			initFail("mknod %s: %v", d.Path, err)
+			if !spec.hasUserns() || bindDevice(n, d, p) != nil {
+				initFail("mknod %s: %v", d.Path, err)
+			}
+			continue
 		}
 		_ = os.Chmod(p, os.FileMode(d.Mode))
 		_ = os.Chown(p, d.UID, d.GID)
@@ -585,7 +588,8 @@ func inRoot(root, path string) (string, error) {
 }
 
 // mountInside makes one of the spec's mounts under the new root.
-func mountInside(n *narrate.Narrator, root string, m Mount) {
+func mountInside(n *narrate.Narrator, spec *Spec, m Mount) {
+	root := spec.Rootfs
 	target, err := inRoot(root, m.Target)
 	if err != nil {
 		initFail("mount target %s: %v", m.Target, err)
@@ -637,7 +641,7 @@ func mountInside(n *narrate.Narrator, root string, m Mount) {
 		err = unix.Mount("", target, "", unix.MS_BIND|unix.MS_REMOUNT|perMount, "")
 	}
 	if err != nil {
-		initFail("mount %s on %s: %v", m.Source, m.Target, err)
+		initFail("mount %s on %s: %v%s", m.Source, m.Target, err, usernsHint(spec, err))
 	}
 }
 

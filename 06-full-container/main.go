@@ -79,6 +79,9 @@ func main() {
 			os.Exit(execInside(os.Args[2:]))
 		case tinyArg:
 			os.Exit(tinyInit(os.Args[2], os.Args[3:]))
+		case usernsArg:
+			holdUsernsMain()
+			return
 		}
 	}
 	timing.Mark("runtime: Go runtime started")
@@ -137,6 +140,7 @@ func commands() []*cli.Command {
 				&cli.StringFlag{Name: "log-max-size", Value: "10m", Usage: "with -d: keep the log under `SIZE`, and one older file as big (Docker's json-file max-size)"},
 				&cli.BoolFlag{Name: "explain", Usage: "narrate every step, naming the stage that taught it"},
 				&cli.StringSliceFlag{Name: "security-opt", Usage: "`seccomp=unconfined` (no system call filter) or seccomp=FILE (a profile in Docker's format; default: Docker's own)"},
+				usernsFlag, usernsRemapFlag,
 			},
 			Action: runCmd,
 		},
@@ -181,6 +185,7 @@ type runOptions struct {
 	devRules                         []devices.Rule // the device cgroup: which device nodes may be used
 	seccomp                          *specs.LinuxSeccomp
 	limits                           *ociLimits // OCI: the other cgroup limits (resources.go)
+	uidMap, gidMap                   []IDMap    // --userns: the user namespace's maps (userns.go)
 }
 
 func runCmd(c *cli.Context) error {
@@ -317,6 +322,9 @@ func parseRun(c *cli.Context) (*runOptions, error) {
 		o.volumes = append(o.volumes, m)
 	}
 	if err := parseNet(c, o); err != nil {
+		return nil, err
+	}
+	if err := parseUserns(c, o); err != nil {
 		return nil, err
 	}
 	if o.seccomp, err = seccompOption(c.StringSlice("security-opt"), defaultCaps); err != nil {
@@ -490,6 +498,7 @@ func (rt *Runtime) create(o *runOptions) (_ *Container, err error) {
 		{"state saved", c.saveState},
 		{"network address reserved", c.reserveNetwork},
 		{"init and read-write layers made", c.makeLayers},
+		{"user namespace prepared", c.prepareUserns},
 		{"cgroups created", c.makeCgroups},
 		{"device rules applied", c.fenceDevices},
 		{"spec written", c.writeSpec},
@@ -684,6 +693,9 @@ func (c *creation) writeSpec() error {
 	if err := writeSpec(c.rt.dirs.configPath(c.st.ID), c.ctr.Spec); err != nil {
 		return err
 	}
+	if err := c.ctr.Spec.giveToContainerRoot(c.rt.dirs.configPath(c.st.ID)); err != nil {
+		return stage.Fail("%v", err)
+	}
 	c.st.Status = Created
 	if c.o.detach {
 		return c.rt.dirs.save(c.st)
@@ -830,6 +842,7 @@ func (rt *Runtime) spawn(ctr *Container, stdio []*os.File, attached bool) (*spaw
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = stdio[0], stdio[1], stdio[2]
 	cmd.Env = append(os.Environ(), n.Env())
 	cmd.SysProcAttr = &unix.SysProcAttr{Cloneflags: flags}
+	setIDMaps(n, cmd, ctr.Spec)
 	if attached {
 		// Pdeathsig: if the runtime dies, so does the container. It is tied
 		// to the thread that forks, so that thread stays ours until the wait.
@@ -844,6 +857,13 @@ func (rt *Runtime) spawn(ctr *Container, stdio []*os.File, attached bool) (*spaw
 	}
 	intoCgroup, closeCgroup := bornInCgroup(cmd, ctr.Group)
 	defer closeCgroup()
+	// In a user namespace the first process is uid 100000 to the host's
+	// kernel, and the host root's cgroup files are not its to write: the
+	// runtime moves it, below.
+	addFromOutside := ctr.Spec.hasUserns() && !intoCgroup && ctr.Group != nil
+	if addFromOutside {
+		cmd.Args[3] = ""
+	}
 	link, err := stage.LinkTo(cmd)
 	if err != nil {
 		unlock()
@@ -857,6 +877,14 @@ func (rt *Runtime) spawn(ctr *Container, stdio []*os.File, attached bool) (*spaw
 		link.Close()
 		return nil, stage.Fail("%v", err)
 	}
+	// With a user namespace, the root is mounted on this thread first (userns.go).
+	restoreMnt, err := rt.buildRootForUserns(ctr)
+	if err != nil {
+		_ = restorePid()
+		unlock()
+		link.Close()
+		return nil, err
+	}
 	err = cmd.Start()
 	if err != nil && intoCgroup {
 		// A kernel before 5.7 has no CLONE_INTO_CGROUP: it joins itself.
@@ -864,7 +892,7 @@ func (rt *Runtime) spawn(ctr *Container, stdio []*os.File, attached bool) (*spaw
 		cmd.Args[3] = strings.Join(ctr.Group.Dirs(), ",")
 		err = cmd.Start()
 	}
-	if rerr := restorePid(); rerr != nil {
+	if rerr := errors.Join(restoreMnt(), restorePid()); rerr != nil {
 		if err == nil {
 			_ = cmd.Process.Kill()
 			_ = cmd.Wait()
@@ -879,6 +907,13 @@ func (rt *Runtime) spawn(ctr *Container, stdio []*os.File, attached bool) (*spaw
 	link.Started()
 	timing.Mark("runtime: init cloned into new namespaces")
 	st.Pid, st.PidStart = cmd.Process.Pid, startTime(cmd.Process.Pid)
+	if addFromOutside {
+		if err := rt.addToCgroup(ctr.Group, st.Pid); err != nil {
+			p := &spawned{cmd: cmd, link: link, attached: attached}
+			p.abandon()
+			return nil, stage.Fail("moving the container into its cgroups: %v", err)
+		}
+	}
 	if attached {
 		st.Monitor, st.MonitorStart = os.Getpid(), startTime(os.Getpid())
 	}
@@ -905,7 +940,7 @@ func cloneFlags(namespaces []string) (uintptr, string) {
 	for _, k := range []struct {
 		kind, name string
 		flag       uintptr
-	}{{"pid", "CLONE_NEWPID", unix.CLONE_NEWPID}, {"mnt", "CLONE_NEWNS", unix.CLONE_NEWNS},
+	}{{"user", "CLONE_NEWUSER", unix.CLONE_NEWUSER}, {"pid", "CLONE_NEWPID", unix.CLONE_NEWPID}, {"mnt", "CLONE_NEWNS", unix.CLONE_NEWNS},
 		{"uts", "CLONE_NEWUTS", unix.CLONE_NEWUTS}, {"ipc", "CLONE_NEWIPC", unix.CLONE_NEWIPC},
 		{"net", "CLONE_NEWNET", unix.CLONE_NEWNET}} {
 		if slices.Contains(namespaces, k.kind) {

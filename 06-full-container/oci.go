@@ -209,6 +209,14 @@ func (rt *Runtime) createFromBundle(id, bundle string, spec *Spec, res *runOptio
 	if err := writeSpec(rt.dirs.configPath(id), spec); err != nil {
 		return fail(err)
 	}
+	if spec.hasUserns() { // its first process is the container's root: it reads both
+		if err := reachableBy(rt.dirs.containerDir(id), hostID(spec.UIDMappings, 0)); err != nil {
+			return fail(err)
+		}
+		if err := errors.Join(spec.giveToContainerRoot(rt.dirs.configPath(id)), spec.giveToContainerRoot(spec.StartFifo)); err != nil {
+			return fail(err)
+		}
+	}
 	return ctr, nil // start saves the state, with the PID
 }
 
@@ -530,8 +538,6 @@ func refuseUnsupported(c *specs.Spec) error {
 		return refuse("process.ioPriority")
 	case p.ExecCPUAffinity != nil:
 		return refuse("process.execCPUAffinity")
-	case len(l.UIDMappings) > 0 || len(l.GIDMappings) > 0:
-		return refuse("linux.uidMappings/gidMappings (user namespaces)")
 	case l.IntelRdt != nil:
 		return refuse("linux.intelRdt")
 	case l.Personality != nil:
@@ -598,9 +604,12 @@ func ociNamespaces(c *specs.Spec, _ string, s *Spec) error {
 	for i, ns := range l.Namespaces {
 		kind, ok := map[specs.LinuxNamespaceType]string{specs.PIDNamespace: "pid", specs.NetworkNamespace: "net",
 			specs.MountNamespace: "mnt", specs.IPCNamespace: "ipc", specs.UTSNamespace: "uts",
-			specs.CgroupNamespace: "cgroup"}[ns.Type]
+			specs.CgroupNamespace: "cgroup", specs.UserNamespace: "user"}[ns.Type]
 		if !ok {
-			return fmt.Errorf("linux.namespaces[%d].type %q is not supported (user and time namespaces are not)", i, ns.Type)
+			return fmt.Errorf("linux.namespaces[%d].type %q is not supported (the time namespace is not)", i, ns.Type)
+		}
+		if kind == "user" && ns.Path != "" {
+			return fmt.Errorf("linux.namespaces[%d].path: joining an existing user namespace is not supported: setns(CLONE_NEWUSER) needs a single-threaded process, and this runtime is a Go program (runc joins in C, before Go starts); remove the path for a new one", i)
 		}
 		if slices.Contains(s.Namespaces, kind) || s.JoinNamespaces[kind] != "" {
 			return fmt.Errorf("linux.namespaces[%d]: the %s namespace is named twice", i, kind)
@@ -613,6 +622,15 @@ func ociNamespaces(c *specs.Spec, _ string, s *Spec) error {
 			continue
 		}
 		s.Namespaces = append(s.Namespaces, kind)
+	}
+	for _, m := range l.UIDMappings {
+		s.UIDMappings = append(s.UIDMappings, IDMap{ContainerID: m.ContainerID, HostID: m.HostID, Size: m.Size})
+	}
+	for _, m := range l.GIDMappings {
+		s.GIDMappings = append(s.GIDMappings, IDMap{ContainerID: m.ContainerID, HostID: m.HostID, Size: m.Size})
+	}
+	if err := checkUsernsMaps(s); err != nil {
+		return err
 	}
 	if len(s.Hostname) > maxHostname {
 		return fmt.Errorf("hostname is %d bytes long: give at most %d (the kernel's HOST_NAME_MAX)", len(s.Hostname), maxHostname)
