@@ -187,7 +187,12 @@ func (c *initProcess) mountRoot() {
 		return
 	}
 	if spec.BindRoot {
-		c.n.Step("The root filesystem: the bundle's rootfs directory, as it is")
+		if spec.Upper != "" { // run --userns: the runtime mounted the layers (userns.go)
+			c.n.Step("The root filesystem: the overlay the runtime mounted for the user namespace, bound onto itself")
+			c.n.Note("pivot_root refuses a mount this namespace inherited from a more privileged one (it is locked): a fresh bind is its own")
+		} else {
+			c.n.Step("The root filesystem: the bundle's rootfs directory, as it is")
+		}
 		// pivot_root needs the new root to be a mount point.
 		c.n.Call(`mount("%s", "%s", "", MS_BIND | MS_REC, "")`, spec.Rootfs, spec.Rootfs)
 		if err := unix.Mount(spec.Rootfs, spec.Rootfs, "", unix.MS_BIND|unix.MS_REC, ""); err != nil {

@@ -825,6 +825,22 @@ func (rt *Runtime) start(ctr *Container, stdio []*os.File, attached bool) (*exec
 // waits, on the link, for start's go-ahead.
 func (rt *Runtime) spawn(ctr *Container, stdio []*os.File, attached bool) (*spawned, error) {
 	n, st := rt.n, ctr.State
+	// With a user namespace, the root is mounted first, in a mount
+	// namespace of this thread's own, which the clone below copies
+	// (userns.go); the thread goes home right after the clone.
+	restoreMnt, err := rt.buildRootForUserns(ctr)
+	if err != nil {
+		return nil, err
+	}
+	home, wentHome := restoreMnt, false
+	restoreMnt = func() error {
+		if wentHome {
+			return nil
+		}
+		wentHome = true
+		return home()
+	}
+	defer restoreMnt()
 	n.Step("Clone the container's first process into new namespaces (stages 01 and 02)")
 	flags, names := cloneFlags(ctr.Spec.Namespaces)
 	// Not /proc/self/exe, the host's file: a sealed handle on it (selfexe.go
@@ -876,14 +892,6 @@ func (rt *Runtime) spawn(ctr *Container, stdio []*os.File, attached bool) (*spaw
 		unlock()
 		link.Close()
 		return nil, stage.Fail("%v", err)
-	}
-	// With a user namespace, the root is mounted on this thread first (userns.go).
-	restoreMnt, err := rt.buildRootForUserns(ctr)
-	if err != nil {
-		_ = restorePid()
-		unlock()
-		link.Close()
-		return nil, err
 	}
 	err = cmd.Start()
 	if err != nil && intoCgroup {
