@@ -386,20 +386,41 @@ func (rt *Runtime) shiftedCopy(layer string, uids, gids []IDMap) (string, error)
 		return dir, nil
 	}
 	rt.n.Call("cp -a %s %s; chown -R (each owner mapped)   # once per layer and mapping", layer, dir)
-	tmp := dir + ".tmp"
-	_ = os.RemoveAll(tmp)
 	if err := os.MkdirAll(filepath.Dir(dir), 0o711); err != nil {
 		return "", err
 	}
-	if err := copyTree(layer, tmp); err != nil {
-		_ = os.RemoveAll(tmp)
+	// Made aside and renamed into place: a run that starts meanwhile
+	// never sees half a copy, and of two made at once one is kept.
+	tmp, err := os.MkdirTemp(filepath.Dir(dir), ".copy-")
+	if err != nil {
 		return "", err
 	}
-	if err := shiftOwners(tmp, uids, gids); err != nil {
-		_ = os.RemoveAll(tmp)
+	defer os.RemoveAll(tmp)
+	to := filepath.Join(tmp, "layer")
+	if err := copyTree(layer, to); err != nil {
 		return "", err
 	}
-	return dir, os.Rename(tmp, dir)
+	if err := shiftOwners(to, uids, gids); err != nil {
+		return "", err
+	}
+	if err := os.Rename(to, dir); err != nil {
+		if _, serr := os.Stat(dir); serr == nil {
+			return dir, nil // another run made it first
+		}
+		return "", err
+	}
+	return dir, nil
+}
+
+// refuseCommitOfUserns: a user namespace's read-write layer holds files
+// owned by the host's IDs of the container (100000...); committed as they
+// are, they would be owned by uid 100000 in every container of the image.
+func refuseCommitOfUserns(specPath string) error {
+	if spec, err := readSpec(specPath); err == nil && spec.hasUserns() {
+		uid, _ := spec.hostRoot()
+		return stage.Fail("commit of a container with a user namespace is not supported: its files belong to host uid %d, and the image would keep that owner; run it without --userns to commit", uid)
+	}
+	return nil
 }
 
 func joinMapsKey(maps []IDMap) string {

@@ -70,6 +70,11 @@ func TestUsernsRootIsAnUnprivilegedUserOnTheHost(t *testing.T) {
 		t.Fatalf("the file the container's root made on the volume is %d:%d on the host (%v), want 100000:100000", fi.Uid, fi.Gid, err)
 	}
 	oneLine(t, ctr(t, opts{}, "exec", "userns", "--", "true"), "exec into a container with a user namespace is not supported")
+	oneLine(t, ctr(t, opts{}, "commit", "userns", "userns-image"), "commit of a container with a user namespace is not supported")
+	// --init's PID 1 is this program again, exec'd inside the user namespace.
+	if r := ctr(t, opts{}, "run", "--userns", "--init", "--net", "none", "--", "sh", "-c", "ps -o pid,user,comm | grep init"); r.Code != 0 || strings.Join(strings.Fields(r.Stdout), " ") != "1 root workshop-init" {
+		t.Fatalf("run --userns --init:\n%s", r)
+	}
 }
 
 func testSleep() { syscall.Nanosleep(&syscall.Timespec{Nsec: 50e6}, nil) }
