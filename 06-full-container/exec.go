@@ -49,6 +49,11 @@ func execCmd(c *cli.Context) error {
 		return stage.Fail("container %s is not running: exec needs a running container; start a new one with `run -d`", st.Name)
 	}
 	specPath := rt.dirs.configPath(st.ID)
+	if base, err := readSpec(specPath); err == nil {
+		if err := refuseExecIntoUserns(base); err != nil {
+			return err
+		}
+	}
 	if p := c.String("process"); p != "" {
 		base, err := readSpec(specPath)
 		if err != nil {
@@ -258,6 +263,9 @@ func (h *execHelper) joinNamespaces() error {
 			return execFailure("setns(%s): %v", k.name, err)
 		}
 		unix.Close(fds[i])
+	}
+	if err := execChroot(h.spec, h.ctrPid, h.n.Trace()); err != nil {
+		return execFailure("%v", err)
 	}
 	h.n.Call("keyctl(KEYCTL_JOIN_SESSION_KEYRING, NULL)   # a session keyring of its own")
 	if err := newSessionKeyring(); err != nil {

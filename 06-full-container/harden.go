@@ -106,16 +106,31 @@ func setCaps(effective, permitted, inheritable uint64) error {
 }
 
 // raiseAmbient adds capabilities to the ambient set: the only way a
-// non-root program keeps a capability across exec without file caps.
-func raiseAmbient(bits uint64) error {
+// non-root program keeps a capability across exec without file caps. The
+// kernel raises one only if it is both permitted and inheritable; runc
+// raises them one by one and only warns about those it refuses (runc's own
+// `runc spec` once wrote ambient capabilities with no inheritable set at
+// all), so a config runc runs runs here too. It returns the refused ones.
+func raiseAmbient(bits uint64) []string {
+	var refused []string
 	for c := uintptr(0); c < 64; c++ {
 		if bits&(1<<c) != 0 {
 			if err := unix.Prctl(unix.PR_CAP_AMBIENT, unix.PR_CAP_AMBIENT_RAISE, c, 0, 0); err != nil {
-				return fmt.Errorf("raising ambient capability %d: %v", c, err)
+				refused = append(refused, capName(c))
 			}
 		}
 	}
-	return nil
+	return refused
+}
+
+// capName is a capability's name, for messages.
+func capName(c uintptr) string {
+	for name, bit := range capNames {
+		if bit == c {
+			return name
+		}
+	}
+	return strconv.Itoa(int(c))
 }
 
 // maskPath hides a path: /dev/null over a file, an empty read-only tmpfs

@@ -186,6 +186,9 @@ func commitCmd(c *cli.Context) error {
 	if st.ImageID == "" {
 		return stage.Fail("container %s runs on --rootfs %s, not an image: `import` the directory as an image first (tar -C DIR -c . > r.tar)", st.Name, st.RootDir)
 	}
+	if err := refuseCommitOfUserns(rt.dirs.configPath(st.ID)); err != nil {
+		return err
+	}
 	img, layer, err := rt.store.Commit(st.ID, c.Args().Get(1), layers.ImageConfig{Cmd: st.Command})
 	if err != nil {
 		return stage.Fail("commit: %v", err)

@@ -91,7 +91,7 @@ type initProcess struct {
 	spec       *Spec
 	cgroupDirs string // "" where clone3 put it in its cgroup already
 	exe        int    // this program, held for --init's exec after pivot_root
-	startFifo  int    // OCI create: `start` opens it
+	startFifo  int    // OCI create: the directory of the FIFO `start` opens
 	keep       uint64 // the capabilities the command keeps
 	path       string // the command, found in the container's PATH
 	filter     *seccomp.Filter
@@ -154,11 +154,11 @@ func (c *initProcess) joinNamespaces() {
 	if err := newSessionKeyring(); err != nil {
 		initFail("%v", err)
 	}
-	for kind, path := range c.spec.JoinNamespaces {
-		c.n.Call("setns(open(%q), CLONE_NEW%s)   # join an existing namespace", path, strings.ToUpper(kind))
-		if err := joinNamespace(kind, path); err != nil {
-			initFail("joining the %s namespace %s: %v", kind, path, err)
-		}
+	if c.spec.mountMode() == mountsJoined {
+		c.holdForLater() // before the host's files are out of sight
+	}
+	if err := joinExisting(c.spec.JoinNamespaces, c.n.Trace()); err != nil {
+		initFail("%v", err)
 	}
 	if slices.Contains(c.spec.Namespaces, "cgroup") {
 		c.n.Step("Enter a new cgroup namespace (stage 03's cgroups, seen from inside)")
@@ -169,8 +169,13 @@ func (c *initProcess) joinNamespaces() {
 	}
 }
 
-// privateMounts (stage 02): nothing we mount may reach the host.
+// privateMounts (stage 02): nothing we mount may reach the host. Without
+// a mount namespace of the container's own (none, or another's joined)
+// nothing is mounted at all, here or in the steps up to pivotRoot.
 func (c *initProcess) privateMounts() {
+	if c.spec.mountMode() != mountsNew {
+		return
+	}
 	c.n.Step("Mounts (stage 02): nothing we mount may reach the host")
 	c.n.Call(`mount("", "/", "", MS_REC | %s, "")`, propagationName(c.spec.Propagation))
 	if err := unix.Mount("", "/", "", unix.MS_REC|c.spec.Propagation, ""); err != nil {
@@ -182,12 +187,20 @@ func (c *initProcess) privateMounts() {
 // read-write one (stage 05), or an OCI bundle's directory as it is.
 func (c *initProcess) mountRoot() {
 	spec := c.spec
+	if spec.mountMode() != mountsNew {
+		return
+	}
 	if spec.BindRoot {
-		c.n.Step("The root filesystem: the bundle's rootfs directory, as it is")
+		if spec.Upper != "" { // run --userns: the runtime mounted the layers (userns.go)
+			c.n.Step("The root filesystem: the overlay the runtime mounted for the user namespace, bound onto itself")
+			c.n.Note("pivot_root refuses a mount this namespace inherited from a more privileged one (it is locked): a fresh bind is its own")
+		} else {
+			c.n.Step("The root filesystem: the bundle's rootfs directory, as it is")
+		}
 		// pivot_root needs the new root to be a mount point.
 		c.n.Call(`mount("%s", "%s", "", MS_BIND | MS_REC, "")`, spec.Rootfs, spec.Rootfs)
 		if err := unix.Mount(spec.Rootfs, spec.Rootfs, "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
-			initFail("binding the root %s: %v", spec.Rootfs, err)
+			initFail("binding the root %s: %v%s", spec.Rootfs, err, usernsHint(spec, err))
 		}
 		return
 	}
@@ -205,10 +218,19 @@ func (c *initProcess) mountRoot() {
 // makes the device nodes, and holds what must be reached after pivot_root.
 func (c *initProcess) mountInside() {
 	spec := c.spec
+	switch spec.mountMode() {
+	case mountsJoined:
+		return
+	case mountsNone:
+		// Only the device nodes, in the bundle's own rootfs/dev.
+		makeDevices(c.n, spec, filepath.Join(filepath.Dir(c.specPath), madeNodesFile))
+		c.holdForLater()
+		return
+	}
 	c.n.Step("Mount /proc, /dev, /sys and the volumes inside the new root")
 	devMade := false
 	for _, m := range spec.Mounts {
-		mountInside(c.n, spec.Rootfs, m)
+		mountInside(c.n, spec, m)
 		if filepath.Clean(m.Target) == "/dev" {
 			// The device nodes go into the new /dev right away, before any
 			// later mount (a volume on /dev, or under it) can cover it:
@@ -225,15 +247,25 @@ func (c *initProcess) mountInside() {
 		// bundle's own rootfs/dev, and `delete` removes what we made.
 		makeDevices(c.n, spec, filepath.Join(filepath.Dir(c.specPath), madeNodesFile))
 	}
+	c.holdForLater()
+}
+
+// holdForLater opens, while they are in view, the files needed after the
+// root changes: this program for --init's exec, and the FIFO `start` will
+// read from.
+func (c *initProcess) holdForLater() {
 	var err error
-	if spec.Init { // --init execs this program again, after pivot_root
+	if c.spec.Init && c.exe < 0 { // --init execs this program again, after pivot_root
 		if c.exe, err = unix.Open("/proc/self/exe", unix.O_PATH|unix.O_CLOEXEC, 0); err != nil {
 			initFail("opening this program for --init: %v", err)
 		}
 	}
-	if spec.WaitStart { // the FIFO `start` will read from, while in view
-		if c.startFifo, err = unix.Open(spec.StartFifo, unix.O_PATH|unix.O_CLOEXEC, 0); err != nil {
-			initFail("opening %s: %v", spec.StartFifo, err)
+	if c.spec.WaitStart && c.startFifo < 0 {
+		// Its directory, not the FIFO: opening a FIFO for writing blocks,
+		// and after the root changes (without a /proc, too) it is reached
+		// with openat from there.
+		if c.startFifo, err = unix.Open(filepath.Dir(c.spec.StartFifo), unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0); err != nil {
+			initFail("opening %s: %v", c.spec.StartFifo, err)
 		}
 	}
 }
@@ -242,6 +274,22 @@ func (c *initProcess) mountInside() {
 // kernel parameters of the container's own namespaces are written, while
 // /proc/sys can still be.
 func (c *initProcess) pivotRoot() {
+	switch c.spec.mountMode() {
+	case mountsJoined:
+		return // setns put this thread at that namespace's root
+	case mountsNone:
+		// No mount namespace to pivot: chroot, as runc does. Stage 04's
+		// escape works against it for a process that keeps CAP_SYS_CHROOT.
+		c.n.Step("Change root with chroot (stage 04): without a mount namespace there is no pivot_root")
+		c.n.Call("chdir(%q); chroot(\".\")", c.spec.Rootfs)
+		if err := unix.Chdir(c.spec.Rootfs); err != nil {
+			initFail("chdir %s: %v", c.spec.Rootfs, err)
+		}
+		if err := unix.Chroot("."); err != nil {
+			initFail("chroot %s: %v", c.spec.Rootfs, err)
+		}
+		return
+	}
 	c.n.Step("Change root with pivot_root (stage 04), and let go of the host's root")
 	if err := rootfs.PivotRoot(c.spec.Rootfs, c.n.Trace()); err != nil {
 		initFail("pivot_root into %s: %v", c.spec.Rootfs, err)
@@ -308,7 +356,7 @@ func (c *initProcess) prepareProcess() {
 	spec := c.spec
 	for _, r := range spec.Rlimits {
 		if err := unix.Setrlimit(r.Type, &unix.Rlimit{Cur: r.Soft, Max: r.Hard}); err != nil {
-			initFail("setrlimit %d: %v", r.Type, err)
+			initFail("setrlimit(%s, soft %d, hard %d): %v", rlimitName(r.Type), r.Soft, r.Hard, err)
 		}
 	}
 	if spec.OOMScoreAdj != nil {
@@ -391,10 +439,11 @@ func (c *initProcess) waitReadyAndStart() {
 		return
 	}
 	c.link.Done(c.n)
-	f, err := os.OpenFile(fmt.Sprintf("/proc/self/fd/%d", c.startFifo), os.O_WRONLY, 0)
+	fd, err := unix.Openat(c.startFifo, filepath.Base(c.spec.StartFifo), unix.O_WRONLY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		initFail("waiting for start: %v", err)
 	}
+	f := os.NewFile(uintptr(fd), c.spec.StartFifo)
 	_, _ = f.Write([]byte{0})
 	f.Close()
 	unix.Close(c.startFifo)
@@ -469,7 +518,10 @@ func makeDevices(n *narrate.Narrator, spec *Spec, record string) {
 		}
 		_ = os.Remove(p)
 		if err := unix.Mknod(p, d.Type|d.Mode, int(unix.Mkdev(d.Major, d.Minor))); err != nil {
-			initFail("mknod %s: %v", d.Path, err)
+			if !spec.hasUserns() || bindDevice(n, d, p) != nil {
+				initFail("mknod %s: %v", d.Path, err)
+			}
+			continue
 		}
 		_ = os.Chmod(p, os.FileMode(d.Mode))
 		_ = os.Chown(p, d.UID, d.GID)
@@ -544,7 +596,11 @@ func switchUser(spec *Spec, keep uint64) error {
 	if err := setCaps(eff, perm, inh); err != nil {
 		return err
 	}
-	return raiseAmbient(amb)
+	if refused := raiseAmbient(amb); len(refused) > 0 {
+		fmt.Fprintf(os.Stderr, "%s: warning: ambient capabilities %s not raised: the kernel raises only those both permitted and inheritable (list them in process.capabilities.inheritable); going on without them, as runc does\n",
+			name, strings.Join(refused, ", "))
+	}
+	return nil
 }
 
 // inRoot resolves path inside root the way the container will see it
@@ -587,7 +643,8 @@ func inRoot(root, path string) (string, error) {
 }
 
 // mountInside makes one of the spec's mounts under the new root.
-func mountInside(n *narrate.Narrator, root string, m Mount) {
+func mountInside(n *narrate.Narrator, spec *Spec, m Mount) {
+	root := spec.Rootfs
 	target, err := inRoot(root, m.Target)
 	if err != nil {
 		initFail("mount target %s: %v", m.Target, err)
@@ -639,7 +696,7 @@ func mountInside(n *narrate.Narrator, root string, m Mount) {
 		err = unix.Mount("", target, "", unix.MS_BIND|unix.MS_REMOUNT|perMount, "")
 	}
 	if err != nil {
-		initFail("mount %s on %s: %v", m.Source, m.Target, err)
+		initFail("mount %s on %s: %v%s", m.Source, m.Target, err, usernsHint(spec, err))
 	}
 }
 
@@ -776,20 +833,6 @@ func execveat(fd int, argv, env []string) error {
 	_, _, e := unix.Syscall6(unix.SYS_EXECVEAT, uintptr(fd), uintptr(unsafe.Pointer(empty)),
 		uintptr(unsafe.Pointer(&av[0])), uintptr(unsafe.Pointer(&ev[0])), unix.AT_EMPTY_PATH, 0)
 	return e
-}
-
-var nsFlags = map[string]int{"net": unix.CLONE_NEWNET, "ipc": unix.CLONE_NEWIPC, "uts": unix.CLONE_NEWUTS,
-	"cgroup": unix.CLONE_NEWCGROUP, "pid": unix.CLONE_NEWPID, "mnt": unix.CLONE_NEWNS}
-
-// joinNamespace enters an existing namespace: this thread only, which is
-// the thread that will exec.
-func joinNamespace(kind, path string) error {
-	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
-	if err != nil {
-		return err
-	}
-	defer unix.Close(fd)
-	return unix.Setns(fd, nsFlags[kind])
 }
 
 func initFail(format string, args ...any) {

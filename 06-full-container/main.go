@@ -80,6 +80,9 @@ func main() {
 			os.Exit(execInside(os.Args[2:]))
 		case tinyArg:
 			os.Exit(tinyInit(os.Args[2], os.Args[3:]))
+		case usernsArg:
+			holdUsernsMain()
+			return
 		}
 	}
 	timing.Mark("runtime: Go runtime started")
@@ -141,6 +144,7 @@ func commands() []*cli.Command {
 				&cli.BoolFlag{Name: "explain", Usage: "narrate every step, naming the stage that taught it"},
 				&cli.BoolFlag{Name: "proc-view", Usage: "show the container its own memory, CPUs and uptime in /proc (lxcfs-style, FUSE) and its cgroup at /sys/fs/cgroup"},
 				&cli.StringSliceFlag{Name: "security-opt", Usage: "`seccomp=unconfined` (no system call filter) or seccomp=FILE (a profile in Docker's format; default: Docker's own)"},
+				usernsFlag, usernsRemapFlag,
 			},
 			Action: runCmd,
 		},
@@ -190,6 +194,8 @@ type runOptions struct {
 	ports                            []network.Port // -p
 	devRules                         []devices.Rule // the device cgroup: which device nodes may be used
 	seccomp                          *specs.LinuxSeccomp
+	limits                           *ociLimits // OCI: the other cgroup limits (resources.go)
+	uidMap, gidMap                   []IDMap    // --userns: the user namespace's maps (userns.go)
 }
 
 func runCmd(c *cli.Context) error {
@@ -337,6 +343,9 @@ func parseRun(c *cli.Context) (*runOptions, error) {
 		o.volumes = append(o.volumes, m)
 	}
 	if err := parseNet(c, o); err != nil {
+		return nil, err
+	}
+	if err := parseUserns(c, o); err != nil {
 		return nil, err
 	}
 	if o.seccomp, err = seccompOption(c.StringSlice("security-opt"), defaultCaps); err != nil {
@@ -514,6 +523,7 @@ func (rt *Runtime) create(o *runOptions) (_ *Container, err error) {
 		{"state saved", c.saveState},
 		{"network address reserved", c.reserveNetwork},
 		{"init and read-write layers made", c.makeLayers},
+		{"user namespace prepared", c.prepareUserns},
 		{"cgroups created", c.makeCgroups},
 		{"device rules applied", c.fenceDevices},
 		{"spec written", c.writeSpec},
@@ -716,6 +726,9 @@ func (c *creation) writeSpec() error {
 	if err := writeSpec(c.rt.dirs.configPath(c.st.ID), c.ctr.Spec); err != nil {
 		return err
 	}
+	if err := c.ctr.Spec.giveToContainerRoot(c.rt.dirs.configPath(c.st.ID)); err != nil {
+		return stage.Fail("%v", err)
+	}
 	c.st.Status = Created
 	if c.o.detach {
 		return c.rt.dirs.save(c.st)
@@ -735,6 +748,15 @@ func (rt *Runtime) createCgroup(path string, o *runOptions) (*cgroup.Group, erro
 			kinds = append(kinds, "devices") // v1 has a controller for it; v2 takes an eBPF program
 		}
 	}
+	for c, field := range o.limits.controllers(rt.cg) {
+		if err := rt.cg.Usable(c); err != nil {
+			return nil, stage.Fail("linux.resources.%s: %v", field, err)
+		}
+		if !slices.Contains(kinds, c) {
+			kinds = append(kinds, c)
+		}
+		want[c] = true
+	}
 	for _, c := range kinds {
 		if _, err := rt.cg.Controller(c); err != nil {
 			if want[c] {
@@ -752,7 +774,11 @@ func (rt *Runtime) createCgroup(path string, o *runOptions) (*cgroup.Group, erro
 	if errors.Is(err, fs.ErrExist) {
 		return nil, stage.Fail("the cgroup %s exists already, and a container only uses a cgroup it made: choose another (if it is a leftover, remove it with `rmdir` in each hierarchy)", path)
 	}
-	if err != nil && (want["cpu"] || want["memory"] || want["pids"]) {
+	limited := false
+	for _, w := range want {
+		limited = limited || w
+	}
+	if err != nil && limited {
 		return nil, stage.Fail("%v", err)
 	}
 	if err != nil {
@@ -788,6 +814,9 @@ func (rt *Runtime) createCgroup(path string, o *runOptions) (*cgroup.Group, erro
 		if err := set(g.SetMemory(o.memory)); err != nil {
 			return nil, err
 		}
+	}
+	if err := set(o.limits.apply(g)); err != nil {
+		return nil, err
 	}
 	// The device rules are applied by the caller, with applyDeviceRules;
 	// pids.max is written later, by ready(): see there.
@@ -842,6 +871,22 @@ func (rt *Runtime) spawn(ctr *Container, stdio []*os.File, attached bool) (_ *sp
 			rt.detachProcView(ctr)
 		}
 	}()
+	// With a user namespace, the root is mounted first, in a mount
+	// namespace of this thread's own, which the clone below copies
+	// (userns.go); the thread goes home right after the clone.
+	restoreMnt, err := rt.buildRootForUserns(ctr)
+	if err != nil {
+		return nil, err
+	}
+	home, wentHome := restoreMnt, false
+	restoreMnt = func() error {
+		if wentHome {
+			return nil
+		}
+		wentHome = true
+		return home()
+	}
+	defer restoreMnt()
 	n.Step("Clone the container's first process into new namespaces (stages 01 and 02)")
 	flags, names := cloneFlags(ctr.Spec.Namespaces)
 	// Not /proc/self/exe, the host's file: a sealed handle on it (selfexe.go
@@ -859,6 +904,7 @@ func (rt *Runtime) spawn(ctr *Container, stdio []*os.File, attached bool) (_ *sp
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = stdio[0], stdio[1], stdio[2]
 	cmd.Env = append(os.Environ(), n.Env())
 	cmd.SysProcAttr = &unix.SysProcAttr{Cloneflags: flags}
+	setIDMaps(n, cmd, ctr.Spec)
 	if attached {
 		// Pdeathsig: if the runtime dies, so does the container. It is tied
 		// to the thread that forks, so that thread stays ours until the wait.
@@ -873,6 +919,13 @@ func (rt *Runtime) spawn(ctr *Container, stdio []*os.File, attached bool) (_ *sp
 	}
 	intoCgroup, closeCgroup := bornInCgroup(cmd, ctr.Group)
 	defer closeCgroup()
+	// In a user namespace the first process is uid 100000 to the host's
+	// kernel, and the host root's cgroup files are not its to write: the
+	// runtime moves it, below.
+	addFromOutside := ctr.Spec.hasUserns() && !intoCgroup && ctr.Group != nil
+	if addFromOutside {
+		cmd.Args[3] = ""
+	}
 	link, err := stage.LinkTo(cmd)
 	if err != nil {
 		unlock()
@@ -887,12 +940,27 @@ func (rt *Runtime) spawn(ctr *Container, stdio []*os.File, attached bool) (_ *sp
 		cmd.ExtraFiles = append(cmd.ExtraFiles, ctr.console)
 		defer func() { ctr.console.Close(); ctr.console = nil }() // the child has its own copy
 	}
+	// An existing PID namespace is joined here, by the cloning thread
+	// (nsjoin.go says why).
+	restorePid, err := pidNamespaceForChildren(ctr.Spec.JoinNamespaces["pid"], n.Trace())
+	if err != nil {
+		unlock()
+		link.Close()
+		return nil, stage.Fail("%v", err)
+	}
 	err = cmd.Start()
 	if err != nil && intoCgroup {
 		// A kernel before 5.7 has no CLONE_INTO_CGROUP: it joins itself.
 		cmd.SysProcAttr.UseCgroupFD, intoCgroup = false, false
 		cmd.Args[3] = strings.Join(ctr.Group.Dirs(), ",")
 		err = cmd.Start()
+	}
+	if rerr := errors.Join(restoreMnt(), restorePid()); rerr != nil {
+		if err == nil {
+			_ = cmd.Process.Kill()
+			_ = cmd.Wait()
+		}
+		err = rerr
 	}
 	if err != nil {
 		unlock()
@@ -904,6 +972,13 @@ func (rt *Runtime) spawn(ctr *Container, stdio []*os.File, attached bool) (_ *sp
 	st.Pid, st.PidStart = cmd.Process.Pid, startTime(cmd.Process.Pid)
 	if ctr.view != nil {
 		ctr.view.Started(st.PidStart) // its uptime counts from here
+	}
+	if addFromOutside {
+		if err := rt.addToCgroup(ctr.Group, st.Pid); err != nil {
+			p := &spawned{cmd: cmd, link: link, attached: attached}
+			p.abandon()
+			return nil, stage.Fail("moving the container into its cgroups: %v", err)
+		}
 	}
 	if attached {
 		st.Monitor, st.MonitorStart = os.Getpid(), startTime(os.Getpid())
@@ -931,7 +1006,7 @@ func cloneFlags(namespaces []string) (uintptr, string) {
 	for _, k := range []struct {
 		kind, name string
 		flag       uintptr
-	}{{"pid", "CLONE_NEWPID", unix.CLONE_NEWPID}, {"mnt", "CLONE_NEWNS", unix.CLONE_NEWNS},
+	}{{"user", "CLONE_NEWUSER", unix.CLONE_NEWUSER}, {"pid", "CLONE_NEWPID", unix.CLONE_NEWPID}, {"mnt", "CLONE_NEWNS", unix.CLONE_NEWNS},
 		{"uts", "CLONE_NEWUTS", unix.CLONE_NEWUTS}, {"ipc", "CLONE_NEWIPC", unix.CLONE_NEWIPC},
 		{"net", "CLONE_NEWNET", unix.CLONE_NEWNET}} {
 		if slices.Contains(namespaces, k.kind) {

@@ -31,7 +31,7 @@ import (
 )
 
 // allControllers are every controller a container's group may have.
-var allControllers = []string{"cpu", "cpuacct", "memory", "pids", "devices", "freezer"}
+var allControllers = []string{"cpu", "cpuacct", "memory", "pids", "devices", "freezer", "cpuset", "blkio", "io", "hugetlb"}
 
 // openGroup re-opens a container's group from its saved name, with every
 // controller this host has of allControllers (a pure v2 host has no devices

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"os"
 	"regexp"
 	"strings"
 	"testing"
@@ -10,7 +11,9 @@ import (
 
 // underRoot shows a path inside the container's root as the container
 // sees it: the narration says /proc where strace sees .../merged/proc.
-var underRoot = regexp.MustCompile(`^.*/merged`)
+// (With --userns the root is mounted at the container's state directory's
+// rootfs, userns.go says why.)
+var underRoot = regexp.MustCompile(`^.*/(merged|containers/[0-9a-f]{64}/rootfs)`)
 
 func containerPath(p string) string {
 	if !underRoot.MatchString(p) {
@@ -29,6 +32,7 @@ func TestExplainNamesEveryCallStraceSees(t *testing.T) {
 	setup(t)
 	bin := testkit.Stage(t, "06-full-container")
 	detached(t, "narrated-exec", "--", "sleep", "100")
+	os.Chmod(sharedRoot(t), 0o711) // --userns: the container's root reads its spec under it
 	for _, args := range [][]string{
 		{"run", "--explain", "--", "true"},
 		{"run", "--explain", "--init", "--net", "host", "--hostname", "named", "--", "true"},
@@ -36,6 +40,7 @@ func TestExplainNamesEveryCallStraceSees(t *testing.T) {
 		{"exec", "--explain", "narrated-exec", "--", "true"},
 		{"run", "--explain", "-t", "--net", "none", "--", "true"},
 		{"exec", "--explain", "-t", "narrated-exec", "--", "true"},
+		{"run", "--explain", "--userns", "--", "true"},
 	} {
 		out, seen := testkit.Strace(t, bin, []string{"NO_COLOR=1"}, containerPath,
 			append([]string{"--root", sharedRoot(t)}, args...)...)

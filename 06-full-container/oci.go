@@ -223,6 +223,14 @@ func (rt *Runtime) createFromBundle(id, bundle string, spec *Spec, res *runOptio
 	if err := writeSpec(rt.dirs.configPath(id), spec); err != nil {
 		return fail(err)
 	}
+	if spec.hasUserns() { // its first process is the container's root: it reads both
+		if err := reachableBy(rt.dirs.containerDir(id), hostID(spec.UIDMappings, 0)); err != nil {
+			return fail(err)
+		}
+		if err := errors.Join(spec.giveToContainerRoot(rt.dirs.configPath(id)), spec.giveToContainerRoot(spec.StartFifo)); err != nil {
+			return fail(err)
+		}
+	}
 	return ctr, nil // start saves the state, with the PID
 }
 
@@ -592,28 +600,20 @@ func refuseUnsupported(c *specs.Spec) error {
 	switch {
 	case len(p.Args) == 0:
 		return errors.New("process.args is empty: say what to run")
-	case p.ApparmorProfile != "" && p.ApparmorProfile != "unconfined":
-		return refuse("process.apparmorProfile (\"unconfined\" is accepted)")
-	case p.SelinuxLabel != "":
-		return refuse("process.selinuxLabel")
 	case p.Scheduler != nil:
 		return refuse("process.scheduler")
 	case p.IOPriority != nil:
 		return refuse("process.ioPriority")
 	case p.ExecCPUAffinity != nil:
 		return refuse("process.execCPUAffinity")
-	case len(l.UIDMappings) > 0 || len(l.GIDMappings) > 0:
-		return refuse("linux.uidMappings/gidMappings (user namespaces)")
 	case l.IntelRdt != nil:
 		return refuse("linux.intelRdt")
 	case l.Personality != nil:
 		return refuse("linux.personality")
 	case len(l.TimeOffsets) > 0:
 		return refuse("linux.timeOffsets")
-	case l.MountLabel != "":
-		return refuse("linux.mountLabel")
 	}
-	return nil
+	return checkLSMFields(p.ApparmorProfile, p.SelinuxLabel, l.MountLabel)
 }
 
 // ociProcess reads process: groups, capabilities, rlimits, and the
@@ -651,6 +651,9 @@ func ociProcess(c *specs.Spec, _ string, s *Spec) error {
 		}
 		s.Rlimits = append(s.Rlimits, Rlimit{Type: t, Soft: r.Soft, Hard: r.Hard})
 	}
+	if err := checkRlimits(p.Rlimits); err != nil {
+		return err
+	}
 	if l.RootfsPropagation != "" {
 		prop, ok := propagationTable[l.RootfsPropagation]
 		if !ok {
@@ -662,35 +665,41 @@ func ociProcess(c *specs.Spec, _ string, s *Spec) error {
 }
 
 // ociNamespaces reads linux.namespaces, and checks what depends on them
-// (the hostname, the sysctls).
+// (the hostname, the sysctls, what needs a mount namespace of its own).
 func ociNamespaces(c *specs.Spec, _ string, s *Spec) error {
 	l := c.Linux
-	// Namespaces: new ones, or joined by path. A mount namespace of its own
-	// is required (everything below mounts); joining PID or mount
-	// namespaces by path would need a second fork: refused.
-	hasMount := false
+	// Namespaces: new ones, or joined by path (nsjoin.go says how each
+	// kind is joined).
 	for i, ns := range l.Namespaces {
 		kind, ok := map[specs.LinuxNamespaceType]string{specs.PIDNamespace: "pid", specs.NetworkNamespace: "net",
 			specs.MountNamespace: "mnt", specs.IPCNamespace: "ipc", specs.UTSNamespace: "uts",
-			specs.CgroupNamespace: "cgroup"}[ns.Type]
+			specs.CgroupNamespace: "cgroup", specs.UserNamespace: "user"}[ns.Type]
 		if !ok {
-			return fmt.Errorf("linux.namespaces[%d].type %q is not supported (user and time namespaces are not)", i, ns.Type)
+			return fmt.Errorf("linux.namespaces[%d].type %q is not supported (the time namespace is not)", i, ns.Type)
+		}
+		if kind == "user" && ns.Path != "" {
+			return fmt.Errorf("linux.namespaces[%d].path: joining an existing user namespace is not supported: setns(CLONE_NEWUSER) needs a single-threaded process, and this runtime is a Go program (runc joins in C, before Go starts); remove the path for a new one", i)
+		}
+		if slices.Contains(s.Namespaces, kind) || s.JoinNamespaces[kind] != "" {
+			return fmt.Errorf("linux.namespaces[%d]: the %s namespace is named twice", i, kind)
 		}
 		if ns.Path != "" {
-			if kind == "pid" || kind == "mnt" {
-				return fmt.Errorf("linux.namespaces[%d].path: joining an existing %s namespace is not supported", i, kind)
-			}
-			if _, err := os.Stat(ns.Path); err != nil {
-				return fmt.Errorf("linux.namespaces[%d].path %s: %v", i, ns.Path, err)
+			if err := checkNamespaceFile(ns.Path, kind); err != nil {
+				return fmt.Errorf("linux.namespaces[%d].path: %v", i, err)
 			}
 			s.JoinNamespaces[kind] = ns.Path
 			continue
 		}
-		hasMount = hasMount || kind == "mnt"
 		s.Namespaces = append(s.Namespaces, kind)
 	}
-	if !hasMount {
-		return errors.New("linux.namespaces must include a new mount namespace")
+	for _, m := range l.UIDMappings {
+		s.UIDMappings = append(s.UIDMappings, IDMap{ContainerID: m.ContainerID, HostID: m.HostID, Size: m.Size})
+	}
+	for _, m := range l.GIDMappings {
+		s.GIDMappings = append(s.GIDMappings, IDMap{ContainerID: m.ContainerID, HostID: m.HostID, Size: m.Size})
+	}
+	if err := checkUsernsMaps(s); err != nil {
+		return err
 	}
 	if len(s.Hostname) > maxHostname {
 		return fmt.Errorf("hostname is %d bytes long: give at most %d (the kernel's HOST_NAME_MAX)", len(s.Hostname), maxHostname)
@@ -698,9 +707,40 @@ func ociNamespaces(c *specs.Spec, _ string, s *Spec) error {
 	if s.Hostname != "" && !slices.Contains(s.Namespaces, "uts") && s.JoinNamespaces["uts"] == "" {
 		return errors.New("hostname needs a uts namespace in linux.namespaces")
 	}
+	if err := needsOwnMountNamespace(c, s); err != nil {
+		return err
+	}
 	for k := range s.Sysctl {
 		if err := checkSysctl(k, s); err != nil {
 			return fmt.Errorf("linux.sysctl: %v", err)
+		}
+	}
+	return nil
+}
+
+// needsOwnMountNamespace refuses, naming the field, what would have to be
+// mounted without a mount namespace of the container's own: without one,
+// a mount lands in the host's namespace (or in the other container's whose
+// namespace is joined).
+func needsOwnMountNamespace(c *specs.Spec, s *Spec) error {
+	mode := s.mountMode()
+	if mode == mountsNew {
+		return nil
+	}
+	where := "the host's"
+	if mode == mountsJoined {
+		where = "the joined one, another's"
+	}
+	for _, f := range []struct {
+		field string
+		set   bool
+	}{
+		{"mounts", len(c.Mounts) > 0}, {"linux.maskedPaths", len(s.MaskedPaths) > 0},
+		{"linux.readonlyPaths", len(s.ReadonlyPaths) > 0}, {"root.readonly", s.Readonly},
+		{"linux.sysctl", len(s.Sysctl) > 0}, {"linux.rootfsPropagation", c.Linux.RootfsPropagation != ""},
+	} {
+		if f.set {
+			return fmt.Errorf("%s needs a new mount namespace in linux.namespaces: without one it would be mounted in %s; remove it", f.field, where)
 		}
 	}
 	return nil
@@ -814,11 +854,11 @@ func ociResources(l *specs.Linux) (*runOptions, error) {
 	refuse := func(field string) error {
 		return fmt.Errorf("linux.resources.%s is not supported by this runtime: remove it", field)
 	}
+	var err error
+	if o.limits, err = readOCILimits(r); err != nil {
+		return nil, err
+	}
 	switch {
-	case r.BlockIO != nil && !emptyBlockIO(r.BlockIO):
-		return nil, refuse("blockIO")
-	case len(r.HugepageLimits) > 0:
-		return nil, refuse("hugepageLimits")
 	case r.Network != nil:
 		return nil, refuse("network")
 	case len(r.Rdma) > 0:
@@ -838,10 +878,6 @@ func ociResources(l *specs.Linux) (*runOptions, error) {
 		}
 	}
 	if c := r.CPU; c != nil {
-		switch {
-		case c.Shares != nil && *c.Shares != 0, c.Burst != nil, c.RealtimeRuntime != nil, c.RealtimePeriod != nil, c.Cpus != "", c.Mems != "", c.Idle != nil:
-			return nil, refuse("cpu (only quota and period are)")
-		}
 		if c.Period != nil {
 			o.cpuPeriod = *c.Period
 		}
@@ -947,8 +983,11 @@ func processSpec(base *Spec, path string) (*Spec, error) {
 	if len(p.Args) == 0 {
 		return nil, errors.New("process.args is empty")
 	}
-	if (p.ApparmorProfile != "" && p.ApparmorProfile != "unconfined") || p.SelinuxLabel != "" || p.Scheduler != nil || p.IOPriority != nil {
-		return nil, errors.New("process.apparmorProfile, selinuxLabel, scheduler and ioPriority are not supported")
+	if p.Scheduler != nil || p.IOPriority != nil {
+		return nil, errors.New("process.scheduler and ioPriority are not supported")
+	}
+	if err := checkLSMFields(p.ApparmorProfile, p.SelinuxLabel, ""); err != nil {
+		return nil, err
 	}
 	s := *base
 	s.Args, s.Env, s.Cwd = p.Args, p.Env, p.Cwd
@@ -970,6 +1009,9 @@ func processSpec(base *Spec, path string) (*Spec, error) {
 			return nil, fmt.Errorf("process.rlimits[%d].type %q is not a Linux resource limit", i, r.Type)
 		}
 		s.Rlimits = append(s.Rlimits, Rlimit{Type: t, Soft: r.Soft, Hard: r.Hard})
+	}
+	if err := checkRlimits(p.Rlimits); err != nil {
+		return nil, err
 	}
 	return &s, nil
 }

@@ -280,20 +280,22 @@ func TestOCIUnsupportedFieldsAreRefused(t *testing.T) {
 				Action: specs.ActErrno, Args: []specs.LinuxSeccompArg{{Op: "SCMP_CMP_ABOUT"}}}}}
 		},
 		"linux.uidMappings": func(c *specs.Spec) { c.Linux.UIDMappings = []specs.LinuxIDMapping{{HostID: 1000, Size: 1}} },
-		"linux.resources.blockIO": func(c *specs.Spec) {
-			w := uint16(500)
-			c.Linux.Resources = &specs.LinuxResources{BlockIO: &specs.LinuxBlockIO{Weight: &w}}
+		"linux.resources.blockIO.weightDevice": func(c *specs.Spec) {
+			c.Linux.Resources = &specs.LinuxResources{BlockIO: &specs.LinuxBlockIO{WeightDevice: []specs.LinuxWeightDevice{{}}}}
 		},
-		"linux.namespaces[0].path":      func(c *specs.Spec) { c.Linux.Namespaces[0].Path = "/proc/self/ns/pid" },
+		"linux.namespaces[0].path: /etc/hostname is not a namespace file": func(c *specs.Spec) { c.Linux.Namespaces[0].Path = "/etc/hostname" },
+		"linux.namespaces[0].path: /proc/self/ns/net is a namespace of another kind": func(c *specs.Spec) {
+			c.Linux.Namespaces[0].Path = "/proc/self/ns/net"
+		},
 		"process.capabilities.bounding": func(c *specs.Spec) { c.Process.Capabilities.Bounding = []string{"CAP_FLY"} },
 		"process.rlimits[0].type":       func(c *specs.Spec) { c.Process.Rlimits[0].Type = "RLIMIT_WISHES" },
 		"option \"nosuchopt\"":          func(c *specs.Spec) { c.Mounts[0].Options = append(c.Mounts[0].Options, "nosuchopt") },
-		"linux.resources.cpu": func(c *specs.Spec) {
-			s := uint64(512)
-			c.Linux.Resources = &specs.LinuxResources{CPU: &specs.LinuxCPU{Shares: &s}}
+		"linux.resources.cpu.burst": func(c *specs.Spec) {
+			b := uint64(1000)
+			c.Linux.Resources = &specs.LinuxResources{CPU: &specs.LinuxCPU{Burst: &b}}
 		},
-		"root.path":                       func(c *specs.Spec) { c.Root.Path = "no-such-rootfs" },
-		"linux.namespaces must include a": func(c *specs.Spec) { c.Linux.Namespaces = c.Linux.Namespaces[:1] },
+		"root.path":                          func(c *specs.Spec) { c.Root.Path = "no-such-rootfs" },
+		"mounts needs a new mount namespace": func(c *specs.Spec) { withoutNamespace(c, specs.MountNamespace) },
 	}
 	for field, edit := range cases {
 		dir := bundle(t, edit)

@@ -38,7 +38,10 @@ type Spec struct {
 	// rootfs), bound onto itself instead of an overlay.
 	BindRoot bool `json:"bindRoot,omitempty"`
 
-	Namespaces []string `json:"namespaces"` // kinds to create: pid, mnt, uts, ipc, net, cgroup
+	Namespaces []string `json:"namespaces"` // kinds to create: user, pid, mnt, uts, ipc, net, cgroup
+	// With a user namespace: its maps, written from outside (userns.go).
+	UIDMappings []IDMap `json:"uidMappings,omitempty"`
+	GIDMappings []IDMap `json:"gidMappings,omitempty"`
 	// JoinNamespaces are existing namespaces (kind -> /proc/PID/ns/KIND or
 	// a bind-mounted one) the container enters with setns instead.
 	JoinNamespaces map[string]string `json:"joinNamespaces,omitempty"`

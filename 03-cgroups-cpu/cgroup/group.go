@@ -147,6 +147,12 @@ func (h *Hierarchy) Create(name string, controllers ...string) (*Group, error) {
 				return nil, fmt.Errorf("cannot create cgroup %s: %v", cur, err)
 			}
 			made = append(made, cur)
+			if c, ok := g.ctrls["cpuset"]; ok && c.Version == V1 && dir == g.paths["cpuset"] {
+				if err := h.inheritCPUSet(cur); err != nil {
+					undo()
+					return nil, fmt.Errorf("cannot give cgroup %s its parent's CPUs and memory nodes: %v", cur, err)
+				}
+			}
 			if i < len(parts)-1 {
 				g.ancestor = append(g.ancestor, cur)
 			}
