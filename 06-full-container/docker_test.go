@@ -304,7 +304,9 @@ func TestDockerRunsItsContainersOnTheWorkshopRuntime(t *testing.T) {
 
 	t.Run("containerd's own client: ctr run with the runtime as the runc binary of the runc shim", func(t *testing.T) {
 		sock := filepath.Join(d.dir, "exec", "containerd", "containerd.sock")
-		out, err := exec.Command("ctr", "--address", sock, "--namespace", "workshop-test", "run", "--rm",
+		// In the daemon's mount namespace: ctr makes the container's stdio
+		// FIFOs under /run, which is the daemon's own tmpfs there.
+		out, err := exec.Command("nsenter", fmt.Sprintf("--mount=/proc/%d/ns/mnt", daemonPid(t, d)), "ctr", "--address", sock, "--namespace", "workshop-test", "run", "--rm",
 			"--runtime", "io.containerd.runc.v2", "--runc-binary", workshop, "--rootfs", root,
 			"ctr-hello", "/bin/sh", "-c", "echo hello from ctr; cat /proc/1/cmdline | tr '\\0' ' '").CombinedOutput()
 		if err != nil || string(out) != "hello from ctr\n/bin/sh -c echo hello from ctr; cat /proc/1/cmdline | tr '\\0' ' ' " {
