@@ -145,6 +145,9 @@ func TestDockerRunsItsContainersOnTheWorkshopRuntime(t *testing.T) {
 			{"--security-opt seccomp=unconfined --security-opt no-new-privileges", "grep -E '^(Seccomp|NoNewPrivs):' /proc/self/status"},
 			{"--ulimit nofile=100:200", "ulimit -n; ulimit -Hn"},
 			{"--oom-score-adj 500", "cat /proc/self/oom_score_adj"},
+			// The container reads its own limits at /sys/fs/cgroup (v1 paths, then v2's).
+			{"-m 32m --cpu-shares 512 --cpuset-cpus 0 --pids-limit 9", "cd /sys/fs/cgroup; " +
+				"cat memory/memory.limit_in_bytes cpu/cpu.shares cpuset/cpuset.cpus pids/pids.max 2>/dev/null || cat memory.max cpu.weight cpuset.cpus pids.max"},
 		} {
 			var got [2]string
 			for i, runtime := range []string{"runc", "workshop"} {

@@ -712,6 +712,9 @@ func mountCgroupfs(target string, flags uintptr, hook trace.Hook) error {
 	flags &^= unix.MS_BIND | unix.MS_REC
 	var v1 []string
 	unified := false
+	// Where we are in each hierarchy: "/" in a cgroup namespace of our own;
+	// without one (Docker's default on cgroup v1), the container's group.
+	own := map[string]string{}
 	for _, l := range strings.Split(strings.TrimSpace(string(b)), "\n") {
 		parts := strings.SplitN(l, ":", 3)
 		if len(parts) != 3 {
@@ -722,6 +725,35 @@ func mountCgroupfs(target string, flags uintptr, hook trace.Hook) error {
 		} else if parts[1] != "" {
 			v1 = append(v1, parts[1])
 		}
+		own[parts[1]] = parts[2]
+	}
+	// mountOwn mounts a hierarchy at dir. Without a cgroup namespace it
+	// shows the container its own group, as runc does (a program reading
+	// its limits there reads its own, not the host root's): the hierarchy
+	// goes on a staging directory, its group is bound at dir, and the
+	// staging mount goes.
+	mountOwn := func(dir, fstype, opts, ctrls string) error {
+		p := own[ctrls]
+		if p == "" || p == "/" {
+			hook.Call("", `mount(%q, %q, %q, %s, %q)`, fstype, dir, fstype, mountFlagNames(flags), opts)
+			return unix.Mount(fstype, dir, fstype, flags, opts)
+		}
+		stage := filepath.Join(target, ".hierarchy")
+		if err := os.Mkdir(stage, 0o700); err != nil {
+			return err
+		}
+		defer os.Remove(stage)
+		hook.Call("", `mount(%q, %q, %q, %s, %q)`, fstype, stage, fstype, mountFlagNames(flags), opts)
+		if err := unix.Mount(fstype, stage, fstype, flags, opts); err != nil {
+			return err
+		}
+		hook.Call("", `mount(%q, %q, "", MS_BIND, "")   # the container's own group, not the host's root`, filepath.Join(stage, p), dir)
+		err := unix.Mount(filepath.Join(stage, p), dir, "", unix.MS_BIND, "")
+		hook.Call("", `umount2(%q, MNT_DETACH)`, stage)
+		if uerr := unix.Unmount(stage, unix.MNT_DETACH); err == nil {
+			err = uerr
+		}
+		return err
 	}
 	if len(v1) == 0 && unified {
 		hook.Call("", `mount("cgroup2", %q, "cgroup2", %s, "")`, target, mountFlagNames(flags))
@@ -740,8 +772,7 @@ func mountCgroupfs(target string, flags uintptr, hook trace.Hook) error {
 		if strings.HasPrefix(ctrls, "name=") {
 			opts = "none," + ctrls
 		}
-		hook.Call("", `mount("cgroup", %q, "cgroup", %s, %q)`, dir, mountFlagNames(flags), opts)
-		if err := unix.Mount("cgroup", dir, "cgroup", flags, opts); err != nil {
+		if err := mountOwn(dir, "cgroup", opts, ctrls); err != nil {
 			return fmt.Errorf("%s: %v", ctrls, err)
 		}
 	}
@@ -750,8 +781,7 @@ func mountCgroupfs(target string, flags uintptr, hook trace.Hook) error {
 		if err := os.MkdirAll(dir, 0o755); err != nil {
 			return err
 		}
-		hook.Call("", `mount("cgroup2", %q, "cgroup2", %s, "")`, dir, mountFlagNames(flags))
-		if err := unix.Mount("cgroup2", dir, "cgroup2", flags, ""); err != nil {
+		if err := mountOwn(dir, "cgroup2", "", ""); err != nil {
 			return err
 		}
 	}
