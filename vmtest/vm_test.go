@@ -62,6 +62,8 @@ var hostOnly = map[string][]HostOnlyTest{
 	},
 	"06-full-container": {
 		{"TestDockerSendsTheWorkshopsDefaultProfile", "starts Debian's dockerd, which the guest does not have"},
+		{"TestDockerRunsItsContainersOnTheWorkshopRuntime", "starts Debian's dockerd, which the guest does not have"},
+		{"TestDockerRecipeFromTheChapter", "starts Debian's dockerd, which the guest does not have"},
 		{"TestDefaultProfileRefusesWhatDockerRefuses", "builds its test program with gcc, a host tool"},
 		{"TestExecGetsTheContainersFilter", "builds its test program with gcc, a host tool"},
 		{"TestEveryActionAndOperatorDoesWhatItSays", "builds its test program with gcc, a host tool"},
