@@ -52,6 +52,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 
 	"github.com/urfave/cli/v2"
@@ -196,8 +197,8 @@ func checkUsernsMaps(s *Spec) error {
 // buildRootForUserns mounts the container's overlay for a user namespace,
 // on the calling thread, in a mount namespace of that thread's own (see
 // the top of this file). The caller clones the container's first process
-// from this thread, then calls restore, which puts the thread back in the
-// host's mount namespace.
+// from this thread, then calls restore (once or more: it acts once), which
+// puts the thread back in the host's mount namespace.
 func (rt *Runtime) buildRootForUserns(ctr *Container) (restore func() error, err error) {
 	spec, n := ctr.Spec, rt.n
 	if !spec.hasUserns() || spec.Upper == "" {
@@ -230,12 +231,14 @@ func (rt *Runtime) buildRootForUserns(ctr *Container) (restore func() error, err
 	if err := layers.MountVolatile(spec.Rootfs, lowers, spec.Upper, spec.Work, n.Trace()); err != nil {
 		return fail(stage.Fail("mounting the container's root: %v", err))
 	}
-	return func() error {
-		if err := undo(); err != nil {
-			return err // the thread stays locked: it never runs anything else
-		}
-		runtime.UnlockOSThread()
-		return nil
+	var once sync.Once
+	return func() (err error) {
+		once.Do(func() {
+			if err = undo(); err == nil {
+				runtime.UnlockOSThread()
+			} // else the thread stays locked: it never runs anything else
+		})
+		return err
 	}, nil
 }
 
