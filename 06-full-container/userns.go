@@ -206,12 +206,12 @@ func (rt *Runtime) buildRootForUserns(ctr *Container) (restore func() error, err
 	}
 	uid, gid := spec.hostRoot()
 	n.Step("The root for a user namespace: the image's files must belong to the container's root, uid %d on the host", uid)
+	n.Call("chown -R %d:%d %s %s   # the container's own layers: its read-write layer, its init layer", uid, gid, spec.Upper, spec.initLayer())
 	for _, d := range []string{spec.Upper, spec.initLayer()} {
 		if err := shiftOwners(d, spec.UIDMappings, spec.GIDMappings); err != nil {
 			return nil, stage.Fail("giving the container's own layers to its root: %v", err)
 		}
 	}
-	n.Call("chown -R %d:%d %s %s   # the container's own layers: its read-write layer, its init layer", uid, gid, spec.Upper, spec.initLayer())
 	runtime.LockOSThread()
 	undo, err := ownMountNamespace(n)
 	if err != nil {
@@ -236,7 +236,7 @@ func (rt *Runtime) buildRootForUserns(ctr *Container) (restore func() error, err
 		once.Do(func() {
 			if err = undo(); err == nil {
 				runtime.UnlockOSThread()
-			} // else the thread stays locked: it never runs anything else
+			} // else the thread stays locked to this goroutine, which fails the command
 		})
 		return err
 	}, nil
