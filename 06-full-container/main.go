@@ -878,15 +878,7 @@ func (rt *Runtime) spawn(ctr *Container, stdio []*os.File, attached bool) (_ *sp
 	if err != nil {
 		return nil, err
 	}
-	home, wentHome := restoreMnt, false
-	restoreMnt = func() error {
-		if wentHome {
-			return nil
-		}
-		wentHome = true
-		return home()
-	}
-	defer restoreMnt()
+	defer restoreMnt() // on a failure before the clone
 	n.Step("Clone the container's first process into new namespaces (stages 01 and 02)")
 	flags, names := cloneFlags(ctr.Spec.Namespaces)
 	// Not /proc/self/exe, the host's file: a sealed handle on it (selfexe.go

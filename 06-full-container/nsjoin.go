@@ -126,8 +126,9 @@ func pidNamespaceForChildren(path string, hook trace.Hook) (restore func() error
 		defer unix.Close(own)
 		hook.Call("back to the runtime's own PID namespace, for its later children", "setns(open(\"/proc/self/ns/pid\"), CLONE_NEWPID)")
 		if err := unix.Setns(own, unix.CLONE_NEWPID); err != nil {
-			// The thread stays locked, and so stays out of use: no later
-			// child of the runtime may land in the container's namespace.
+			// The thread stays locked to this goroutine, which fails the
+			// command: no other goroutine's child may land in the
+			// container's namespace.
 			return fmt.Errorf("returning to the runtime's pid namespace: %v", err)
 		}
 		runtime.UnlockOSThread()

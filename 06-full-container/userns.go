@@ -52,6 +52,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 
 	"github.com/urfave/cli/v2"
@@ -196,8 +197,8 @@ func checkUsernsMaps(s *Spec) error {
 // buildRootForUserns mounts the container's overlay for a user namespace,
 // on the calling thread, in a mount namespace of that thread's own (see
 // the top of this file). The caller clones the container's first process
-// from this thread, then calls restore, which puts the thread back in the
-// host's mount namespace.
+// from this thread, then calls restore (once or more: it acts once), which
+// puts the thread back in the host's mount namespace.
 func (rt *Runtime) buildRootForUserns(ctr *Container) (restore func() error, err error) {
 	spec, n := ctr.Spec, rt.n
 	if !spec.hasUserns() || spec.Upper == "" {
@@ -205,12 +206,12 @@ func (rt *Runtime) buildRootForUserns(ctr *Container) (restore func() error, err
 	}
 	uid, gid := spec.hostRoot()
 	n.Step("The root for a user namespace: the image's files must belong to the container's root, uid %d on the host", uid)
+	n.Call("chown -R %d:%d %s %s   # the container's own layers: its read-write layer, its init layer", uid, gid, spec.Upper, spec.initLayer())
 	for _, d := range []string{spec.Upper, spec.initLayer()} {
 		if err := shiftOwners(d, spec.UIDMappings, spec.GIDMappings); err != nil {
 			return nil, stage.Fail("giving the container's own layers to its root: %v", err)
 		}
 	}
-	n.Call("chown -R %d:%d %s %s   # the container's own layers: its read-write layer, its init layer", uid, gid, spec.Upper, spec.initLayer())
 	runtime.LockOSThread()
 	undo, err := ownMountNamespace(n)
 	if err != nil {
@@ -230,12 +231,14 @@ func (rt *Runtime) buildRootForUserns(ctr *Container) (restore func() error, err
 	if err := layers.MountVolatile(spec.Rootfs, lowers, spec.Upper, spec.Work, n.Trace()); err != nil {
 		return fail(stage.Fail("mounting the container's root: %v", err))
 	}
-	return func() error {
-		if err := undo(); err != nil {
-			return err // the thread stays locked: it never runs anything else
-		}
-		runtime.UnlockOSThread()
-		return nil
+	var once sync.Once
+	return func() (err error) {
+		once.Do(func() {
+			if err = undo(); err == nil {
+				runtime.UnlockOSThread()
+			} // else the thread stays locked to this goroutine, which fails the command
+		})
+		return err
 	}, nil
 }
 
