@@ -745,6 +745,9 @@ func TestNotRootGetsOneClearLine(t *testing.T) {
 	testkit.CheckHost(t)
 	r := testkit.Run(t, opts{AsUser: true}, testkit.Stage(t, "06-full-container"), "--root", "/tmp/nowhere", "run", "--", "true")
 	oneLine(t, r, "needs root")
+	// The hint is the learner's own command under sudo: a bare `sudo go
+	// run ./06-full-container` would run the demonstration instead.
+	oneLine(t, r, "run `sudo go run ./06-full-container --root /tmp/nowhere run -- true`")
 }
 
 // Ctrl-C on a foreground run: PID 1 ignores SIGINT (it has no handler), so
