@@ -310,7 +310,9 @@ func TestDockerRunsItsContainersOnTheWorkshopRuntime(t *testing.T) {
 		// In the daemon's mount namespace: ctr makes the container's stdio
 		// FIFOs under /run, which is the daemon's own tmpfs there.
 		out, err := exec.Command("nsenter", fmt.Sprintf("--mount=/proc/%d/ns/mnt", daemonPid(t, d)), "ctr", "--address", sock, "--namespace", "workshop-test", "run", "--rm",
-			"--runtime", "io.containerd.runc.v2", "--runc-binary", workshop, "--rootfs", root,
+			"--runtime", "io.containerd.runc.v2", "--runc-binary", workshop,
+			"--cgroup", parent+"/ctr-hello", // under the parent the test removes (ctr's default, /NAMESPACE/ID, would stay, as runc leaves it)
+			"--rootfs", root,
 			"ctr-hello", "/bin/sh", "-c", "echo hello from ctr; cat /proc/1/cmdline | tr '\\0' ' '").CombinedOutput()
 		if err != nil || string(out) != "hello from ctr\n/bin/sh -c echo hello from ctr; cat /proc/1/cmdline | tr '\\0' ' ' " {
 			t.Fatalf("ctr run: %v\n%q", err, out)
