@@ -210,28 +210,41 @@ func TestRunItGivesTheShellATerminalOfTheContainersOwn(t *testing.T) {
 	noContainersLeft(t)
 }
 
-// Killed from outside, the container ends the run, and the user's terminal
-// is still put back.
+// However the run ends, the user's terminal is put back: the container
+// killed from outside, or the runtime told twice to stop (the first TERM
+// goes to the shell, PID 1, which ignores it; the second is followed by a
+// SIGKILL).
 func TestTerminalIsRestoredWhenTheContainerIsKilled(t *testing.T) {
 	setup(t)
-	u := newUserTTY(t, 24, 80)
-	before := u.termios()
-	u.start("run", "-it", "--net", "none", "--name", "killed-tty", "--", "sh")
-	u.expect(0, prompt)
-	u.expect(u.typ("tty\r"), `(?m)^/dev/pts/0\r$`) // the command runs, the terminal is raw
-	var st State
-	insp := ctr(t, opts{}, "inspect", "killed-tty")
-	if err := json.Unmarshal([]byte(insp.Stdout), &st); err != nil || st.Pid <= 0 {
-		t.Fatalf("inspect: %v\n%s", err, insp)
-	}
-	if err := unix.Kill(st.Pid, unix.SIGKILL); err != nil {
-		t.Fatal(err)
-	}
-	if code := u.wait(); code != 137 {
-		t.Errorf("the container was killed: want 137, got %d", code)
-	}
-	if after := u.termios(); after != before {
-		t.Errorf("the user's terminal was not restored:\nbefore %+v\nafter  %+v", before, after)
+	for _, how := range []string{"kill -9 its PID 1", "TERM the runtime twice"} {
+		u := newUserTTY(t, 24, 80)
+		before := u.termios()
+		u.start("run", "-it", "--net", "none", "--name", "killed-tty", "--", "sh")
+		u.expect(0, prompt)
+		u.expect(u.typ("tty\r"), `(?m)^/dev/pts/0\r$`) // the command runs, the terminal is raw
+		if !raw(u.termios()) {
+			t.Errorf("%s: the user's terminal is not in raw mode while the shell runs", how)
+		}
+		if how == "kill -9 its PID 1" {
+			var st State
+			insp := ctr(t, opts{}, "inspect", "killed-tty")
+			if err := json.Unmarshal([]byte(insp.Stdout), &st); err != nil || st.Pid <= 0 {
+				t.Fatalf("inspect: %v\n%s", err, insp)
+			}
+			if err := unix.Kill(st.Pid, unix.SIGKILL); err != nil {
+				t.Fatal(err)
+			}
+		} else {
+			_ = u.cmd.Process.Signal(unix.SIGTERM)
+			time.Sleep(200 * time.Millisecond)
+			_ = u.cmd.Process.Signal(unix.SIGTERM)
+		}
+		if code := u.wait(); code != 137 {
+			t.Errorf("%s: want 137, got %d", how, code)
+		}
+		if after := u.termios(); after != before {
+			t.Errorf("%s: the user's terminal was not restored:\nbefore %+v\nafter  %+v", how, before, after)
+		}
 	}
 	noContainersLeft(t)
 }
