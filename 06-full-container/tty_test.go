@@ -471,3 +471,50 @@ func TestTermToExecEndsItsCommandAndItsChildren(t *testing.T) {
 		t.Errorf("run without -i passed stdin:\n%s", r)
 	}
 }
+
+// tiocsti types a command into the terminal on its stdout, as an attacker
+// inside a container would into the user's shell: it runs there once the
+// container ends.
+const tiocsti = `#include <stdio.h>
+#include <errno.h>
+#include <string.h>
+#include <sys/ioctl.h>
+int main(void) {
+	const char *cmd = "INJECTED\n";
+	int err = 0;
+	for (const char *p = cmd; *p; p++)
+		if (ioctl(1, TIOCSTI, p) < 0) { err = errno; break; }
+	fprintf(stderr, "TIOCSTI: %s\n", err ? strerror(err) : "typed");
+	return 0;
+}
+`
+
+// The attack itself: from inside, without -t, TIOCSTI on the user's
+// terminal (the command's stdout). With the user's terminal as the
+// container's controlling terminal, the kernel accepts it from any
+// process; in a session of its own, it wants CAP_SYS_ADMIN, which the
+// container lacks. Nothing may reach the terminal's input queue.
+func TestTIOCSTIFromInsideCannotTypeIntoTheUsersShell(t *testing.T) {
+	setup(t)
+	dir := filepath.Join(t.TempDir(), "prog")
+	cprog(t, dir, "tiocsti", tiocsti)
+	detached(t, "tiocsti", "--net", "none", "-v", dir+":/x:ro", "--", "sleep", "1000")
+	for _, args := range [][]string{
+		{"run", "--net", "none", "-v", dir + ":/x:ro", "--", "/x/tiocsti"},
+		{"exec", "tiocsti", "--", "/x/tiocsti"},
+	} {
+		u := newUserTTY(t, 24, 80)
+		u.start(args...)
+		if code := u.wait(); code != 0 {
+			t.Fatalf("%s: exit %d\n%q", args[0], code, u.output())
+		}
+		u.expect(0, `TIOCSTI: `)
+		queued, err := unix.IoctlGetInt(int(u.slave.Fd()), unix.TIOCINQ)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if queued != 0 || !strings.Contains(u.output(), "TIOCSTI: Operation not permitted") {
+			t.Errorf("%s: the container typed into the user's terminal (%d bytes waiting for the user's shell):\n%q", args[0], queued, u.output())
+		}
+	}
+}
