@@ -16,6 +16,7 @@
 //	init.go    the container's side: mounts, pivot_root, hardening, exec
 //	harden.go  capabilities, masked and read-only paths, the device cgroup, loopback
 //	exec.go    `exec`: joining a running container's namespaces with setns
+//	tty.go     -t and --console-socket: a pty in the container's devpts, relayed in raw mode
 //	manage.go  ps, logs, stop, rm, inspect, and cleaning up after crashes
 //	state.go   what the runtime remembers about each container between commands
 //	images.go  the default image, images, commit, import

@@ -37,7 +37,7 @@ func ociCommands() []*cli.Command {
 			Flags: []cli.Flag{
 				&cli.StringFlag{Name: "bundle", Aliases: []string{"b"}, Value: ".", Usage: "the bundle `DIR` (config.json and the root filesystem)"},
 				&cli.StringFlag{Name: "pid-file", Usage: "write the container process's PID to `FILE`"},
-				&cli.StringFlag{Name: "console-socket", Usage: "process.terminal: send the pty's master to the unix socket at `PATH` (tty.go)"},
+				&cli.StringFlag{Name: "console-socket", Usage: "process.terminal: send the pty's master to this unix socket (tty.go)"},
 				&cli.BoolFlag{Name: "no-pivot", Usage: "not supported: this runtime always uses pivot_root"},
 				&cli.BoolFlag{Name: "no-new-keyring", Usage: "accepted: this runtime never makes a session keyring"},
 				&cli.IntFlag{Name: "preserve-fds", Usage: "not supported (must be 0)"},

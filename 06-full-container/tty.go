@@ -56,6 +56,68 @@ const (
 
 // ---- Inside the container: the process that makes the pair ----
 
+// openTerminal (the first process's step, after the hardening): no host
+// descriptor past the exec, a session of the container's own, and, with a
+// terminal, the pty. Always a new session: otherwise the user's terminal
+// stays the controlling terminal of every process in the container, and
+// one ioctl(TIOCSTI) there types a command into the user's shell, to run
+// on the host once the container ends. Outside of its session the kernel
+// refuses that without CAP_SYS_ADMIN.
+func (c *initProcess) openTerminal() {
+	if err := closeHostFdsOnExec(c.n.Trace()); err != nil {
+		initFail("%v", err)
+	}
+	c.n.Call("setsid()   # a session of its own: the user's terminal is not its controlling terminal")
+	if _, err := unix.Setsid(); err != nil {
+		initFail("setsid: %v", err)
+	}
+	if !c.spec.Terminal {
+		return
+	}
+	c.n.Step("A terminal of the container's own: a pty in its devpts; the master goes over the console socket")
+	if err := closeOnExec(consoleFd); err != nil {
+		initFail("the console socket: %v", err)
+	}
+	master, slave, name, err := newPty(c.n.Trace(), c.spec.ConsoleSize)
+	if err != nil {
+		initFail("%v", err)
+	}
+	if c.spec.UID != 0 || c.spec.GID != 0 {
+		// Made by root: the configured user gets it, as runc does.
+		_ = unix.Fchown(slave, c.spec.UID, c.spec.GID)
+	}
+	if err := sendConsole(c.n.Trace(), consoleFd, master, name); err != nil {
+		initFail("%v", err)
+	}
+	if err := takeTerminal(c.n.Trace(), slave, name); err != nil {
+		initFail("%v", err)
+	}
+}
+
+// closeHostFdsOnExec marks every descriptor past stderr close-on-exec.
+// Go opens its own files O_CLOEXEC, but a descriptor the runtime inherited
+// without the flag (from the shell that started it, or a caller's leaked
+// pipe) would pass, through every exec, into the container's command: a
+// handle on a host file or pipe, inside. runc does the same before its
+// exec. (Linux 5.11; before, each descriptor in /proc/self/fd.)
+func closeHostFdsOnExec(hook trace.Hook) error {
+	hook.Call("", "close_range(3, ~0U, CLOSE_RANGE_CLOEXEC)   # no descriptor of the host's passes the exec")
+	err := unix.CloseRange(3, ^uint(0), unix.CLOSE_RANGE_CLOEXEC)
+	if err != unix.ENOSYS && err != unix.EINVAL {
+		return err
+	}
+	ents, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		return err
+	}
+	for _, e := range ents {
+		if fd, err := strconv.Atoi(e.Name()); err == nil && fd > 2 {
+			_ = closeOnExec(fd)
+		}
+	}
+	return nil
+}
+
 // newPty makes a pty in the devpts at /dev/pts as the calling thread sees
 // it: the container's. The path is the container's, so what is opened
 // there is checked to be devpts's ptmx (before an `exec` a container could
@@ -143,30 +205,6 @@ func takeTerminal(hook trace.Hook, slave int, name string) error {
 func closeOnExec(fd int) error {
 	_, err := unix.FcntlInt(uintptr(fd), unix.F_SETFD, unix.FD_CLOEXEC)
 	return err
-}
-
-// closeHostFdsOnExec marks every descriptor past stderr close-on-exec.
-// Go opens its own files O_CLOEXEC, but a descriptor the runtime inherited
-// without the flag (from the shell that started it, or a caller's leaked
-// pipe) would pass, through every exec, into the container's command: a
-// handle on a host file or pipe, inside. runc does the same before its
-// exec. (Linux 5.11; before, each descriptor in /proc/self/fd.)
-func closeHostFdsOnExec(hook trace.Hook) error {
-	hook.Call("", "close_range(3, ~0U, CLOSE_RANGE_CLOEXEC)   # no descriptor of the host's passes the exec")
-	err := unix.CloseRange(3, ^uint(0), unix.CLOSE_RANGE_CLOEXEC)
-	if err != unix.ENOSYS && err != unix.EINVAL {
-		return err
-	}
-	ents, err := os.ReadDir("/proc/self/fd")
-	if err != nil {
-		return err
-	}
-	for _, e := range ents {
-		if fd, err := strconv.Atoi(e.Name()); err == nil && fd > 2 {
-			_ = closeOnExec(fd)
-		}
-	}
-	return nil
 }
 
 // ---- On the host: the runtime plays the terminal ----
@@ -420,61 +458,7 @@ func (t *terminal) finish() {
 	}
 }
 
-// dialConsoleSocket connects to an OCI caller's --console-socket: the
-// process that makes the pty sends the master on this connection.
-func dialConsoleSocket(path string) (*os.File, error) {
-	conn, err := net.Dial("unix", path)
-	if err != nil {
-		return nil, fmt.Errorf("--console-socket %s: %v", path, err)
-	}
-	defer conn.Close()
-	f, err := conn.(*net.UnixConn).File() // a blocking copy, for the child
-	if err != nil {
-		return nil, fmt.Errorf("--console-socket %s: %v", path, err)
-	}
-	return f, nil
-}
-
-// openTerminal (the first process's step, after pivot_root): no host
-// descriptor past the exec, a session of the container's own, and, with a
-// terminal, the pty. Always a new
-// session: otherwise the user's terminal stays the controlling terminal
-// of every process in the container, and one ioctl(TIOCSTI) there types a
-// command into the user's shell, to run on the host once the container
-// ends. Outside of its session the kernel refuses that without
-// CAP_SYS_ADMIN.
-func (c *initProcess) openTerminal() {
-	if err := closeHostFdsOnExec(c.n.Trace()); err != nil {
-		initFail("%v", err)
-	}
-	c.n.Call("setsid()   # a session of its own: the user's terminal is not its controlling terminal")
-	if _, err := unix.Setsid(); err != nil {
-		initFail("setsid: %v", err)
-	}
-	if !c.spec.Terminal {
-		return
-	}
-	c.n.Step("A terminal of the container's own: a pty in its devpts; the master goes over the console socket")
-	if err := closeOnExec(consoleFd); err != nil {
-		initFail("the console socket: %v", err)
-	}
-	master, slave, name, err := newPty(c.n.Trace(), c.spec.ConsoleSize)
-	if err != nil {
-		initFail("%v", err)
-	}
-	if c.spec.UID != 0 || c.spec.GID != 0 {
-		// Made by root: the configured user gets it, as runc does.
-		_ = unix.Fchown(slave, c.spec.UID, c.spec.GID)
-	}
-	if err := sendConsole(c.n.Trace(), consoleFd, master, name); err != nil {
-		initFail("%v", err)
-	}
-	if err := takeTerminal(c.n.Trace(), slave, name); err != nil {
-		initFail("%v", err)
-	}
-}
-
-// ---- exec -t, and exec --console-socket ----
+// ---- exec -t, and the OCI callers' console socket ----
 
 // checkExecTerminal checks exec's -i, -t, --detach and --console-socket
 // together, as runc does.
@@ -534,6 +518,16 @@ func execSpecWithSize(dir, specPath string) (string, error) {
 	return f.Name(), nil
 }
 
+// closeHostFds (exec's helper's step): no descriptor the helper inherited
+// passes into the command (closeHostFdsOnExec says why). The flag is
+// copied by fork(2): it closes them at the command's execve.
+func (h *execHelper) closeHostFds() error {
+	if err := closeHostFdsOnExec(h.n.Trace()); err != nil {
+		return execFailure("%v", err)
+	}
+	return nil
+}
+
 // openTerminal (exec's helper's step, after the container's privileges
 // and seccomp filter are on): the pty, made in the container's devpts
 // with the container's credentials; the master goes over the console
@@ -558,16 +552,6 @@ func (h *execHelper) openTerminal() error {
 	return nil
 }
 
-// closeHostFds (exec's helper's step): no descriptor the helper inherited
-// passes into the command (closeHostFdsOnExec says why). The flag is
-// copied by fork(2): it closes them at the command's execve.
-func (h *execHelper) closeHostFds() error {
-	if err := closeHostFdsOnExec(h.n.Trace()); err != nil {
-		return execFailure("%v", err)
-	}
-	return nil
-}
-
 // ociConsole checks process.terminal against create's --console-socket, as
 // runc does, and connects to the socket. `create` returns while the
 // container lives on, so the master must go to its caller.
@@ -583,6 +567,21 @@ func ociConsole(spec *Spec, path string) (*os.File, error) {
 	f, err := dialConsoleSocket(path)
 	if err != nil {
 		return nil, stage.Fail("%v", err)
+	}
+	return f, nil
+}
+
+// dialConsoleSocket connects to an OCI caller's --console-socket: the
+// process that makes the pty sends the master on this connection.
+func dialConsoleSocket(path string) (*os.File, error) {
+	conn, err := net.Dial("unix", path)
+	if err != nil {
+		return nil, fmt.Errorf("--console-socket %s: %v", path, err)
+	}
+	defer conn.Close()
+	f, err := conn.(*net.UnixConn).File() // a blocking copy, for the child
+	if err != nil {
+		return nil, fmt.Errorf("--console-socket %s: %v", path, err)
 	}
 	return f, nil
 }

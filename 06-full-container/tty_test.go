@@ -218,28 +218,41 @@ func TestRunItGivesTheShellATerminalOfTheContainersOwn(t *testing.T) {
 	noContainersLeft(t)
 }
 
-// Killed from outside, the container ends the run, and the user's terminal
-// is still put back.
+// However the run ends, the user's terminal is put back: the container
+// killed from outside, or the runtime told twice to stop (the first TERM
+// goes to the shell, PID 1, which ignores it; the second is followed by a
+// SIGKILL).
 func TestTerminalIsRestoredWhenTheContainerIsKilled(t *testing.T) {
 	setup(t)
-	u := newUserTTY(t, 24, 80)
-	before := u.termios()
-	u.start("run", "-it", "--net", "none", "--name", "killed-tty", "--", "sh")
-	u.expect(0, prompt)
-	u.expect(u.typ("tty\r"), `(?m)^/dev/pts/0\r$`) // the command runs, the terminal is raw
-	var st State
-	insp := ctr(t, opts{}, "inspect", "killed-tty")
-	if err := json.Unmarshal([]byte(insp.Stdout), &st); err != nil || st.Pid <= 0 {
-		t.Fatalf("inspect: %v\n%s", err, insp)
-	}
-	if err := unix.Kill(st.Pid, unix.SIGKILL); err != nil {
-		t.Fatal(err)
-	}
-	if code := u.wait(); code != 137 {
-		t.Errorf("the container was killed: want 137, got %d", code)
-	}
-	if after := u.termios(); after != before {
-		t.Errorf("the user's terminal was not restored:\nbefore %+v\nafter  %+v", before, after)
+	for _, how := range []string{"kill -9 its PID 1", "TERM the runtime twice"} {
+		u := newUserTTY(t, 24, 80)
+		before := u.termios()
+		u.start("run", "-it", "--net", "none", "--name", "killed-tty", "--", "sh")
+		u.expect(0, prompt)
+		u.expect(u.typ("tty\r"), `(?m)^/dev/pts/0\r$`) // the command runs, the terminal is raw
+		if !raw(u.termios()) {
+			t.Errorf("%s: the user's terminal is not in raw mode while the shell runs", how)
+		}
+		if how == "kill -9 its PID 1" {
+			var st State
+			insp := ctr(t, opts{}, "inspect", "killed-tty")
+			if err := json.Unmarshal([]byte(insp.Stdout), &st); err != nil || st.Pid <= 0 {
+				t.Fatalf("inspect: %v\n%s", err, insp)
+			}
+			if err := unix.Kill(st.Pid, unix.SIGKILL); err != nil {
+				t.Fatal(err)
+			}
+		} else {
+			_ = u.cmd.Process.Signal(unix.SIGTERM)
+			time.Sleep(200 * time.Millisecond)
+			_ = u.cmd.Process.Signal(unix.SIGTERM)
+		}
+		if code := u.wait(); code != 137 {
+			t.Errorf("%s: want 137, got %d", how, code)
+		}
+		if after := u.termios(); after != before {
+			t.Errorf("%s: the user's terminal was not restored:\nbefore %+v\nafter  %+v", how, before, after)
+		}
 	}
 	noContainersLeft(t)
 }
@@ -464,5 +477,52 @@ func TestTermToExecEndsItsCommandAndItsChildren(t *testing.T) {
 	}
 	if r := ctr(t, opts{Stdin: "typed\n"}, "run", "--net", "none", "--", "cat"); r.Stdout != "" || r.Code != 0 {
 		t.Errorf("run without -i passed stdin:\n%s", r)
+	}
+}
+
+// tiocsti types a command into the terminal on its stdout, as an attacker
+// inside a container would into the user's shell: it runs there once the
+// container ends.
+const tiocsti = `#include <stdio.h>
+#include <errno.h>
+#include <string.h>
+#include <sys/ioctl.h>
+int main(void) {
+	const char *cmd = "INJECTED\n";
+	int err = 0;
+	for (const char *p = cmd; *p; p++)
+		if (ioctl(1, TIOCSTI, p) < 0) { err = errno; break; }
+	fprintf(stderr, "TIOCSTI: %s\n", err ? strerror(err) : "typed");
+	return 0;
+}
+`
+
+// The attack itself: from inside, without -t, TIOCSTI on the user's
+// terminal (the command's stdout). With the user's terminal as the
+// container's controlling terminal, the kernel accepts it from any
+// process; in a session of its own, it wants CAP_SYS_ADMIN, which the
+// container lacks. Nothing may reach the terminal's input queue.
+func TestTIOCSTIFromInsideCannotTypeIntoTheUsersShell(t *testing.T) {
+	setup(t)
+	dir := filepath.Join(t.TempDir(), "prog")
+	cprog(t, dir, "tiocsti", tiocsti)
+	detached(t, "tiocsti", "--net", "none", "-v", dir+":/x:ro", "--", "sleep", "1000")
+	for _, args := range [][]string{
+		{"run", "--net", "none", "-v", dir + ":/x:ro", "--", "/x/tiocsti"},
+		{"exec", "tiocsti", "--", "/x/tiocsti"},
+	} {
+		u := newUserTTY(t, 24, 80)
+		u.start(args...)
+		if code := u.wait(); code != 0 {
+			t.Fatalf("%s: exit %d\n%q", args[0], code, u.output())
+		}
+		u.expect(0, `TIOCSTI: `)
+		queued, err := unix.IoctlGetInt(int(u.slave.Fd()), unix.TIOCINQ)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if queued != 0 || !strings.Contains(u.output(), "TIOCSTI: Operation not permitted") {
+			t.Errorf("%s: the container typed into the user's terminal (%d bytes waiting for the user's shell):\n%q", args[0], queued, u.output())
+		}
 	}
 }

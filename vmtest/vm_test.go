@@ -75,6 +75,7 @@ var hostOnly = map[string][]HostOnlyTest{
 		{"TestCommitOfASwappingContainerNeverReadsHostFiles", "builds its attack program with gcc, a host tool"},
 		{"TestExplainNamesEveryCallStraceSees", "runs the runtime under strace, a host tool"},
 		{"TestContainerCannotReachTheHostsLocalhost", "builds its forging program with gcc, a host tool"},
+		{"TestTIOCSTIFromInsideCannotTypeIntoTheUsersShell", "builds its attack program with gcc, a host tool"},
 	},
 	"05-overlay-layers": {
 		{"TestNarrationNamesEveryCallStraceSees", "runs the stage under strace, a host tool"},
