@@ -10,7 +10,6 @@ import (
 	"io/fs"
 	"os"
 	"os/exec"
-	"os/signal"
 	"runtime"
 	"strconv"
 	"strings"
@@ -392,23 +391,7 @@ func (h *execHelper) forkAndWait() int {
 // the command alone, a TERM ended `sh -c 'sleep 100; ...'` and left its
 // sleep running in the container.
 func forwardToGroup(pid int) func() {
-	ch := make(chan os.Signal, 4)
-	signal.Notify(ch, unix.SIGINT, unix.SIGTERM, unix.SIGHUP)
-	done := make(chan struct{})
-	go func() {
-		for {
-			select {
-			case s := <-ch:
-				_ = unix.Kill(-pid, s.(unix.Signal))
-			case <-done:
-				return
-			}
-		}
-	}()
-	return func() {
-		signal.Stop(ch)
-		close(done)
-	}
+	return stage.ForwardSignalsTo(func(s os.Signal) { _ = unix.Kill(-pid, s.(unix.Signal)) })
 }
 
 func execFail(format string, args ...any) int {

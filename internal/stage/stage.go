@@ -211,6 +211,12 @@ func isExecutable(p string) error {
 // the stage clean up) rather than kill the stage and leave the child orphaned.
 // The returned function stops forwarding.
 func ForwardSignals(p *os.Process) func() {
+	return ForwardSignalsTo(func(s os.Signal) { _ = p.Signal(s) })
+}
+
+// ForwardSignalsTo is ForwardSignals with the sending given: to a process
+// group, say.
+func ForwardSignalsTo(send func(os.Signal)) func() {
 	ch := make(chan os.Signal, 4)
 	signal.Notify(ch, unix.SIGINT, unix.SIGTERM, unix.SIGHUP)
 	done := make(chan struct{})
@@ -218,7 +224,7 @@ func ForwardSignals(p *os.Process) func() {
 		for {
 			select {
 			case s := <-ch:
-				_ = p.Signal(s)
+				send(s)
 			case <-done:
 				return
 			}
