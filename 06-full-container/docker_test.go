@@ -199,6 +199,20 @@ func TestDockerRunsItsContainersOnTheWorkshopRuntime(t *testing.T) {
 		}
 	})
 
+	t.Run("docker attach: to a detached container's stdin and output", func(t *testing.T) {
+		// (The sleep: Docker's attach may end its output stream at the
+		// container's exit before the last line is copied.)
+		must("run", "-d", "-i", "--name", "att", "--runtime=workshop", "wsbb:test", "sh", "-c", "read line; echo got $line; sleep 1; exit 5")
+		defer dk("rm", "-f", "att")
+		cmd := exec.Command(dockerClient, "-H", "unix://"+d.sock, "attach", "att")
+		cmd.Env = append(os.Environ(), "DOCKER_CONFIG="+filepath.Join(d.dir, "client"))
+		cmd.Stdin = strings.NewReader("hello through attach\n")
+		out, err := cmd.CombinedOutput()
+		if string(out) != "got hello through attach\n" || exitCode(err) != 5 {
+			t.Errorf("docker attach: %v (want exit 5)\n%q", err, out)
+		}
+	})
+
 	t.Run("out of memory under -m 32m: killed, 137, and Docker knows why", func(t *testing.T) {
 		out, err := dk("run", "--name", "oom", "--runtime=workshop", "-m", "32m", "wsbb:test", "sh", "-c", `x=$(head -c 100m /dev/zero | tr '\0' a); echo survived`)
 		defer dk("rm", "-f", "oom")
