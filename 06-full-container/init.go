@@ -77,6 +77,9 @@ func containerInit(specPath string, rest []string) {
 		step.do()
 		timing.Mark("init: " + step.done)
 	}
+	if c.spec.NoProcess {
+		initFail("config.json has no process: nothing to run")
+	}
 	if c.spec.Init {
 		c.execTinyInit()
 	}
@@ -371,6 +374,9 @@ func (c *initProcess) prepareProcess() {
 	var err error
 	if c.keep, err = capBits(spec.Capabilities); err != nil {
 		initFail("%v", err)
+	}
+	if spec.NoProcess {
+		return // nothing will run: start refuses, and delete ends us
 	}
 	os.Clearenv()
 	for _, kv := range spec.Env {

@@ -300,6 +300,9 @@ func startCmd(c *cli.Context) error {
 	if s := ociStatus(st); s != Created {
 		return stage.Fail("container %s is %s: start needs a created container", st.ID, s)
 	}
+	if spec, err := readSpec(rt.dirs.configPath(st.ID)); err == nil && spec.NoProcess {
+		return stage.Fail("container %s was created without a process in config.json: there is nothing to start (the runtime spec requires one at start); delete it", st.ID)
+	}
 	fifo := filepath.Join(rt.dirs.containerDir(st.ID), "exec.fifo")
 	// Non-blocking, so that a process that died meanwhile cannot hang us:
 	// opening the reading end releases the process blocked opening the
@@ -539,6 +542,12 @@ var rlimitTable = map[string]int{
 // refuses, naming the field: a runtime that silently ignores a setting is
 // worse than one that says no.
 func fromOCI(c *specs.Spec, bundle string) (*Spec, *runOptions, error) {
+	// process is optional at create and required at start (the spec's
+	// rule): without one, everything is set up, and start refuses.
+	noProcess := c.Process == nil
+	if noProcess {
+		c.Process = &specs.Process{Args: []string{"(none)"}, Cwd: "/"}
+	}
 	if err := refuseUnsupported(c); err != nil {
 		return nil, nil, err
 	}
@@ -561,7 +570,7 @@ func fromOCI(c *specs.Spec, bundle string) (*Spec, *runOptions, error) {
 		MaskedPaths: l.MaskedPaths, ReadonlyPaths: l.ReadonlyPaths, Sysctl: l.Sysctl,
 		NoNewPrivs: p.NoNewPrivileges, OOMScoreAdj: p.OOMScoreAdj,
 		JoinNamespaces: map[string]string{},
-		Hooks:          c.Hooks,
+		Hooks:          c.Hooks, NoProcess: noProcess,
 	}
 	for _, step := range []func(*specs.Spec, string, *Spec) error{ociProcess, ociNamespaces, ociMountsAndDevices} {
 		if err := step(c, bundle, s); err != nil {
@@ -587,8 +596,6 @@ func refuseUnsupported(c *specs.Spec) error {
 	}
 	refuse := func(field string) error { return fmt.Errorf("%s is not supported by this runtime: remove it", field) }
 	switch {
-	case c.Process == nil:
-		return errors.New("process is missing: it says what to run")
 	case c.Root == nil:
 		return errors.New("root is missing: it names the root filesystem")
 	case c.Linux == nil:

@@ -89,3 +89,29 @@ func TestOCIPauseUpdateEventsFeatures(t *testing.T) {
 		t.Errorf("features: want runc's JSON, with the six hooks, seccomp and the mount options:\n%s", r)
 	}
 }
+
+// process is optional at create and required at start (the runtime spec):
+// the container is set up and waits; start refuses in one line; delete
+// removes it.
+func TestOCICreateWithoutProcessCannotStart(t *testing.T) {
+	setup(t)
+	dir := bundle(t, func(c *specs.Spec) { c.Process = nil })
+	if _, r := create(t, dir, "noprocess"); r.Code != 0 {
+		t.Fatalf("create without process:\n%s", r)
+	}
+	st := ociState(t, "noprocess")
+	if st.Status != specs.StateCreated || st.Pid <= 1 {
+		t.Fatalf("after create: %+v", st)
+	}
+	if _, err := os.Stat(fmt.Sprintf("/proc/%d/ns/pid", st.Pid)); err != nil {
+		t.Fatalf("the container's first process is not there: %v", err)
+	}
+	oneLine(t, ctr(t, opts{}, "start", "noprocess"), "created without a process")
+	if s := ociState(t, "noprocess").Status; s != specs.StateCreated {
+		t.Errorf("a refused start changed the state to %s", s)
+	}
+	if r := ctr(t, opts{}, "delete", "--force", "noprocess"); r.Code != 0 {
+		t.Fatalf("delete:\n%s", r)
+	}
+	noContainersLeft(t)
+}

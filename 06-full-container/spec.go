@@ -73,6 +73,10 @@ type Spec struct {
 	ProcView string `json:"procView,omitempty"`
 	CPUs     []int  `json:"cpus,omitempty"`
 
+	// NoProcess: an OCI config without process; the container is set up,
+	// and start refuses (there is nothing to run).
+	NoProcess bool `json:"noProcess,omitempty"`
+
 	Init bool `json:"init"` // --init: a tiny PID 1 runs Args as its child
 	// Terminal: the command's stdin, stdout and stderr are a new pty of
 	// the container's own devpts, its controlling terminal; the master is
