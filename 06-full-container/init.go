@@ -821,6 +821,13 @@ func tinyInit(path string, args []string) int {
 	cmd := exec.Command(path, args[1:]...)
 	cmd.Args = args
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
+	if _, err := unix.IoctlGetInt(0, unix.TIOCGPGRP); err == nil {
+		// On a terminal (-t): the command leads the terminal's foreground
+		// process group, as tini does, so that a typed Ctrl-C reaches it
+		// once, from the terminal, and not a second time through us.
+		n.Call("setpgid(0, 0), tcsetpgrp(0, <its group>)   # in the child: the terminal's foreground job is the command's")
+		cmd.SysProcAttr = &unix.SysProcAttr{Setpgid: true, Foreground: true, Ctty: 0}
+	}
 	if err := cmd.Start(); err != nil {
 		fmt.Fprintf(os.Stderr, "%s: cannot run %s: %v\n", name, args[0], err)
 		return exitNotExec

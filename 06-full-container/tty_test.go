@@ -526,3 +526,24 @@ func TestTIOCSTIFromInsideCannotTypeIntoTheUsersShell(t *testing.T) {
 		}
 	}
 }
+
+// With --init and -t, the command leads the terminal's foreground group, as
+// under tini: a typed Ctrl-C reaches it once (from the terminal), not a
+// second time through PID 1, which passes on the signals it gets.
+func TestInitWithATerminalGivesCtrlCOnce(t *testing.T) {
+	setup(t)
+	u := newUserTTY(t, 24, 80)
+	u.start("run", "--init", "-it", "--net", "none", "--", "sh", "-c",
+		`n=0; trap 'n=$((n+1)); echo got INT $n; [ $n = 2 ] && exit 3' INT; echo ready; while :; do sleep 0.1; done`)
+	u.expect(0, `ready`)
+	mark := u.typ("\x03")
+	u.expect(mark, `got INT 1`)
+	time.Sleep(500 * time.Millisecond)
+	if strings.Contains(u.output()[mark:], "got INT 2") {
+		t.Errorf("one Ctrl-C typed, the command got two SIGINTs:\n%q", u.output()[mark:])
+	}
+	u.typ("\x03")
+	if code := u.wait(); code != 3 {
+		t.Errorf("after the second Ctrl-C: exit status %d, want 3; the terminal shows:\n%q", code, u.output())
+	}
+}
