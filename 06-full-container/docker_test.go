@@ -8,12 +8,14 @@ package main
 // die there, and traffic never leaves this machine.
 
 import (
+	"bytes"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -200,17 +202,25 @@ func TestDockerRunsItsContainersOnTheWorkshopRuntime(t *testing.T) {
 	})
 
 	t.Run("docker attach: to a detached container's stdin and output", func(t *testing.T) {
-		// (The sleep: Docker's attach may end its output stream at the
-		// container's exit before the last line is copied.)
-		must("run", "-d", "-i", "--name", "att", "--runtime=workshop", "wsbb:test", "sh", "-c", "read line; echo got $line; sleep 1; exit 5")
+		// It answers the line it reads, again and again: Docker's attach
+		// may subscribe to the output a moment after it has passed the
+		// input on, and a single answer can come before that.
+		must("run", "-d", "-i", "--name", "att", "--runtime=workshop", "wsbb:test", "sh", "-c",
+			"read line; while :; do echo got $line; sleep 0.2; done")
 		defer dk("rm", "-f", "att")
-		cmd := exec.Command(dockerClient, "-H", "unix://"+d.sock, "attach", "att")
+		cmd := exec.Command(dockerClient, "-H", "unix://"+d.sock, "attach", "--sig-proxy=false", "att")
 		cmd.Env = append(os.Environ(), "DOCKER_CONFIG="+filepath.Join(d.dir, "client"))
-		cmd.Stdin = strings.NewReader("hello through attach\n")
-		out, err := cmd.CombinedOutput()
-		if string(out) != "got hello through attach\n" || exitCode(err) != 5 {
-			t.Errorf("docker attach: %v (want exit 5)\n%q", err, out)
+		in, _ := cmd.StdinPipe()
+		var out syncBuffer
+		cmd.Stdout, cmd.Stderr = &out, &out
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
 		}
+		defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()
+		fmt.Fprintln(in, "hello through attach")
+		eventually(t, "the container's answer through docker attach", func() bool {
+			return strings.Contains(out.String(), "got hello through attach\n")
+		})
 	})
 
 	t.Run("out of memory under -m 32m: killed, 137, and Docker knows why", func(t *testing.T) {
@@ -423,4 +433,23 @@ func removeEmptyParent(t *testing.T, h *cgroup.Hierarchy, parent string) {
 			t.Errorf("removing %s: %v", dir, err)
 		}
 	}
+}
+
+// syncBuffer is a bytes.Buffer that a process's output and the test may
+// use at once.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }

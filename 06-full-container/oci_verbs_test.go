@@ -99,6 +99,7 @@ func TestOCICreateWithoutProcessCannotStart(t *testing.T) {
 	if _, r := create(t, dir, "noprocess"); r.Code != 0 {
 		t.Fatalf("create without process:\n%s", r)
 	}
+	defer ctr(t, opts{}, "delete", "--force", "noprocess") // also when a check below fails
 	st := ociState(t, "noprocess")
 	if st.Status != specs.StateCreated || st.Pid <= 1 {
 		t.Fatalf("after create: %+v", st)
