@@ -733,34 +733,6 @@ func mountCgroupfs(target string, flags uintptr, hook trace.Hook) error {
 		}
 		own[parts[1]] = parts[2]
 	}
-	// mountOwn mounts a hierarchy at dir. Without a cgroup namespace it
-	// shows the container its own group, as runc does (a program reading
-	// its limits there reads its own, not the host root's): the hierarchy
-	// goes on a staging directory, its group is bound at dir, and the
-	// staging mount goes.
-	mountOwn := func(dir, fstype, opts, ctrls string) error {
-		p := own[ctrls]
-		if p == "" || p == "/" {
-			hook.Call("", `mount(%q, %q, %q, %s, %q)`, fstype, dir, fstype, mountFlagNames(flags), opts)
-			return unix.Mount(fstype, dir, fstype, flags, opts)
-		}
-		stage := filepath.Join(target, ".hierarchy")
-		if err := os.Mkdir(stage, 0o700); err != nil {
-			return err
-		}
-		defer os.Remove(stage)
-		hook.Call("", `mount(%q, %q, %q, %s, %q)`, fstype, stage, fstype, mountFlagNames(flags), opts)
-		if err := unix.Mount(fstype, stage, fstype, flags, opts); err != nil {
-			return err
-		}
-		hook.Call("", `mount(%q, %q, "", MS_BIND, "")   # the container's own group, not the host's root`, filepath.Join(stage, p), dir)
-		err := unix.Mount(filepath.Join(stage, p), dir, "", unix.MS_BIND, "")
-		hook.Call("", `umount2(%q, MNT_DETACH)`, stage)
-		if uerr := unix.Unmount(stage, unix.MNT_DETACH); err == nil {
-			err = uerr
-		}
-		return err
-	}
 	if len(v1) == 0 && unified {
 		hook.Call("", `mount("cgroup2", %q, "cgroup2", %s, "")`, target, mountFlagNames(flags))
 		return unix.Mount("cgroup2", target, "cgroup2", flags, "")
@@ -778,7 +750,7 @@ func mountCgroupfs(target string, flags uintptr, hook trace.Hook) error {
 		if strings.HasPrefix(ctrls, "name=") {
 			opts = "none," + ctrls
 		}
-		if err := mountOwn(dir, "cgroup", opts, ctrls); err != nil {
+		if err := mountHierarchy(target, dir, "cgroup", opts, own[ctrls], flags, hook); err != nil {
 			return fmt.Errorf("%s: %v", ctrls, err)
 		}
 	}
@@ -787,7 +759,7 @@ func mountCgroupfs(target string, flags uintptr, hook trace.Hook) error {
 		if err := os.MkdirAll(dir, 0o755); err != nil {
 			return err
 		}
-		if err := mountOwn(dir, "cgroup2", "", ""); err != nil {
+		if err := mountHierarchy(target, dir, "cgroup2", "", own[""], flags, hook); err != nil {
 			return err
 		}
 	}
@@ -796,6 +768,34 @@ func mountCgroupfs(target string, flags uintptr, hook trace.Hook) error {
 		return unix.Mount("", target, "", unix.MS_BIND|unix.MS_REMOUNT|unix.MS_RDONLY|unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, "")
 	}
 	return nil
+}
+
+// mountHierarchy mounts a cgroup hierarchy at dir. Without a cgroup
+// namespace (own, the container's group in it, is not "/") it shows the
+// container its own group, as runc does (a program reading its limits there
+// reads its own, not the host root's): the hierarchy goes on a staging
+// directory in target, its group is bound at dir, and the staging mount goes.
+func mountHierarchy(target, dir, fstype, opts, own string, flags uintptr, hook trace.Hook) error {
+	if own == "" || own == "/" {
+		hook.Call("", `mount(%q, %q, %q, %s, %q)`, fstype, dir, fstype, mountFlagNames(flags), opts)
+		return unix.Mount(fstype, dir, fstype, flags, opts)
+	}
+	staging := filepath.Join(target, ".hierarchy")
+	if err := os.Mkdir(staging, 0o700); err != nil {
+		return err
+	}
+	defer os.Remove(staging)
+	hook.Call("", `mount(%q, %q, %q, %s, %q)`, fstype, staging, fstype, mountFlagNames(flags), opts)
+	if err := unix.Mount(fstype, staging, fstype, flags, opts); err != nil {
+		return err
+	}
+	hook.Call("", `mount(%q, %q, "", MS_BIND, "")   # the container's own group, not the host's root`, filepath.Join(staging, own), dir)
+	err := unix.Mount(filepath.Join(staging, own), dir, "", unix.MS_BIND, "")
+	hook.Call("", `umount2(%q, MNT_DETACH)`, staging)
+	if uerr := unix.Unmount(staging, unix.MNT_DETACH); err == nil {
+		err = uerr
+	}
+	return err
 }
 
 // tinyInit is --init: PID 1 that runs the command as its child, passes on

@@ -862,7 +862,7 @@ func (rt *Runtime) start(ctr *Container, stdio []*os.File, attached bool) (*exec
 // spawn clones the container's first process into its new namespaces. It
 // waits, on the link, for start's go-ahead.
 func (rt *Runtime) spawn(ctr *Container, stdio []*os.File, attached bool) (_ *spawned, err error) {
-	n, st := rt.n, ctr.State
+	n := rt.n
 	// --proc-view: mounted before the clone copies the host's mounts.
 	if err := rt.mountProcView(ctr); err != nil {
 		return nil, err
@@ -881,23 +881,10 @@ func (rt *Runtime) spawn(ctr *Container, stdio []*os.File, attached bool) (_ *sp
 	}
 	defer restoreMnt() // on a failure before the clone
 	n.Step("Clone the container's first process into new namespaces (stages 01 and 02)")
-	flags, names := cloneFlags(ctr.Spec.Namespaces)
-	// Not /proc/self/exe, the host's file: a sealed handle on it (selfexe.go
-	// says why, CVE-2019-5736).
-	self, how, err := sealedExe(n.Trace())
+	cmd, err := rt.initCommand(ctr, stdio)
 	if err != nil {
-		return nil, stage.Fail("%v", err)
+		return nil, err
 	}
-	n.Call("clone(%s)   # re-exec of this program, from a sealed %s copy", names, how)
-	cmd := exec.Command(self, initArg, rt.dirs.configPath(st.ID), "")
-	cmd.Args[0] = "workshop-init"
-	if stdio == nil {
-		stdio = []*os.File{os.Stdin, os.Stdout, os.Stderr}
-	}
-	cmd.Stdin, cmd.Stdout, cmd.Stderr = stdio[0], stdio[1], stdio[2]
-	cmd.Env = append(os.Environ(), n.Env())
-	cmd.SysProcAttr = &unix.SysProcAttr{Cloneflags: flags}
-	setIDMaps(n, cmd, ctr.Spec)
 	if attached {
 		// Pdeathsig: if the runtime dies, so does the container. It is tied
 		// to the thread that forks, so that thread stays ours until the wait.
@@ -925,12 +912,11 @@ func (rt *Runtime) spawn(ctr *Container, stdio []*os.File, attached bool) (_ *sp
 		return nil, err
 	}
 	if ctr.console != nil {
-		if len(cmd.ExtraFiles) != consoleFd-3 {
+		if err := passConsole(cmd, ctr); err != nil {
 			unlock()
 			link.Close()
-			return nil, stage.Fail("the console socket would not be fd %d in the container's first process", consoleFd)
+			return nil, err
 		}
-		cmd.ExtraFiles = append(cmd.ExtraFiles, ctr.console)
 		defer func() { ctr.console.Close(); ctr.console = nil }() // the child has its own copy
 	}
 	// An existing PID namespace is joined here, by the cloning thread
@@ -962,18 +948,63 @@ func (rt *Runtime) spawn(ctr *Container, stdio []*os.File, attached bool) (_ *sp
 	}
 	link.Started()
 	timing.Mark("runtime: init cloned into new namespaces")
-	st.Pid, st.PidStart = cmd.Process.Pid, startTime(cmd.Process.Pid)
+	p := &spawned{cmd: cmd, link: link, attached: attached}
+	if err := rt.afterClone(ctr, p, intoCgroup, addFromOutside); err != nil {
+		p.abandon()
+		return nil, err
+	}
+	return p, nil
+}
+
+// initCommand is the container's first process, not started yet: this
+// program again, from a sealed handle on it rather than /proc/self/exe, the
+// host's file (selfexe.go says why, CVE-2019-5736), cloned into the new
+// namespaces, with the user namespace's maps if it has one.
+func (rt *Runtime) initCommand(ctr *Container, stdio []*os.File) (*exec.Cmd, error) {
+	n := rt.n
+	flags, names := cloneFlags(ctr.Spec.Namespaces)
+	self, how, err := sealedExe(n.Trace())
+	if err != nil {
+		return nil, stage.Fail("%v", err)
+	}
+	n.Call("clone(%s)   # re-exec of this program, from a sealed %s copy", names, how)
+	cmd := exec.Command(self, initArg, rt.dirs.configPath(ctr.State.ID), "")
+	cmd.Args[0] = "workshop-init"
+	if stdio == nil {
+		stdio = []*os.File{os.Stdin, os.Stdout, os.Stderr}
+	}
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = stdio[0], stdio[1], stdio[2]
+	cmd.Env = append(os.Environ(), n.Env())
+	cmd.SysProcAttr = &unix.SysProcAttr{Cloneflags: flags}
+	setIDMaps(n, cmd, ctr.Spec)
+	return cmd, nil
+}
+
+// passConsole gives the first process the console socket (-t, or OCI
+// --console-socket), as its descriptor consoleFd (tty.go).
+func passConsole(cmd *exec.Cmd, ctr *Container) error {
+	if len(cmd.ExtraFiles) != consoleFd-3 {
+		return stage.Fail("the console socket would not be fd %d in the container's first process", consoleFd)
+	}
+	cmd.ExtraFiles = append(cmd.ExtraFiles, ctr.console)
+	return nil
+}
+
+// afterClone records the first process, and does what needs it to exist
+// before it goes on: the /proc view's clock, its cgroups when it could not
+// join them itself (a user namespace's), its network.
+func (rt *Runtime) afterClone(ctr *Container, p *spawned, intoCgroup, addFromOutside bool) error {
+	n, st := rt.n, ctr.State
+	st.Pid, st.PidStart = p.cmd.Process.Pid, startTime(p.cmd.Process.Pid)
 	if ctr.view != nil {
 		ctr.view.Started(st.PidStart) // its uptime counts from here
 	}
 	if addFromOutside {
 		if err := rt.addToCgroup(ctr.Group, st.Pid); err != nil {
-			p := &spawned{cmd: cmd, link: link, attached: attached}
-			p.abandon()
-			return nil, stage.Fail("moving the container into its cgroups: %v", err)
+			return stage.Fail("moving the container into its cgroups: %v", err)
 		}
 	}
-	if attached {
+	if p.attached {
 		st.Monitor, st.MonitorStart = os.Getpid(), startTime(os.Getpid())
 	}
 	n.Say("the container's PID 1 is PID %d on the host", st.Pid)
@@ -982,13 +1013,9 @@ func (rt *Runtime) spawn(ctr *Container, stdio []*os.File, attached bool) (_ *sp
 	}
 	if st.Network != nil {
 		// Its network namespace exists now: plug it in before it goes on.
-		if err := rt.plugNetwork(ctr); err != nil {
-			p := &spawned{cmd: cmd, link: link, attached: attached}
-			p.abandon()
-			return nil, err
-		}
+		return rt.plugNetwork(ctr)
 	}
-	return &spawned{cmd: cmd, link: link, attached: attached}, nil
+	return nil
 }
 
 // cloneFlags are the clone flags of the container's new namespaces, and
