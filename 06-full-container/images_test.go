@@ -415,3 +415,98 @@ func TestKilledImportIsCleanedByTheNextCommand(t *testing.T) {
 	}
 	leftovers(t, root)
 }
+
+// busyboxTar writes a root of busybox alone (sh, true, sleep), plus a
+// file named mark so that each such image has a layer of its own.
+func busyboxTar(t *testing.T, path, mark string) {
+	t.Helper()
+	bb, err := os.ReadFile("/bin/busybox")
+	if err != nil {
+		testkit.Unavailable(t, "busybox is needed for an image: apt-get install busybox-static")
+	}
+	entries := []tarEntry{{name: "bin/busybox", mode: 0o755, data: bb}, {name: "mark", mode: 0o644, data: []byte(mark)}}
+	for _, app := range []string{"sh", "true", "sleep"} {
+		entries = append(entries, tarEntry{name: "bin/" + app, link: "busybox"})
+	}
+	writeTar(t, path, entries)
+}
+
+// `rmi` removes a name, then an image, then the layers no other image or
+// container stands on, and the chowned copies `run --userns` made of
+// them; an image a container uses stays.
+func TestRmiRemovesWhatNoOneElseUses(t *testing.T) {
+	setup(t)
+	root, run := ownRoot(t)
+	for _, d := range []string{root, filepath.Dir(root)} { // the container's root passes through (userns)
+		os.Chmod(d, 0o711)
+	}
+	layerDirs := func() int {
+		ents, _ := os.ReadDir(filepath.Join(root, "images", "overlay2"))
+		return len(ents)
+	}
+	copies := func() []string {
+		c, _ := filepath.Glob(filepath.Join(root, "images", "userns", "*", "*"))
+		return c
+	}
+	if r := run("run", "--net", "none", "--", "true"); r.Code != 0 { // the default image
+		t.Fatalf("run:\n%s", r)
+	}
+	tarPath := filepath.Join(t.TempDir(), "bb.tar")
+	busyboxTar(t, tarPath, "bb")
+	for _, name := range []string{"bb", "bb2:v1"} {
+		if r := run("import", tarPath, name); r.Code != 0 {
+			t.Fatalf("import %s:\n%s", name, r)
+		}
+	}
+	base := layerDirs()
+
+	// A name of an image that has another goes alone.
+	if r := run("rmi", "bb"); r.Code != 0 || strings.TrimSpace(r.Stdout) != "Untagged: bb:latest" {
+		t.Fatalf("rmi bb: want only the name removed:\n%s", r)
+	}
+	if imageID(t, run, "bb2") == "" || layerDirs() != base {
+		t.Fatalf("rmi of one name removed the image or a layer:\n%s", run("images"))
+	}
+
+	// An image a container uses stays, stopped or running.
+	if r := run("run", "-d", "--name", "user", "--net", "none", "bb2:v1", "--", "sleep", "100"); r.Code != 0 {
+		t.Fatalf("run -d:\n%s", r)
+	}
+	oneLine(t, run("rmi", "bb2:v1"), "container user uses the image")
+	if imageID(t, run, "bb2") == "" {
+		t.Fatal("the refused rmi removed the image")
+	}
+	run("rm", "-f", "user")
+
+	// Chowned copies of its layer, then the image goes: its layer and its
+	// copies with it, the default image's stay.
+	r := testkit.Run(t, opts{Env: []string{"WORKSHOP_USERNS_COPY=1"}}, testkit.Stage(t, "06-full-container"),
+		"--root", root, "run", "--userns", "--net", "none", "bb2:v1", "--", "true")
+	if r.Code != 0 {
+		t.Fatalf("run --userns:\n%s", r)
+	}
+	before := copies()
+	if len(before) != 1 {
+		t.Fatalf("want one chowned copy (the image's one layer), got %v", before)
+	}
+	r = run("rmi", "bb2:v1")
+	if r.Code != 0 || !strings.Contains(r.Stdout, "Untagged: bb2:v1\nDeleted: sha256:") || strings.Count(r.Stdout, "Deleted:") != 2 {
+		t.Fatalf("rmi bb2:v1: want the name, the image and its one layer deleted:\n%s", r)
+	}
+	if layerDirs() != base-1 || len(copies()) != 0 {
+		t.Fatalf("rmi left %d layer directories (want %d) and copies %v", layerDirs(), base-1, copies())
+	}
+	if r := run("run", "--net", "none", "--", "cat", "/etc/motd"); r.Code != 0 || !strings.Contains(r.Stdout, "workshop") {
+		t.Fatalf("the default image lost a layer:\n%s", r)
+	}
+	oneLine(t, run("rmi", "bb2:v1"), "unknown image")
+
+	// The last image: nothing of any layer is left.
+	if r := run("rmi", "workshop-default"); r.Code != 0 || strings.Count(r.Stdout, "Deleted:") != 3 {
+		t.Fatalf("rmi workshop-default:\n%s", r)
+	}
+	if l, _ := filepath.Glob(filepath.Join(root, "images", "image", "overlay2", "layerdb", "sha256", "*")); len(l) != 0 || layerDirs() != base-3 {
+		t.Fatalf("layers left: records %v, %d directories", l, layerDirs())
+	}
+	leftovers(t, root)
+}

@@ -169,6 +169,8 @@ func commands() []*cli.Command {
 			Flags: []cli.Flag{&cli.BoolFlag{Name: "force", Aliases: []string{"f"}, Usage: "kill it first if it runs"}}, Action: rmCmd},
 		{Name: "inspect", Usage: "print a container's details as JSON", ArgsUsage: "NAME", Action: inspectCmd},
 		{Name: "images", Usage: "list images", Action: imagesCmd},
+		{Name: "rmi", Usage: "remove images, and the layers no other image or container uses", ArgsUsage: "IMAGE...",
+			Flags: []cli.Flag{&cli.BoolFlag{Name: "force", Aliases: []string{"f"}, Usage: "remove an image with several names by its ID"}}, Action: rmiCmd},
 		{Name: "commit", Usage: "save a container's changes as a new image", ArgsUsage: "NAME IMAGE", Action: commitCmd},
 		{Name: "import", Usage: "import a `docker export` tar or a `docker save` archive", ArgsUsage: "TAR IMAGE",
 			Flags: []cli.Flag{&cli.BoolFlag{Name: "force", Aliases: []string{"f"}, Usage: "repoint names that already name another image"}}, Action: importCmd},
