@@ -472,6 +472,7 @@ func TestRmiRemovesWhatNoOneElseUses(t *testing.T) {
 	if r := run("run", "-d", "--name", "user", "--net", "none", "bb2:v1", "--", "sleep", "100"); r.Code != 0 {
 		t.Fatalf("run -d:\n%s", r)
 	}
+	t.Cleanup(func() { run("rm", "-f", "user") })
 	oneLine(t, run("rmi", "bb2:v1"), "container user uses the image")
 	if imageID(t, run, "bb2") == "" {
 		t.Fatal("the refused rmi removed the image")
