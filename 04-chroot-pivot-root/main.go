@@ -410,8 +410,9 @@ func runChild(n *narrate.Narrator, mode, kind, root, marker, esc string, userns 
 // by this process (Go's os/exec does it between the clone and the child's
 // exec), and the child then becomes root *of its namespace*: a new user
 // namespace changes no one's IDs, and a child still holding the host's uid
-// 0 would keep the host root's files open to it after the escape. The
-// rootfs is opened to others (o+rx): uid 100000 must reach it.
+// 0, unmapped inside (65534), would lose every capability at its execve:
+// chroot would be refused. The rootfs is opened to others (o+rx): uid
+// 100000 must reach it.
 func inUserNamespace(n *narrate.Narrator, cmd *exec.Cmd, root string) {
 	ids := []syscall.SysProcIDMap{{ContainerID: 0, HostID: 100000, Size: 65536}}
 	cmd.SysProcAttr = &unix.SysProcAttr{Cloneflags: unix.CLONE_NEWUSER, UidMappings: ids, GidMappings: ids,
