@@ -189,12 +189,46 @@ func commitCmd(c *cli.Context) error {
 	if err := refuseCommitOfUserns(rt.dirs.configPath(st.ID)); err != nil {
 		return err
 	}
+	unlock, err := rt.dirs.lock() // no rmi takes its layers away meanwhile
+	if err != nil {
+		return stage.Fail("cannot lock %s: %v", rt.dirs.State, err)
+	}
+	defer unlock()
+	if c.Bool("pause") {
+		thaw, err := rt.freezeWhileCommitting(st)
+		if err != nil {
+			return stage.Fail("commit %s: pausing it: %v (or commit with --pause=false)", st.Name, err)
+		}
+		defer thaw()
+	}
 	img, layer, err := rt.store.Commit(st.ID, c.Args().Get(1), layers.ImageConfig{Cmd: st.Command})
 	if err != nil {
 		return stage.Fail("commit: %v", err)
 	}
 	fmt.Printf("%s (new layer %s, diffID %s)\n", img.ID, short(layer.ChainID), short(layer.DiffID))
 	return nil
+}
+
+// freezeWhileCommitting pauses a running container (its cgroup's
+// freezer, as `pause`) until the returned function is called, as `docker
+// commit` does by default: the layer is read as of one instant, not file
+// by file while its processes go on writing. One already paused stays so.
+func (rt *Runtime) freezeWhileCommitting(st *State) (thaw func(), err error) {
+	nothing := func() {}
+	if st.Cgroup == "" || !alive(st.Pid, st.PidStart) {
+		return nothing, nil
+	}
+	g, err := rt.openGroup(st.Cgroup)
+	if err != nil {
+		return nothing, err
+	}
+	if frozen, _ := g.Frozen(); frozen {
+		return nothing, nil
+	}
+	if err := g.Freeze(); err != nil {
+		return nothing, err
+	}
+	return func() { _ = g.Thaw() }, nil
 }
 
 func importCmd(c *cli.Context) error {
@@ -206,6 +240,11 @@ func importCmd(c *cli.Context) error {
 		return err
 	}
 	path, ref := c.Args().Get(0), c.Args().Get(1)
+	unlock, err := rt.dirs.lock() // no rmi removes a layer it finds in the store before its image names it
+	if err != nil {
+		return stage.Fail("cannot lock %s: %v", rt.dirs.State, err)
+	}
+	defer unlock()
 	isSave, err := isSaveArchive(path)
 	if err != nil {
 		return stage.Fail("import %s: %v", path, err)

@@ -511,3 +511,52 @@ func TestRmiRemovesWhatNoOneElseUses(t *testing.T) {
 	}
 	leftovers(t, root)
 }
+
+// commit freezes a running container while it reads its layer (as docker
+// commit does): the layer is the files as of one instant. The container
+// appends a counter to /a, then to /z, with 64 MB between them in the
+// tar's order: read unfrozen, /z is thousands ahead of /a; frozen, /a is
+// the same or one ahead. After the commit it runs on.
+func TestCommitPausesTheContainerWhileItReads(t *testing.T) {
+	setup(t)
+	_, run := ownRoot(t)
+	if r := run("run", "-d", "--name", "writer", "--net", "none", "--", "sh", "-c",
+		"dd if=/dev/zero of=/m-big bs=1M count=64 2>/dev/null; i=0; while :; do i=$((i+1)); echo $i >> /a; echo $i >> /z; done"); r.Code != 0 {
+		t.Fatalf("run -d:\n%s", r)
+	}
+	defer run("rm", "-f", "writer")
+	last := func(image string) (a, z int) {
+		t.Helper()
+		r := run("run", "--net", "none", image, "--", "sh", "-c", "tail -n1 /a; tail -n1 /z")
+		if _, err := fmt.Sscan(r.Stdout, &a, &z); err != nil || r.Code != 0 {
+			t.Fatalf("reading the counters of %s: %v\n%s", image, err, r)
+		}
+		return a, z
+	}
+	counter := func() int {
+		t.Helper()
+		var n int
+		r := run("exec", "writer", "--", "tail", "-n1", "/z")
+		fmt.Sscan(r.Stdout, &n)
+		return n
+	}
+	for deadline := time.Now().Add(60 * time.Second); counter() == 0; time.Sleep(100 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the writer never wrote")
+		}
+	}
+	for i := 0; i < 3; i++ {
+		if r := run("commit", "writer", "snap"); r.Code != 0 {
+			t.Fatalf("commit:\n%s", r)
+		}
+		if a, z := last("snap"); a-z != 0 && a-z != 1 {
+			t.Fatalf("commit %d: /a says %d and /z %d: the layer was read while the container wrote", i, a, z)
+		}
+		if r := run("rmi", "snap"); r.Code != 0 {
+			t.Fatalf("rmi:\n%s", r)
+		}
+	}
+	if before := counter(); counter() <= before {
+		t.Fatal("the container did not run on after the commit")
+	}
+}

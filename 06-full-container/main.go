@@ -171,7 +171,8 @@ func commands() []*cli.Command {
 		{Name: "images", Usage: "list images", Action: imagesCmd},
 		{Name: "rmi", Usage: "remove images, and the layers no other image or container uses", ArgsUsage: "IMAGE...",
 			Flags: []cli.Flag{&cli.BoolFlag{Name: "force", Aliases: []string{"f"}, Usage: "remove an image with several names by its ID"}}, Action: rmiCmd},
-		{Name: "commit", Usage: "save a container's changes as a new image", ArgsUsage: "NAME IMAGE", Action: commitCmd},
+		{Name: "commit", Usage: "save a container's changes as a new image", ArgsUsage: "NAME IMAGE",
+			Flags: []cli.Flag{&cli.BoolFlag{Name: "pause", Value: true, Usage: "freeze a running container while its layer is read (as docker commit)"}}, Action: commitCmd},
 		{Name: "import", Usage: "import a `docker export` tar or a `docker save` archive", ArgsUsage: "TAR IMAGE",
 			Flags: []cli.Flag{&cli.BoolFlag{Name: "force", Aliases: []string{"f"}, Usage: "repoint names that already name another image"}}, Action: importCmd},
 	}
