@@ -201,6 +201,8 @@ func TestRootlessRunIsRootInsideAndTheUserOutside(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer cmd.Process.Kill()
+	timer := time.AfterFunc(30*time.Second, func() { cmd.Process.Kill() })
+	defer timer.Stop()
 	pid := findProcess(t, "sleep", "31337")
 	if uid := statusField(t, pid, "Uid"); uid != "4321" {
 		t.Fatalf("from the host, the container's process runs as uid %s, want 4321", uid)
