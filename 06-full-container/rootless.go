@@ -232,6 +232,9 @@ func runRootless(c *cli.Context, o *runOptions, sigs chan os.Signal) error {
 	if err := refuseRootless(c, o); err != nil {
 		return err
 	}
+	if err := usernsRestriction("/proc"); err != nil {
+		return err
+	}
 	uid, gid := os.Getuid(), os.Getgid()
 	mode := rootlessMode{UID: uid, GID: gid, Parent: os.Getpid()}
 	if c.String("root") == "" {
@@ -416,4 +419,26 @@ func ownCgroup() string {
 func setgroupsDenied() bool {
 	b, err := os.ReadFile("/proc/self/setgroups")
 	return err == nil && strings.TrimSpace(string(b)) == "deny"
+}
+
+// usernsRestriction: Ubuntu 24.04's AppArmor lets an unprivileged program
+// create a user namespace only under a profile that allows `userns`
+// (kernel.apparmor_restrict_unprivileged_userns=1); elsewhere the
+// namespace is made, but with no capability in it, and the first mount
+// inside fails. Said first, in one line: this process's AppArmor label
+// (attr/current) is "unconfined" when no profile attached to its binary.
+// scripts/provision.sh installs one for /usr/local/bin/workshop.
+func usernsRestriction(proc string) error {
+	b, err := os.ReadFile(filepath.Join(proc, "sys/kernel/apparmor_restrict_unprivileged_userns"))
+	if err != nil || strings.TrimSpace(string(b)) != "1" {
+		return nil
+	}
+	label, err := os.ReadFile(filepath.Join(proc, "self/attr/apparmor/current"))
+	if err != nil {
+		label, _ = os.ReadFile(filepath.Join(proc, "self/attr/current"))
+	}
+	if l := strings.TrimSpace(strings.TrimRight(string(label), "\x00")); l != "" && l != "unconfined" {
+		return nil // a profile attached: whether it allows userns, the clone will tell
+	}
+	return stage.Fail("AppArmor restricts unprivileged user namespaces here (kernel.apparmor_restrict_unprivileged_userns=1) and no profile allows them for this program: run /usr/local/bin/workshop, which `sudo scripts/provision.sh` builds and allows alone (`make doctor` checks it), or lift the restriction for every program with `sudo sysctl kernel.apparmor_restrict_unprivileged_userns=0`")
 }

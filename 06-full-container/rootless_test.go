@@ -331,3 +331,34 @@ func TestRootlessCtrlCAndKillLeaveNothing(t *testing.T) {
 	}
 	u.nothingLeft(t)
 }
+
+// Ubuntu 24.04's restriction, on a fake /proc (this host has no AppArmor):
+// refused in one line naming both fixes while this program runs
+// unconfined; let through under a profile, or without the restriction.
+func TestRootlessSaysWhenAppArmorRestrictsUserNamespaces(t *testing.T) {
+	proc := t.TempDir()
+	write := func(p, s string) {
+		os.MkdirAll(filepath.Dir(filepath.Join(proc, p)), 0o755)
+		if err := os.WriteFile(filepath.Join(proc, p), []byte(s), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := usernsRestriction(proc); err != nil {
+		t.Fatalf("no restriction file: %v", err)
+	}
+	write("sys/kernel/apparmor_restrict_unprivileged_userns", "1\n")
+	write("self/attr/apparmor/current", "unconfined\n")
+	err := usernsRestriction(proc)
+	if err == nil || strings.Contains(err.Error(), "\n") || !strings.Contains(err.Error(), "scripts/provision.sh") || !strings.Contains(err.Error(), "apparmor_restrict_unprivileged_userns=0") {
+		t.Fatalf("restricted and unconfined: want one line naming the profile and the sysctl, got %v", err)
+	}
+	write("self/attr/apparmor/current", "workshop (unconfined)\n")
+	if err := usernsRestriction(proc); err != nil {
+		t.Fatalf("under the workshop's profile: %v", err)
+	}
+	write("sys/kernel/apparmor_restrict_unprivileged_userns", "0\n")
+	write("self/attr/apparmor/current", "unconfined\n")
+	if err := usernsRestriction(proc); err != nil {
+		t.Fatalf("restriction off: %v", err)
+	}
+}
