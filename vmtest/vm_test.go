@@ -74,6 +74,7 @@ var hostOnly = map[string][]HostOnlyTest{
 		{"TestKeyringIsTheContainersOwn", "builds its test programs with gcc, a host tool"},
 		{"TestCommitOfASwappingContainerNeverReadsHostFiles", "builds its attack program with gcc, a host tool"},
 		{"TestExplainNamesEveryCallStraceSees", "runs the runtime under strace, a host tool"},
+		{"TestRootlessExplainNamesEveryCallStraceSees", "runs the runtime under strace, a host tool"},
 		{"TestContainerCannotReachTheHostsLocalhost", "builds its forging program with gcc, a host tool"},
 		{"TestTIOCSTIFromInsideCannotTypeIntoTheUsersShell", "builds its attack program with gcc, a host tool"},
 		{"TestRootlessRunIsRootInsideAndTheUserOutside", "maps the user's ranges with newuidmap/newgidmap (Debian's uidmap, setuid root), which the guest does not have; its single-ID twin runs"},
