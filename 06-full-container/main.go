@@ -713,7 +713,8 @@ func (c *creation) makeLayers() error {
 func (c *creation) makeCgroups() (err error) {
 	st, ctr := c.st, c.ctr
 	if rootless.On {
-		c.rt.n.Note("rootless: no cgroup of the container's own (the host's cgroup files are root's): it stays in yours, %s, with no limits and no device rules; a device it opens is still checked against your own permissions", ownCgroup())
+		own, _, _ := ownCgroup()
+		c.rt.n.Note("rootless: no cgroup of the container's own (the host's cgroup files are root's): it stays in yours, %q on cgroup v2, with no limits and no device rules; a device it opens is still checked against your own permissions", own)
 		st.Cgroup = ""
 		return nil
 	}

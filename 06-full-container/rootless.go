@@ -63,6 +63,7 @@ import (
 	"github.com/urfave/cli/v2"
 	"golang.org/x/sys/unix"
 
+	"github.com/container-internals/workshop/05-overlay-layers/layers"
 	"github.com/container-internals/workshop/internal/narrate"
 	"github.com/container-internals/workshop/internal/stage"
 )
@@ -100,7 +101,7 @@ func rootlessInside() {
 		return
 	}
 	os.Unsetenv(rootlessEnv)
-	if err := json.Unmarshal([]byte(v), &rootless); err != nil || !inUserNamespace() {
+	if err := json.Unmarshal([]byte(v), &rootless); err != nil || !layers.InUserNamespace() {
 		rootless = rootlessMode{}
 		return
 	}
@@ -112,12 +113,6 @@ func rootlessInside() {
 	if os.Getppid() != rootless.Parent {
 		os.Exit(137)
 	}
-}
-
-// inUserNamespace: the initial user namespace maps every ID onto itself.
-func inUserNamespace() bool {
-	b, err := os.ReadFile("/proc/self/uid_map")
-	return err == nil && strings.Join(strings.Fields(string(b)), " ") != "0 0 4294967295"
 }
 
 // rootlessWait is the copy of step 1: it waits for its maps, then
@@ -171,21 +166,9 @@ func limitFlag(c *cli.Context) string {
 // whether it is theirs. systemd delegates user@UID.service to its user on
 // a pure cgroup v2 host; a hybrid host's controllers are v1's, root's.
 func cgroupDelegation() string {
-	b, err := os.ReadFile("/proc/self/cgroup")
+	own, v1, err := ownCgroup()
 	if err != nil {
 		return fmt.Sprintf("/proc/self/cgroup cannot be read (%v)", err)
-	}
-	own, v1 := "", false
-	for _, l := range strings.Split(strings.TrimSpace(string(b)), "\n") {
-		parts := strings.SplitN(l, ":", 3)
-		if len(parts) != 3 {
-			continue
-		}
-		if parts[0] == "0" {
-			own = parts[2]
-		} else if parts[1] != "" {
-			v1 = true
-		}
 	}
 	if v1 || own == "" {
 		return "this host's controllers are on cgroup v1, whose files are root's (no cgroup can be delegated to a user there)"
@@ -402,17 +385,23 @@ func passSignals(p *os.Process, sigs chan os.Signal) func() {
 	return func() { close(done); signal.Stop(sigs) }
 }
 
-// ownCgroup is this process's cgroup on the unified hierarchy, or its
-// first v1 line's (for the narration).
-func ownCgroup() string {
-	b, _ := os.ReadFile("/proc/self/cgroup")
-	line, _, _ := strings.Cut(string(b), "\n")
-	for _, l := range strings.Split(string(b), "\n") {
-		if strings.HasPrefix(l, "0::") {
-			line = l
+// ownCgroup reads /proc/self/cgroup: this process's cgroup on the unified
+// hierarchy ("" if it has none), and whether v1 hierarchies hold
+// controllers.
+func ownCgroup() (unified string, v1 bool, err error) {
+	b, err := os.ReadFile("/proc/self/cgroup")
+	for _, l := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+		parts := strings.SplitN(l, ":", 3)
+		if len(parts) != 3 {
+			continue
+		}
+		if parts[0] == "0" {
+			unified = parts[2]
+		} else if parts[1] != "" {
+			v1 = true
 		}
 	}
-	return line
+	return unified, v1, err
 }
 
 // setgroupsDenied: /proc/self/setgroups says "deny" (the single-ID map).
