@@ -63,12 +63,15 @@ func newRootlessUser(t *testing.T, subIDs bool) *rootlessUser {
 			t.Fatal(err)
 		}
 		// By name in subuid, by number in subgid: newuidmap reads both.
+		if err := os.Mkdir(filepath.Join(dir, "etc"), 0o755); err != nil {
+			t.Fatal(err)
+		}
 		for name, text := range map[string]string{
 			"passwd": string(host) + "learner:x:4321:4321::" + u.home + ":/bin/sh\n",
 			"subuid": "learner:200000:65536\n",
 			"subgid": "4321:300000:65536\n",
 		} {
-			if err := os.WriteFile(filepath.Join(dir, name), []byte(text), 0o644); err != nil {
+			if err := os.WriteFile(filepath.Join(dir, "etc", name), []byte(text), 0o644); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -81,16 +84,17 @@ func (u *rootlessUser) images() string { return filepath.Join(u.home, ".local", 
 func (u *rootlessUser) state() string  { return filepath.Join(u.run, "workshop") }
 
 // command is the runtime as the user. With subIDs: in a mount namespace
-// of the test's own, /etc/passwd, /etc/subuid and /etc/subgid are bound
-// over by the test's (the host's files are never written), then setpriv
-// becomes the user and runs it; newuidmap, setuid root, reads them there.
+// of the test's own, a read-only overlay on /etc shows the test's passwd,
+// subuid and subgid over the host's (the host's files are never touched,
+// not even their times), then setpriv becomes the user and runs it;
+// newuidmap, setuid root, reads them there.
 func (u *rootlessUser) command(t *testing.T, env []string, args ...string) *exec.Cmd {
 	bin := testkit.Stage(t, "06-full-container")
 	var cmd *exec.Cmd
 	if u.subIDs {
-		etc := filepath.Dir(u.home)
+		etc := filepath.Join(filepath.Dir(u.home), "etc")
 		script := `set -e
-for f in passwd subuid subgid; do touch /etc/$f; mount --bind "$0/$f" /etc/$f; done
+mount -t overlay overlay -o "lowerdir=$0:/etc" /etc
 exec setpriv --reuid 4321 --regid 4321 --clear-groups "$@"`
 		cmd = exec.Command("unshare", append([]string{"--mount", "--propagation", "private", "sh", "-c", script, etc, bin}, args...)...)
 	} else {
