@@ -23,6 +23,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync/atomic"
+	"syscall"
 
 	"github.com/urfave/cli/v2"
 	"golang.org/x/sys/unix"
@@ -65,6 +66,7 @@ func main() {
 			&cli.StringFlag{Name: "rootfs", Usage: "build (or reuse) the rootfs in `DIR` and keep it, instead of a temporary directory"},
 			&cli.BoolFlag{Name: "keep", Usage: "keep the temporary rootfs and print where it is"},
 			&cli.BoolFlag{Name: "escape", Usage: "with --mode: try the chroot escape before running the command"},
+			&cli.BoolFlag{Name: "userns", Usage: "with --mode chroot: the child in a user namespace, root inside and uid 100000 on the host (where does the escape land now?)"},
 		},
 		run))
 }
@@ -76,7 +78,7 @@ var interrupted atomic.Int32 // the signal number
 func run(c *cli.Context) error {
 	n := stage.Narrator(c)
 	mode, argv, adds := c.String("mode"), c.Args().Slice(), c.StringSlice("add")
-	if err := checkFlags(mode, argv, adds, c.Bool("escape")); err != nil {
+	if err := checkFlags(mode, argv, adds, c.Bool("escape"), c.Bool("userns")); err != nil {
 		return err
 	}
 	if err := preflight.RequireRoot(name); err != nil {
@@ -132,20 +134,20 @@ func run(c *cli.Context) error {
 		if c.Bool("escape") {
 			esc = "escape"
 		}
-		return runChild(n, mode, "command", root, marker, esc, argv)
+		return runChild(n, mode, "command", root, marker, esc, c.Bool("userns"), argv)
 	}
 
 	// Steps 2 and 3: chroot, ls /, then the escape.
-	if err := runChild(n, "chroot", "story", root, marker, "escape", []string{shell}); err != nil {
+	if err := runChild(n, "chroot", "story", root, marker, "escape", false, []string{shell}); err != nil {
 		return err
 	}
 	// Steps 4 to 7: a new mount namespace, pivot_root, ls /, the same
 	// escape, the mount table.
-	return runChild(n, "pivot_root", "story", root, marker, "escape", []string{shell})
+	return runChild(n, "pivot_root", "story", root, marker, "escape", false, []string{shell})
 }
 
 // checkFlags refuses a bad combination of flags, before anything is made.
-func checkFlags(mode string, argv, adds []string, escape bool) error {
+func checkFlags(mode string, argv, adds []string, escape, userns bool) error {
 	switch mode {
 	case "", "chroot", "pivot_root":
 	default:
@@ -156,6 +158,12 @@ func checkFlags(mode string, argv, adds []string, escape bool) error {
 	}
 	if mode == "" && escape {
 		return stage.Fail("--escape needs a mode: add --mode chroot or --mode pivot_root (the default run always tries it)")
+	}
+	if userns && mode != "chroot" {
+		// pivot_root's story mounts a /proc, which a user namespace may
+		// do only with a PID namespace of its own: this experiment is
+		// about where chroot's escape lands.
+		return stage.Fail("--userns goes with --mode chroot: add --mode chroot --escape to see where the escape lands")
 	}
 	for _, a := range adds {
 		if err := checkBinary(a); err != nil {
@@ -319,12 +327,12 @@ func showCopy(n *narrate.Narrator, root, p string) {
 	}
 }
 
-// runChild re-executes this program as the child that changes its root,
-// and waits for it. The child narrates its own steps (prefix `ctr |`);
+// runChild re-executes this program as the child that changes its root
+// (with userns, in a user namespace of its own), and waits for it. The child narrates its own steps (prefix `ctr |`);
 // over a stage.Link it hands the step number back, and in pivot_root mode
 // it pauses once so that the host can look at its own mount table while
 // the container is alive.
-func runChild(n *narrate.Narrator, mode, kind, root, marker, esc string, argv []string) error {
+func runChild(n *narrate.Narrator, mode, kind, root, marker, esc string, userns bool, argv []string) error {
 	if sig := interrupted.Load(); sig != 0 {
 		return stage.ExitStatus(128 + int(sig))
 	}
@@ -344,6 +352,8 @@ func runChild(n *narrate.Narrator, mode, kind, root, marker, esc string, argv []
 		// child gets a namespace of its own, a copy of the host's.
 		cmd.SysProcAttr = &unix.SysProcAttr{Cloneflags: unix.CLONE_NEWNS}
 		n.Call("clone(CLONE_NEWNS | SIGCHLD)   # via a re-exec of /proc/self/exe")
+	} else if userns {
+		inUserNamespace(n, cmd, root)
 	} else {
 		n.Call("fork + exec /proc/self/exe   # the child calls chroot(2) itself")
 	}
@@ -392,6 +402,25 @@ func runChild(n *narrate.Narrator, mode, kind, root, marker, esc string, argv []
 	// (an interactive bash ignores Ctrl-C): it ended well, so go on.
 	interrupted.Store(0)
 	return nil
+}
+
+// inUserNamespace makes the chroot child's clone give it a user namespace
+// (stage 06's `run --userns` tells the whole story): its uids and gids
+// 0-65535 are the host's 100000-165535. The maps are written from outside,
+// by this process (Go's os/exec does it between the clone and the child's
+// exec), and the child then becomes root *of its namespace*: a new user
+// namespace changes no one's IDs, and a child still holding the host's uid
+// 0, unmapped inside (65534), would lose every capability at its execve:
+// chroot would be refused. The rootfs is opened to others (o+rx): uid
+// 100000 must reach it.
+func inUserNamespace(n *narrate.Narrator, cmd *exec.Cmd, root string) {
+	ids := []syscall.SysProcIDMap{{ContainerID: 0, HostID: 100000, Size: 65536}}
+	cmd.SysProcAttr = &unix.SysProcAttr{Cloneflags: unix.CLONE_NEWUSER, UidMappings: ids, GidMappings: ids,
+		GidMappingsEnableSetgroups: true, Credential: &syscall.Credential{Uid: 0, Gid: 0}}
+	os.Chmod(root, 0o755)
+	n.Call("clone(CLONE_NEWUSER | SIGCHLD)   # via a re-exec of /proc/self/exe: a user namespace of its own")
+	n.Call("echo '0 100000 65536' > /proc/<child>/uid_map; the same > gid_map   # from outside: root inside is uid 100000 on the host")
+	n.Call("setgroups(0, []), setresgid(0, 0, 0), setresuid(0, 0, 0)   # in the child: root of its namespace, no longer the host's uid 0")
 }
 
 // child runs the experiment inside. args: mode, kind, root, marker, escape, argv...

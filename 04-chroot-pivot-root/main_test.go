@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -115,6 +116,39 @@ func TestEscapeReachesHostUnderChrootButNotUnderPivotRoot(t *testing.T) {
 	}
 }
 
+// In a user namespace the same escape still reaches the host's files, but
+// lands as uid 100000: root inside, an ordinary user to the host's kernel.
+// A file of the host's root, mode 600, stays closed; a file it makes is
+// uid 100000's. Without --userns the same script reads the file.
+func TestEscapeFromAUserNamespaceLandsAsAnUnprivilegedUser(t *testing.T) {
+	testkit.RequireRoot(t)
+	hostDir, err := os.MkdirTemp("", "userns-escape-test-") // not t.TempDir: uid 100000 must pass through its parents
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.RemoveAll(hostDir)
+	if err := os.Chmod(hostDir, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(hostDir, "root-only"), []byte("secret\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	script := fmt.Sprintf("id -u; ls %[1]s; cat %[1]s/root-only 2>/dev/null || echo refused; touch %[1]s/made-inside", hostDir)
+	r := stage04(t, "-q", "--mode", "chroot", "--escape", "--userns", "--", "sh", "-c", script)
+	if r.Code != 0 || r.Stdout != "0\nroot-only\nrefused\n" {
+		t.Fatalf("--userns: want root inside, the host's directory listed, its root-only file refused:\n%s", r)
+	}
+	var st syscall.Stat_t
+	if err := syscall.Stat(filepath.Join(hostDir, "made-inside"), &st); err != nil || st.Uid != 100000 || st.Gid != 100000 {
+		t.Fatalf("the file the escaped root made: owner %d:%d (%v), want 100000:100000", st.Uid, st.Gid, err)
+	}
+	os.Remove(filepath.Join(hostDir, "made-inside"))
+	r = stage04(t, "-q", "--mode", "chroot", "--escape", "--", "sh", "-c", script)
+	if r.Code != 0 || r.Stdout != "0\nroot-only\nsecret\n" {
+		t.Fatalf("without --userns the escaped root is the host's: want the secret read:\n%s", r)
+	}
+}
+
 func TestAddBringsABinaryThatRunsInside(t *testing.T) {
 	for _, mode := range []string{"chroot", "pivot_root"} {
 		r := stage04(t, "-q", "--add", "cat", "--add", "/bin/echo", "--mode", mode, "--", "cat", "/etc/passwd")
@@ -158,6 +192,7 @@ func TestBadInputIsOneClearLine(t *testing.T) {
 		{[]string{"--rootfs", file}, "is a file, not a directory"},
 		{[]string{"--mode", "jail"}, `unknown --mode "jail": use --mode chroot or --mode pivot_root`},
 		{[]string{"--", "ls"}, "needs a mode"},
+		{[]string{"--userns", "--mode", "pivot_root"}, "--userns goes with --mode chroot"},
 	}
 	for _, c := range cases {
 		before := leftovers(t)

@@ -79,6 +79,10 @@ type dockerdOptions struct {
 	cgroupParent string
 	// config: more of daemon.json (a chapter's own, say), merged in.
 	config map[string]any
+	// etc: files written into a copy of the host's /etc, bound over /etc
+	// in the daemon's mount namespace only (a user and its /etc/subuid
+	// range for userns-remap: the host's /etc is never written).
+	etc map[string]string
 }
 
 func startPrivateDockerd(t *testing.T, o dockerdOptions) *privateDockerd {
@@ -134,6 +138,23 @@ func startPrivateDockerd(t *testing.T, o dockerdOptions) *privateDockerd {
 	if o.network {
 		netArgs, unshare = "--ip6tables=false --userland-proxy=true", []string{"--mount", "--net"}
 		netSys = "mount --bind /proc/sys/net /proc/sys/net\nip link set lo up\n"
+	}
+	if _, remap := o.config["userns-remap"]; remap {
+		os.Chmod(dir, 0o711) // the remapped root passes through to its layers
+		// A user namespace may mount a proc only where one is fully
+		// visible already: the read-only /proc/sys bound below hides
+		// part of /proc, so a second, untouched, is mounted beside it.
+		netSys += fmt.Sprintf("mkdir -p %[1]s/proc && mount -t proc proc %[1]s/proc\n", dir)
+	}
+	if len(o.etc) > 0 {
+		etc := filepath.Join(dir, "etc")
+		if out, err := exec.Command("cp", "-a", "/etc", etc).CombinedOutput(); err != nil {
+			t.Fatalf("copying /etc: %v: %s", err, out)
+		}
+		for name, content := range o.etc {
+			os.WriteFile(filepath.Join(etc, name), []byte(content), 0o644)
+		}
+		netSys += fmt.Sprintf("mount --bind %s /etc\n", etc)
 	}
 	script := fmt.Sprintf(`set -e
 mount --make-rprivate /

@@ -189,12 +189,46 @@ func commitCmd(c *cli.Context) error {
 	if err := refuseCommitOfUserns(rt.dirs.configPath(st.ID)); err != nil {
 		return err
 	}
+	unlock, err := rt.dirs.lock() // no rmi takes its layers away meanwhile
+	if err != nil {
+		return stage.Fail("cannot lock %s: %v", rt.dirs.State, err)
+	}
+	defer unlock()
+	if c.Bool("pause") {
+		thaw, err := rt.freezeWhileCommitting(st)
+		if err != nil {
+			return stage.Fail("commit %s: pausing it: %v (or commit with --pause=false)", st.Name, err)
+		}
+		defer thaw()
+	}
 	img, layer, err := rt.store.Commit(st.ID, c.Args().Get(1), layers.ImageConfig{Cmd: st.Command})
 	if err != nil {
 		return stage.Fail("commit: %v", err)
 	}
 	fmt.Printf("%s (new layer %s, diffID %s)\n", img.ID, short(layer.ChainID), short(layer.DiffID))
 	return nil
+}
+
+// freezeWhileCommitting pauses a running container (its cgroup's
+// freezer, as `pause`) until the returned function is called, as `docker
+// commit` does by default: the layer is read as of one instant, not file
+// by file while its processes go on writing. One already paused stays so.
+func (rt *Runtime) freezeWhileCommitting(st *State) (thaw func(), err error) {
+	nothing := func() {}
+	if st.Cgroup == "" || !alive(st.Pid, st.PidStart) {
+		return nothing, nil
+	}
+	g, err := rt.openGroup(st.Cgroup)
+	if err != nil {
+		return nothing, err
+	}
+	if frozen, _ := g.Frozen(); frozen {
+		return nothing, nil
+	}
+	if err := g.Freeze(); err != nil {
+		return nothing, err
+	}
+	return func() { _ = g.Thaw() }, nil
 }
 
 func importCmd(c *cli.Context) error {
@@ -206,6 +240,11 @@ func importCmd(c *cli.Context) error {
 		return err
 	}
 	path, ref := c.Args().Get(0), c.Args().Get(1)
+	unlock, err := rt.dirs.lock() // no rmi removes a layer it finds in the store before its image names it
+	if err != nil {
+		return stage.Fail("cannot lock %s: %v", rt.dirs.State, err)
+	}
+	defer unlock()
 	isSave, err := isSaveArchive(path)
 	if err != nil {
 		return stage.Fail("import %s: %v", path, err)
@@ -272,4 +311,97 @@ func isSaveArchive(path string) (bool, error) {
 			return true, nil
 		}
 	}
+}
+
+// rmiCmd removes images, as `docker rmi`: a name of an image that has
+// others only loses that name ("Untagged"); an image's last name, or its
+// ID, removes the image, then every layer no other image or container
+// stands on ("Deleted"), with the chowned copies `run --userns` made of
+// them.
+func rmiCmd(c *cli.Context) error {
+	if c.Args().Len() == 0 {
+		return stage.Fail("usage: rmi [--force] IMAGE...   (see `images`)")
+	}
+	rt, err := runtimeFor(c)
+	if err != nil {
+		return err
+	}
+	unlock, err := rt.dirs.lock() // no run may start on an image while it goes
+	if err != nil {
+		return stage.Fail("cannot lock %s: %v", rt.dirs.State, err)
+	}
+	defer unlock()
+	for _, ref := range c.Args().Slice() {
+		if err := rt.removeImage(ref, c.Bool("force")); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (rt *Runtime) removeImage(ref string, force bool) error {
+	img, err := rt.store.Image(ref)
+	if err != nil {
+		return stage.Fail("rmi: unknown image %q: see `images`", ref)
+	}
+	if name := nameOf(img, ref); name != "" && len(img.Names) > 1 {
+		if err := rt.store.Untag(name); err != nil {
+			return stage.Fail("rmi %s: %v", ref, err)
+		}
+		fmt.Println("Untagged:", name)
+		return nil
+	}
+	if len(img.Names) > 1 && !force {
+		return stage.Fail("rmi %s: the image has %d names (%s): remove them one by one, or pass --force", ref, len(img.Names), strings.Join(img.Names, ", "))
+	}
+	if users, err := rt.containersOf(img.ID); err != nil {
+		return stage.Fail("rmi %s: %v", ref, err)
+	} else if len(users) > 0 {
+		return stage.Fail("rmi %s: container %s uses the image: remove it first (`rm -f %s`)", ref, users[0], users[0])
+	}
+	if err := rt.store.RemoveImage(img.ID); err != nil {
+		return stage.Fail("rmi %s: %v", ref, err)
+	}
+	for _, n := range img.Names {
+		fmt.Println("Untagged:", n)
+	}
+	fmt.Println("Deleted:", img.ID)
+	removed, err := rt.store.RemoveUnusedLayers()
+	for _, l := range removed {
+		if cerr := rt.removeShiftedCopies(l.Dir); cerr != nil && err == nil {
+			err = cerr
+		}
+		fmt.Println("Deleted:", l.ChainID)
+	}
+	if err != nil {
+		return stage.Fail("rmi %s: removing its layers: %v", ref, err)
+	}
+	return nil
+}
+
+// nameOf is the name of img that ref gives ("busybox" is busybox:latest),
+// or "" when ref is an ID.
+func nameOf(img layers.Image, ref string) string {
+	for _, n := range img.Names {
+		if n == ref || n == ref+":latest" {
+			return n
+		}
+	}
+	return ""
+}
+
+// containersOf names the containers (running or stopped, not yet removed)
+// made from the image id.
+func (rt *Runtime) containersOf(id string) ([]string, error) {
+	all, err := rt.dirs.all()
+	if err != nil {
+		return nil, err
+	}
+	var names []string
+	for _, st := range all {
+		if st.ImageID == id {
+			names = append(names, st.Name)
+		}
+	}
+	return names, nil
 }

@@ -415,3 +415,148 @@ func TestKilledImportIsCleanedByTheNextCommand(t *testing.T) {
 	}
 	leftovers(t, root)
 }
+
+// busyboxTar writes a root of busybox alone (sh, true, sleep), plus a
+// file named mark so that each such image has a layer of its own.
+func busyboxTar(t *testing.T, path, mark string) {
+	t.Helper()
+	bb, err := os.ReadFile("/bin/busybox")
+	if err != nil {
+		testkit.Unavailable(t, "busybox is needed for an image: apt-get install busybox-static")
+	}
+	entries := []tarEntry{{name: "bin/busybox", mode: 0o755, data: bb}, {name: "mark", mode: 0o644, data: []byte(mark)}}
+	for _, app := range []string{"sh", "true", "sleep"} {
+		entries = append(entries, tarEntry{name: "bin/" + app, link: "busybox"})
+	}
+	writeTar(t, path, entries)
+}
+
+// `rmi` removes a name, then an image, then the layers no other image or
+// container stands on, and the chowned copies `run --userns` made of
+// them; an image a container uses stays.
+func TestRmiRemovesWhatNoOneElseUses(t *testing.T) {
+	setup(t)
+	root, run := ownRoot(t)
+	for _, d := range []string{root, filepath.Dir(root)} { // the container's root passes through (userns)
+		os.Chmod(d, 0o711)
+	}
+	layerDirs := func() int {
+		ents, _ := os.ReadDir(filepath.Join(root, "images", "overlay2"))
+		return len(ents)
+	}
+	copies := func() []string {
+		c, _ := filepath.Glob(filepath.Join(root, "images", "userns", "*", "*"))
+		return c
+	}
+	if r := run("run", "--net", "none", "--", "true"); r.Code != 0 { // the default image
+		t.Fatalf("run:\n%s", r)
+	}
+	tarPath := filepath.Join(t.TempDir(), "bb.tar")
+	busyboxTar(t, tarPath, "bb")
+	for _, name := range []string{"bb", "bb2:v1"} {
+		if r := run("import", tarPath, name); r.Code != 0 {
+			t.Fatalf("import %s:\n%s", name, r)
+		}
+	}
+	base := layerDirs()
+
+	// A name of an image that has another goes alone.
+	if r := run("rmi", "bb"); r.Code != 0 || strings.TrimSpace(r.Stdout) != "Untagged: bb:latest" {
+		t.Fatalf("rmi bb: want only the name removed:\n%s", r)
+	}
+	if imageID(t, run, "bb2") == "" || layerDirs() != base {
+		t.Fatalf("rmi of one name removed the image or a layer:\n%s", run("images"))
+	}
+
+	// An image a container uses stays, stopped or running.
+	if r := run("run", "-d", "--name", "user", "--net", "none", "bb2:v1", "--", "sleep", "100"); r.Code != 0 {
+		t.Fatalf("run -d:\n%s", r)
+	}
+	t.Cleanup(func() { run("rm", "-f", "user") })
+	oneLine(t, run("rmi", "bb2:v1"), "container user uses the image")
+	if imageID(t, run, "bb2") == "" {
+		t.Fatal("the refused rmi removed the image")
+	}
+	run("rm", "-f", "user")
+
+	// Chowned copies of its layer, then the image goes: its layer and its
+	// copies with it, the default image's stay.
+	r := testkit.Run(t, opts{Env: []string{"WORKSHOP_USERNS_COPY=1"}}, testkit.Stage(t, "06-full-container"),
+		"--root", root, "run", "--userns", "--net", "none", "bb2:v1", "--", "true")
+	if r.Code != 0 {
+		t.Fatalf("run --userns:\n%s", r)
+	}
+	before := copies()
+	if len(before) != 1 {
+		t.Fatalf("want one chowned copy (the image's one layer), got %v", before)
+	}
+	r = run("rmi", "bb2:v1")
+	if r.Code != 0 || !strings.Contains(r.Stdout, "Untagged: bb2:v1\nDeleted: sha256:") || strings.Count(r.Stdout, "Deleted:") != 2 {
+		t.Fatalf("rmi bb2:v1: want the name, the image and its one layer deleted:\n%s", r)
+	}
+	if layerDirs() != base-1 || len(copies()) != 0 {
+		t.Fatalf("rmi left %d layer directories (want %d) and copies %v", layerDirs(), base-1, copies())
+	}
+	if r := run("run", "--net", "none", "--", "cat", "/etc/motd"); r.Code != 0 || !strings.Contains(r.Stdout, "workshop") {
+		t.Fatalf("the default image lost a layer:\n%s", r)
+	}
+	oneLine(t, run("rmi", "bb2:v1"), "unknown image")
+
+	// The last image: nothing of any layer is left.
+	if r := run("rmi", "workshop-default"); r.Code != 0 || strings.Count(r.Stdout, "Deleted:") != 3 {
+		t.Fatalf("rmi workshop-default:\n%s", r)
+	}
+	if l, _ := filepath.Glob(filepath.Join(root, "images", "image", "overlay2", "layerdb", "sha256", "*")); len(l) != 0 || layerDirs() != base-3 {
+		t.Fatalf("layers left: records %v, %d directories", l, layerDirs())
+	}
+	leftovers(t, root)
+}
+
+// commit freezes a running container while it reads its layer (as docker
+// commit does): the layer is the files as of one instant. The container
+// appends a counter to /a, then to /z, with 64 MB between them in the
+// tar's order: read unfrozen, /z is thousands ahead of /a; frozen, /a is
+// the same or one ahead. After the commit it runs on.
+func TestCommitPausesTheContainerWhileItReads(t *testing.T) {
+	setup(t)
+	_, run := ownRoot(t)
+	if r := run("run", "-d", "--name", "writer", "--net", "none", "--", "sh", "-c",
+		"dd if=/dev/zero of=/m-big bs=1M count=64 2>/dev/null; i=0; while :; do i=$((i+1)); echo $i >> /a; echo $i >> /z; done"); r.Code != 0 {
+		t.Fatalf("run -d:\n%s", r)
+	}
+	defer run("rm", "-f", "writer")
+	last := func(image string) (a, z int) {
+		t.Helper()
+		r := run("run", "--net", "none", image, "--", "sh", "-c", "tail -n1 /a; tail -n1 /z")
+		if _, err := fmt.Sscan(r.Stdout, &a, &z); err != nil || r.Code != 0 {
+			t.Fatalf("reading the counters of %s: %v\n%s", image, err, r)
+		}
+		return a, z
+	}
+	counter := func() int {
+		t.Helper()
+		var n int
+		r := run("exec", "writer", "--", "tail", "-n1", "/z")
+		fmt.Sscan(r.Stdout, &n)
+		return n
+	}
+	for deadline := time.Now().Add(60 * time.Second); counter() == 0; time.Sleep(100 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the writer never wrote")
+		}
+	}
+	for i := 0; i < 3; i++ {
+		if r := run("commit", "writer", "snap"); r.Code != 0 {
+			t.Fatalf("commit:\n%s", r)
+		}
+		if a, z := last("snap"); a-z != 0 && a-z != 1 {
+			t.Fatalf("commit %d: /a says %d and /z %d: the layer was read while the container wrote", i, a, z)
+		}
+		if r := run("rmi", "snap"); r.Code != 0 {
+			t.Fatalf("rmi:\n%s", r)
+		}
+	}
+	if before := counter(); counter() <= before {
+		t.Fatal("the container did not run on after the commit")
+	}
+}

@@ -6,6 +6,7 @@ package main
 // stages 01 to 05, in the order runc does them.
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -24,6 +25,7 @@ import (
 	"github.com/container-internals/workshop/04-chroot-pivot-root/rootfs"
 	"github.com/container-internals/workshop/05-overlay-layers/layers"
 	"github.com/container-internals/workshop/06-full-container/seccomp"
+	"github.com/container-internals/workshop/internal/mountinfo"
 	"github.com/container-internals/workshop/internal/narrate"
 	"github.com/container-internals/workshop/internal/stage"
 	"github.com/container-internals/workshop/internal/timing"
@@ -778,7 +780,11 @@ func mountCgroupfs(target string, flags uintptr, hook trace.Hook) error {
 func mountHierarchy(target, dir, fstype, opts, own string, flags uintptr, hook trace.Hook) error {
 	if own == "" || own == "/" {
 		hook.Call("", `mount(%q, %q, %q, %s, %q)`, fstype, dir, fstype, mountFlagNames(flags), opts)
-		return unix.Mount(fstype, dir, fstype, flags, opts)
+		err := unix.Mount(fstype, dir, fstype, flags, opts)
+		if errors.Is(err, unix.EPERM) {
+			return bindHostHierarchy(dir, fstype, opts, "/", flags, hook)
+		}
+		return err
 	}
 	staging := filepath.Join(target, ".hierarchy")
 	if err := os.Mkdir(staging, 0o700); err != nil {
@@ -787,6 +793,9 @@ func mountHierarchy(target, dir, fstype, opts, own string, flags uintptr, hook t
 	defer os.Remove(staging)
 	hook.Call("", `mount(%q, %q, %q, %s, %q)`, fstype, staging, fstype, mountFlagNames(flags), opts)
 	if err := unix.Mount(fstype, staging, fstype, flags, opts); err != nil {
+		if errors.Is(err, unix.EPERM) {
+			return bindHostHierarchy(dir, fstype, opts, own, flags, hook)
+		}
 		return err
 	}
 	hook.Call("", `mount(%q, %q, "", MS_BIND, "")   # the container's own group, not the host's root`, filepath.Join(staging, own), dir)
@@ -796,6 +805,42 @@ func mountHierarchy(target, dir, fstype, opts, own string, flags uintptr, hook t
 		err = uerr
 	}
 	return err
+}
+
+// bindHostHierarchy: in a user namespace without a cgroup namespace of its
+// own, the kernel refuses a cgroup filesystem (its root would be the host's
+// hierarchy). The host's mount of that hierarchy is still in view, before
+// pivot_root: the container's own group is bound from it, as runc does.
+func bindHostHierarchy(dir, fstype, opts, own string, flags uintptr, hook trace.Hook) error {
+	mounts, err := mountinfo.Self()
+	if err != nil {
+		return err
+	}
+	for _, m := range mounts {
+		if m.FSType != fstype || m.Root != "/" || (fstype == "cgroup" && !hasEvery(m.Super, strings.TrimPrefix(opts, "none,"))) {
+			continue
+		}
+		from := filepath.Join(m.Point, own)
+		hook.Call("no cgroup filesystem in a user namespace without a cgroup namespace: the host's hierarchy, at the container's group", `mount(%q, %q, "", MS_BIND, "")`, from, dir)
+		if err := unix.Mount(from, dir, "", unix.MS_BIND, ""); err != nil || flags&unix.MS_RDONLY == 0 {
+			return err
+		}
+		ro := unix.MS_BIND | unix.MS_REMOUNT | flags&(unix.MS_RDONLY|unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC)
+		hook.Call("", `mount("", %q, "", %s, "")`, dir, mountFlagNames(ro))
+		return unix.Mount("", dir, "", ro, "")
+	}
+	return fmt.Errorf("mounting %s: %v, and the host has no mount of it to bind", fstype, unix.EPERM)
+}
+
+// hasEvery says whether the comma-separated options have every one of want's.
+func hasEvery(options, want string) bool {
+	have := strings.Split(options, ",")
+	for _, w := range strings.Split(want, ",") {
+		if !slices.Contains(have, w) {
+			return false
+		}
+	}
+	return true
 }
 
 // tinyInit is --init: PID 1 that runs the command as its child, passes on

@@ -172,7 +172,10 @@ func commands() []*cli.Command {
 			Flags: []cli.Flag{&cli.BoolFlag{Name: "force", Aliases: []string{"f"}, Usage: "kill it first if it runs"}}, Action: rmCmd},
 		{Name: "inspect", Usage: "print a container's details as JSON", ArgsUsage: "NAME", Action: inspectCmd},
 		{Name: "images", Usage: "list images", Action: imagesCmd},
-		{Name: "commit", Usage: "save a container's changes as a new image", ArgsUsage: "NAME IMAGE", Action: commitCmd},
+		{Name: "rmi", Usage: "remove images, and the layers no other image or container uses", ArgsUsage: "IMAGE...",
+			Flags: []cli.Flag{&cli.BoolFlag{Name: "force", Aliases: []string{"f"}, Usage: "remove an image with several names by its ID"}}, Action: rmiCmd},
+		{Name: "commit", Usage: "save a container's changes as a new image", ArgsUsage: "NAME IMAGE",
+			Flags: []cli.Flag{&cli.BoolFlag{Name: "pause", Value: true, Usage: "freeze a running container while its layer is read (as docker commit)"}}, Action: commitCmd},
 		{Name: "import", Usage: "import a `docker export` tar or a `docker save` archive", ArgsUsage: "TAR IMAGE",
 			Flags: []cli.Flag{&cli.BoolFlag{Name: "force", Aliases: []string{"f"}, Usage: "repoint names that already name another image"}}, Action: importCmd},
 	}
@@ -943,6 +946,13 @@ func (rt *Runtime) spawn(ctr *Container, stdio []*os.File, attached bool) (_ *sp
 		}
 		defer func() { ctr.console.Close(); ctr.console = nil }() // the child has its own copy
 	}
+	if ctr.Spec.hasUserns() {
+		if err := rt.passStateDir(cmd, ctr); err != nil {
+			unlock()
+			link.Close()
+			return nil, err
+		}
+	}
 	// An existing PID namespace is joined here, by the cloning thread
 	// (nsjoin.go says why).
 	restorePid, err := pidNamespaceForChildren(ctr.Spec.JoinNamespaces["pid"], n.Trace())
@@ -1013,6 +1023,36 @@ func passConsole(cmd *exec.Cmd, ctr *Container) error {
 	cmd.ExtraFiles = append(cmd.ExtraFiles, ctr.console)
 	return nil
 }
+
+// stateDirFd is the container's state directory in a first process with a
+// user namespace: it reads its spec (and opens the start FIFO) through
+// /proc/self/fd/6/, a link whose lookup jumps straight to the directory.
+// The container's root, an ordinary uid to the host, then needs to pass
+// through that directory only (0711), not through the caller's --root:
+// Docker's is 0700, and runc's first process, which gets its config over
+// a pipe, never looks there either.
+const stateDirFd = 6
+
+// passStateDir gives the first process its state directory as stateDirFd
+// (after the link's 3 and 4 and the console's 5, closed if none), and
+// points its spec argument there. Like every descriptor past stderr, it
+// is closed at the command's exec.
+func (rt *Runtime) passStateDir(cmd *exec.Cmd, ctr *Container) error {
+	dir, err := os.OpenFile(rt.dirs.containerDir(ctr.State.ID), unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return stage.Fail("%v", err)
+	}
+	for len(cmd.ExtraFiles) < stateDirFd-3 {
+		cmd.ExtraFiles = append(cmd.ExtraFiles, nil)
+	}
+	cmd.ExtraFiles = append(cmd.ExtraFiles, dir)
+	cmd.Args[2] = stateDirPath("config.json")
+	return nil
+}
+
+// stateDirPath is name in the state directory, as the first process of a
+// user namespace reaches it.
+func stateDirPath(name string) string { return fmt.Sprintf("/proc/self/fd/%d/%s", stateDirFd, name) }
 
 // afterClone records the first process, and does what needs it to exist
 // before it goes on: the /proc view's clock, its cgroups when it could not

@@ -216,18 +216,20 @@ func (rt *Runtime) createFromBundle(id, bundle string, spec *Spec, res *runOptio
 		spec.HookState = &hs
 	}
 	spec.WaitStart, spec.WaitReady = true, st.PidsLimit > 0
-	spec.StartFifo = filepath.Join(rt.dirs.containerDir(id), "exec.fifo")
-	if err := unix.Mkfifo(spec.StartFifo, 0o600); err != nil {
+	fifo := filepath.Join(rt.dirs.containerDir(id), "exec.fifo")
+	if err := unix.Mkfifo(fifo, 0o600); err != nil {
 		return fail(err)
+	}
+	spec.StartFifo = fifo
+	if spec.hasUserns() { // its first process is the container's root: it reads both, through stateDirFd
+		spec.StartFifo = stateDirPath("exec.fifo")
 	}
 	if err := writeSpec(rt.dirs.configPath(id), spec); err != nil {
 		return fail(err)
 	}
-	if spec.hasUserns() { // its first process is the container's root: it reads both
-		if err := reachableBy(rt.dirs.containerDir(id), hostID(spec.UIDMappings, 0)); err != nil {
-			return fail(err)
-		}
-		if err := errors.Join(spec.giveToContainerRoot(rt.dirs.configPath(id)), spec.giveToContainerRoot(spec.StartFifo)); err != nil {
+	if spec.hasUserns() {
+		if err := errors.Join(os.Chmod(rt.dirs.containerDir(id), 0o711),
+			spec.giveToContainerRoot(rt.dirs.configPath(id)), spec.giveToContainerRoot(fifo)); err != nil {
 			return fail(err)
 		}
 	}

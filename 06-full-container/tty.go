@@ -23,6 +23,7 @@ package main
 // container's.
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -85,6 +86,11 @@ func (c *initProcess) openTerminal() {
 	if c.spec.UID != 0 || c.spec.GID != 0 {
 		// Made by root: the configured user gets it, as runc does.
 		_ = unix.Fchown(slave, c.spec.UID, c.spec.GID)
+	}
+	if c.spec.mountMode() == mountsNew {
+		if err := bindConsole(c.n.Trace(), slave, name); err != nil {
+			initFail("%v", err)
+		}
 	}
 	if err := sendConsole(c.n.Trace(), consoleFd, master, name); err != nil {
 		initFail("%v", err)
@@ -169,6 +175,34 @@ func newPty(hook trace.Hook, size *specs.Box) (master, slave int, name string, e
 		}
 	}
 	return master, int(fd), name, nil
+}
+
+// bindConsole makes the container's /dev/console its terminal, as runc
+// does for process.terminal: programs that write to the console (an init
+// system, a logger) reach the user. The slave is bound from its
+// descriptor (open_tree), not its path: nothing the container put under
+// /dev/pts is followed, and no /proc is needed. A /dev that cannot take the file (read-only) keeps no console.
+func bindConsole(hook trace.Hook, slave int, name string) error {
+	hook.Call("/dev/console is the container's terminal, as runc makes it", `open("/dev/console", O_CREAT | O_NOFOLLOW, 0600)`)
+	fd, err := unix.Open("/dev/console", unix.O_CREAT|unix.O_NOFOLLOW|unix.O_CLOEXEC|unix.O_RDONLY, 0o600)
+	if errors.Is(err, unix.EROFS) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("/dev/console: %v", err)
+	}
+	unix.Close(fd)
+	hook.Call("", "open_tree(slave, \"\", OPEN_TREE_CLONE | AT_EMPTY_PATH)   # a bind mount of %s, not attached yet", name)
+	tree, err := unix.OpenTree(slave, "", unix.OPEN_TREE_CLONE|unix.OPEN_TREE_CLOEXEC|unix.AT_EMPTY_PATH)
+	if err != nil {
+		return fmt.Errorf("binding %s on /dev/console: %v", name, err)
+	}
+	defer unix.Close(tree)
+	hook.Call("", `move_mount(tree, "", AT_FDCWD, "/dev/console", MOVE_MOUNT_F_EMPTY_PATH)`)
+	if err := unix.MoveMount(tree, "", unix.AT_FDCWD, "/dev/console", unix.MOVE_MOUNT_F_EMPTY_PATH); err != nil {
+		return fmt.Errorf("binding %s on /dev/console: %v", name, err)
+	}
+	return nil
 }
 
 // sendConsole hands the master to whoever plays the terminal, and closes

@@ -199,6 +199,7 @@ func TestRunItGivesTheShellATerminalOfTheContainersOwn(t *testing.T) {
 	}
 	u.expect(u.typ("tty\r"), `(?m)^/dev/pts/0\r$`)
 	u.expect(u.typ("ls /dev/pts\r"), `(?m)^0\s+ptmx\r$`) // its own devpts: no host terminal in it
+	u.expect(u.typ("stat -c %t:%T /dev/console\r"), `(?m)^88:0\r$`) // /dev/console is that terminal (136:0), as runc's
 	u.expect(u.typ("stty size\r"), `(?m)^30 100\r$`)
 	u.resize(40, 120) // the kernel sends the runtime SIGWINCH
 	time.Sleep(200 * time.Millisecond)

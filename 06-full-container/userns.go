@@ -396,8 +396,7 @@ func holdUsernsMain() {
 // host's IDs of the container's (uid 0 -> the host's uid of the
 // container's root), made once per mapping and kept in the image store.
 func (rt *Runtime) shiftedCopy(layer string, uids, gids []IDMap) (string, error) {
-	sum := sha256.Sum256([]byte(layer))
-	dir := filepath.Join(rt.dirs.Images, "userns", fmt.Sprintf("%s-%s", joinMapsKey(uids), joinMapsKey(gids)), fmt.Sprintf("%x", sum[:8]))
+	dir := filepath.Join(rt.shiftedCopies(), fmt.Sprintf("%s-%s", joinMapsKey(uids), joinMapsKey(gids)), copyName(layer))
 	if _, err := os.Stat(dir); err == nil {
 		rt.n.Say("a chowned copy made earlier for this mapping: %s", dir)
 		return dir, nil
@@ -427,6 +426,38 @@ func (rt *Runtime) shiftedCopy(layer string, uids, gids []IDMap) (string, error)
 		return "", err
 	}
 	return dir, nil
+}
+
+// shiftedCopies is where the chowned copies are kept, in the image store:
+// userns/<mapping>/<copyName(layer)>.
+func (rt *Runtime) shiftedCopies() string { return filepath.Join(rt.dirs.Images, "userns") }
+
+// copyName names a layer's copies after its directory.
+func copyName(layer string) string {
+	sum := sha256.Sum256([]byte(layer))
+	return fmt.Sprintf("%x", sum[:8])
+}
+
+// removeShiftedCopies removes a layer's chowned copies, for every mapping
+// (`rmi` calls it for each layer it removes), and the mappings' directories
+// left empty.
+func (rt *Runtime) removeShiftedCopies(layer string) error {
+	mappings, err := os.ReadDir(rt.shiftedCopies())
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	for _, m := range mappings {
+		dir := filepath.Join(rt.shiftedCopies(), m.Name())
+		if err := os.RemoveAll(filepath.Join(dir, copyName(layer))); err != nil {
+			return err
+		}
+		_ = os.Remove(dir) // only if empty
+	}
+	_ = os.Remove(rt.shiftedCopies())
+	return nil
 }
 
 // refuseCommitOfUserns: a user namespace's read-write layer holds files

@@ -64,6 +64,7 @@ var hostOnly = map[string][]HostOnlyTest{
 		{"TestDockerSendsTheWorkshopsDefaultProfile", "starts Debian's dockerd, which the guest does not have"},
 		{"TestDockerRunsItsContainersOnTheWorkshopRuntime", "starts Debian's dockerd, which the guest does not have"},
 		{"TestDockerRecipeFromTheChapter", "starts Debian's dockerd, which the guest does not have"},
+		{"TestDockerUsernsRemapRunsOnTheWorkshopRuntime", "starts Debian's dockerd, which the guest does not have"},
 		{"TestDefaultProfileRefusesWhatDockerRefuses", "builds its test program with gcc, a host tool"},
 		{"TestExecGetsTheContainersFilter", "builds its test program with gcc, a host tool"},
 		{"TestEveryActionAndOperatorDoesWhatItSays", "builds its test program with gcc, a host tool"},

@@ -407,6 +407,11 @@ func (s *Store) Tag(name, id string) error {
 		return err
 	}
 	repos[fullName(name)] = id
+	return s.writeRepositories(repos)
+}
+
+// writeRepositories replaces repositories.json (written aside, renamed in).
+func (s *Store) writeRepositories(repos map[string]string) error {
 	// Docker's shape: {"Repositories": {"busybox": {"busybox:latest": "sha256:..."}}}
 	file := map[string]map[string]map[string]string{"Repositories": {}}
 	for n, i := range repos {

@@ -269,3 +269,62 @@ func TestOpenStoreCollectsOnlyWhatDeadWritersLeft(t *testing.T) {
 		t.Errorf("the store root holds %d entries, want image/ and overlay2/", len(entries))
 	}
 }
+
+// Removing an image frees only the layers no other image or container
+// root stands on; a removal killed half way is finished by the next.
+func TestRemoveImageFreesOnlyUnsharedLayers(t *testing.T) {
+	testkit.RequireRoot(t)
+	s, err := OpenStore(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	base, _ := s.Add("", bytes.NewReader(layerTar(t, map[string]string{"etc/os-release": "base\n"})))
+	app, _ := s.Add(base.ChainID, bytes.NewReader(layerTar(t, map[string]string{"bin/app": "v1\n"})))
+	tool, _ := s.Add(base.ChainID, bytes.NewReader(layerTar(t, map[string]string{"bin/tool": "v1\n"})))
+	appImg, err := s.PutImage("app", []string{base.DiffID, app.DiffID}, ImageConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	toolImg, err := s.PutImage("tool", []string{base.DiffID, tool.DiffID}, ImageConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.CreateRoot("ctr", toolImg, "h", nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.RemoveImage(appImg.ID); err != nil {
+		t.Fatal(err)
+	}
+	removed, err := s.RemoveUnusedLayers()
+	if err != nil || len(removed) != 1 || removed[0].ChainID != app.ChainID {
+		t.Fatalf("removing app's image: want only its own layer removed, got %v (%v)", removed, err)
+	}
+	if _, err := os.Stat(app.Dir); !os.IsNotExist(err) {
+		t.Fatalf("the removed layer's files are still there (%v)", err)
+	}
+	// tool's image goes, but a container root still stands on its layers.
+	if err := s.RemoveImage(toolImg.ID); err != nil {
+		t.Fatal(err)
+	}
+	if removed, err := s.RemoveUnusedLayers(); err != nil || len(removed) != 0 {
+		t.Fatalf("a container's layers were removed: %v (%v)", removed, err)
+	}
+	if err := s.RemoveRoot("ctr"); err != nil {
+		t.Fatal(err)
+	}
+	// A removal killed after hiding its record: the next one finishes it.
+	if err := os.Rename(s.layerdb(tool.ChainID), s.layerdb(tool.ChainID)+"-incomplete"); err != nil {
+		t.Fatal(err)
+	}
+	if removed, err := s.RemoveUnusedLayers(); err != nil || len(removed) != 1 || removed[0].ChainID != base.ChainID {
+		t.Fatalf("want base removed after the container went, got %v (%v)", removed, err)
+	}
+	for _, l := range []Layer{base, tool} {
+		if _, err := os.Stat(filepath.Dir(l.Dir)); !os.IsNotExist(err) {
+			t.Errorf("layer %s's files are still there (%v)", l.ChainID, err)
+		}
+	}
+	if left, _ := readNames(s.layerdb("")); len(left) != 0 {
+		t.Errorf("records left: %v", left)
+	}
+}
