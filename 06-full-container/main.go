@@ -84,8 +84,11 @@ func main() {
 		case usernsArg:
 			holdUsernsMain()
 			return
+		case rootlessArg:
+			rootlessWait(os.Args[2:])
 		}
 	}
+	rootlessInside()
 	timing.Mark("runtime: Go runtime started")
 	app := stage.App(name,
 		"a small container runtime, built from stages 01-05",
@@ -213,6 +216,9 @@ func runCmd(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
+	if os.Geteuid() != 0 {
+		return runRootless(c, o, sigs) // rootless.go
+	}
 	rt, err := openRuntime(c, o.explain)
 	if err != nil {
 		return err
@@ -267,6 +273,9 @@ func openRuntime(c *cli.Context, explain bool) (*Runtime, error) {
 		return nil, err
 	}
 	n := narrate.New(narrate.Options{Quiet: !explain, Step: c.Bool("step"), NoColor: c.Bool("no-color")}, narrate.Host)
+	if rootless.On {
+		n = narrate.FromEnv(narrate.Host) // the steps go on from the outer runtime's
+	}
 	dirs := defaultDirs(c.String("root"))
 	sealed.emptyDir = filepath.Join(dirs.Images, exeLowerDir)
 	store, err := layers.OpenStore(dirs.Images)
@@ -351,6 +360,11 @@ func parseRun(c *cli.Context) (*runOptions, error) {
 	}
 	if err := parseUserns(c, o); err != nil {
 		return nil, err
+	}
+	if rootless.On {
+		if err := refuseRootless(c, o); err != nil {
+			return nil, err
+		}
 	}
 	if o.seccomp, err = seccompOption(c.StringSlice("security-opt"), defaultCaps); err != nil {
 		return nil, err
@@ -665,6 +679,7 @@ func (c *creation) spec() *Spec {
 		Mounts: append(defaultMounts(), c.o.volumes...), Devices: defaultDevices(), Symlinks: defaultSymlinks(),
 		MaskedPaths: defaultMasked, ReadonlyPaths: defaultReadonly, Capabilities: defaultCaps,
 		NoNewPrivs: true, Init: c.o.init, Seccomp: c.o.seccomp, Terminal: c.o.tty, ConsoleSize: c.o.consoleSize,
+		Rootless: rootless.On,
 	}
 	if c.o.procView {
 		c.rt.withProcView(spec, st, c.o)
@@ -700,6 +715,12 @@ func (c *creation) makeLayers() error {
 // makeCgroups (stage 03): the container's group and its limits.
 func (c *creation) makeCgroups() (err error) {
 	st, ctr := c.st, c.ctr
+	if rootless.On {
+		own, _, _ := ownCgroup()
+		c.rt.n.Note("rootless: no cgroup of the container's own (the host's cgroup files are root's): it stays in yours, %q on cgroup v2, with no limits and no device rules; a device it opens is still checked against your own permissions", own)
+		st.Cgroup = ""
+		return nil
+	}
 	c.rt.n.Step("Create the container's cgroups (stage 03) and write its limits")
 	c.o.devRules = defaultDeviceRules(defaultDevices())
 	if ctr.Group, err = c.rt.createCgroup(st.Cgroup, c.o); err != nil {
@@ -718,6 +739,9 @@ func (c *creation) makeCgroups() (err error) {
 
 // fenceDevices: Docker's device rules for the group (see harden.go).
 func (c *creation) fenceDevices() error {
+	if c.ctr.Group == nil {
+		return nil // rootless: no cgroup (makeCgroups)
+	}
 	if err := c.rt.applyDeviceRules(c.ctr.Group, c.o.devRules); err != nil {
 		return stage.Fail("%v", err)
 	}

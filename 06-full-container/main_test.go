@@ -125,7 +125,13 @@ func oneLine(t *testing.T, r testkit.Result, want string) {
 // noContainersLeft checks that the runtime keeps no state after a test.
 func noContainersLeft(t *testing.T) {
 	t.Helper()
-	ents, _ := os.ReadDir(filepath.Join(sharedRoot(t), "containers"))
+	noContainersLeftIn(t, filepath.Join(sharedRoot(t), "images"), filepath.Join(sharedRoot(t), "containers"))
+}
+
+// noContainersLeftIn is noContainersLeft for a store and a state directory.
+func noContainersLeftIn(t *testing.T, images, state string) {
+	t.Helper()
+	ents, _ := os.ReadDir(state)
 	for _, e := range ents {
 		// (.exe-lower, the sealed copy of the runtime's empty layer, is
 		// the runtime's, not a container's.)
@@ -133,7 +139,7 @@ func noContainersLeft(t *testing.T) {
 			t.Errorf("container state left behind: %s", e.Name())
 		}
 	}
-	mounts, _ := os.ReadDir(filepath.Join(sharedRoot(t), "images", "image", "overlay2", "layerdb", "mounts"))
+	mounts, _ := os.ReadDir(filepath.Join(images, "image", "overlay2", "layerdb", "mounts"))
 	if len(mounts) != 0 {
 		t.Errorf("%d container layer records left behind", len(mounts))
 	}
@@ -743,11 +749,12 @@ func TestBadInputGivesOneLineAndLeavesNothing(t *testing.T) {
 func TestNotRootGetsOneClearLine(t *testing.T) {
 	testkit.RequireRoot(t)
 	testkit.CheckHost(t)
-	r := testkit.Run(t, opts{AsUser: true}, testkit.Stage(t, "06-full-container"), "--root", "/tmp/nowhere", "run", "--", "true")
+	// (`run` works as an ordinary user: rootless_test.go.)
+	r := testkit.Run(t, opts{AsUser: true}, testkit.Stage(t, "06-full-container"), "--root", "/tmp/nowhere", "ps", "-a")
 	oneLine(t, r, "needs root")
 	// The hint is the learner's own command under sudo: a bare `sudo go
 	// run ./06-full-container` would run the demonstration instead.
-	oneLine(t, r, "run `sudo go run ./06-full-container --root /tmp/nowhere run -- true`")
+	oneLine(t, r, "run `sudo go run ./06-full-container --root /tmp/nowhere ps -a`")
 }
 
 // Ctrl-C on a foreground run: PID 1 ignores SIGINT (it has no handler), so

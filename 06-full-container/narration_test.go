@@ -2,6 +2,7 @@ package main
 
 import (
 	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -47,6 +48,44 @@ func TestExplainNamesEveryCallStraceSees(t *testing.T) {
 		named := testkit.NarratedKeys(out, containerPath)
 		if len(seen) < 10 {
 			t.Fatalf("strace saw too few calls (%d): is it tracing the runtime?\n%s", len(seen), out)
+		}
+		if missing := testkit.OneSideOnly(seen, named); len(missing) > 0 {
+			t.Errorf("%s: made but not narrated:\n  %s", strings.Join(args, " "), strings.Join(missing, "\n  "))
+		}
+		if extra := testkit.OneSideOnly(named, seen); len(extra) > 0 {
+			t.Errorf("%s: narrated but never made:\n  %s\n--- narration:\n%s", strings.Join(args, " "), strings.Join(extra, "\n  "), out)
+		}
+	}
+}
+
+// The same check for an ordinary user's run (nobody, the single-ID map):
+// the runtime outside, and its copy in the user namespace that builds the
+// container as root of it.
+func TestRootlessExplainNamesEveryCallStraceSees(t *testing.T) {
+	setup(t)
+	bin := testkit.Stage(t, "06-full-container")
+	dir := t.TempDir()
+	var env []string
+	for _, d := range []struct{ name, env string }{{"home", "HOME"}, {"run", "XDG_RUNTIME_DIR"}} {
+		p := filepath.Join(dir, d.name)
+		if err := os.Mkdir(p, 0o700); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chown(p, 65534, 65534); err != nil {
+			t.Fatal(err)
+		}
+		env = append(env, d.env+"="+p)
+	}
+	os.Chmod(dir, 0o711)
+	os.Chmod(filepath.Dir(dir), 0o711)
+	for _, args := range [][]string{
+		{"run", "--explain", "--", "true"},
+		{"run", "--explain", "--net", "host", "--init", "--", "true"},
+	} {
+		out, seen := testkit.StraceAs(t, "nobody", bin, append(env, "NO_COLOR=1"), containerPath, args...)
+		named := testkit.NarratedKeys(out, containerPath)
+		if !strings.Contains(out, "Rootless: this runtime runs as uid 65534") || len(seen) < 10 {
+			t.Fatalf("not a rootless run, or strace saw too few calls (%d):\n%s", len(seen), out)
 		}
 		if missing := testkit.OneSideOnly(seen, named); len(missing) > 0 {
 			t.Errorf("%s: made but not narrated:\n  %s", strings.Join(args, " "), strings.Join(missing, "\n  "))

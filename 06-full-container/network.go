@@ -62,7 +62,11 @@ func (rt *Runtime) network() *network.Manager {
 
 // parseNet reads --net and -p.
 func parseNet(c *cli.Context, o *runOptions) error {
-	switch c.String("net") {
+	net := c.String("net")
+	if (rootless.On || os.Geteuid() != 0) && !c.IsSet("net") {
+		net = "none" // rootless: the bridge needs root (rootless.go)
+	}
+	switch net {
 	case "bridge":
 		o.bridge = true
 	case "none":

@@ -37,6 +37,9 @@ type Spec struct {
 	// BindRoot: Rootfs is a directory to use as it is (an OCI bundle's
 	// rootfs), bound onto itself instead of an overlay.
 	BindRoot bool `json:"bindRoot,omitempty"`
+	// Rootless: the runtime itself runs in a user namespace (rootless.go):
+	// device nodes are bound, and setgroups may be denied.
+	Rootless bool `json:"rootless,omitempty"`
 
 	Namespaces []string `json:"namespaces"` // kinds to create: user, pid, mnt, uts, ipc, net, cgroup
 	// With a user namespace: its maps, written from outside (userns.go).

@@ -83,6 +83,9 @@ type Dirs struct {
 
 func defaultDirs(root string) Dirs {
 	d := Dirs{Images: "/var/lib/workshop", State: "/run/workshop"}
+	if rootless.On && rootless.Images != "" {
+		d = Dirs{Images: rootless.Images, State: rootless.State} // an ordinary user's (rootless.go)
+	}
 	if root != "" {
 		d = Dirs{Images: filepath.Join(root, "images"), State: filepath.Join(root, "containers")}
 	}

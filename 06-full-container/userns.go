@@ -111,25 +111,39 @@ func parseUserns(c *cli.Context, o *runOptions) error {
 // subIDRange reads user's first range in /etc/subuid or /etc/subgid
 // ("name:start:count"), up to 65536 IDs.
 func subIDRange(file, user string) (IDMap, error) {
+	m, err := lookupSubIDs(file, []string{user})
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		return IDMap{}, stage.Fail("--userns-remap %s: no range for %s in %s: add one with `usermod --add-subuids 100000-165535 --add-subgids 100000-165535 %s`", user, user, file, user)
+	case err != nil:
+		return IDMap{}, stage.Fail("--userns-remap %s: %v: add a range with `usermod --add-subuids 100000-165535 --add-subgids 100000-165535 %s`", user, err, user)
+	}
+	return m, nil
+}
+
+// lookupSubIDs finds the first line of file whose name is one of keys (a
+// user's name or number, as newuidmap accepts both), up to 65536 IDs;
+// os.ErrNotExist when there is none.
+func lookupSubIDs(file string, keys []string) (IDMap, error) {
 	f, err := os.Open(file)
 	if err != nil {
-		return IDMap{}, stage.Fail("--userns-remap %s: %v: add a range with `usermod --add-subuids 100000-165535 --add-subgids 100000-165535 %s`", user, err, user)
+		return IDMap{}, err
 	}
 	defer f.Close()
 	s := bufio.NewScanner(f)
 	for s.Scan() {
 		parts := strings.Split(strings.TrimSpace(s.Text()), ":")
-		if len(parts) != 3 || parts[0] != user {
+		if len(parts) != 3 || !slices.Contains(keys, parts[0]) {
 			continue
 		}
 		start, err1 := strconv.ParseUint(parts[1], 10, 32)
 		count, err2 := strconv.ParseUint(parts[2], 10, 32)
 		if err1 != nil || err2 != nil || count == 0 || start == 0 || start+count > 1<<32-1 {
-			return IDMap{}, stage.Fail("--userns-remap %s: %s has an unusable line %q: give name:start:count, start above 0", user, file, s.Text())
+			return IDMap{}, fmt.Errorf("%s has an unusable line %q: give name:start:count, start above 0", file, s.Text())
 		}
 		return IDMap{ContainerID: 0, HostID: uint32(start), Size: uint32(min(count, 65536))}, nil
 	}
-	return IDMap{}, stage.Fail("--userns-remap %s: no range for %s in %s: add one with `usermod --add-subuids 100000-165535 --add-subgids 100000-165535 %s`", user, user, file, user)
+	return IDMap{}, os.ErrNotExist
 }
 
 // hasUserns: the spec asks for a new user namespace.

@@ -8,7 +8,9 @@
 // program prints (stdout then stderr) when run as root with NO_COLOR=1 and
 // stdin closed. In the block, `<n>` stands for a number, `<hex>` for hex
 // digits, `<*>` for the rest of a line, and a line holding only `<...>` for
-// any number of lines (none included).
+// any number of lines (none included). `<!-- output: as-user NN-name ... -->`
+// runs it as an ordinary user instead (nobody, uid 65534, with a home and a
+// runtime directory of its own): stage 06's rootless run.
 package docs
 
 import (
@@ -30,6 +32,7 @@ func TestMain(m *testing.M) { testkit.Main(m) }
 type outputBlock struct {
 	file      string   // chapter, relative to the module root: docs/01-pid-namespace.md
 	line      int      // line of the <!-- output: --> comment (1-based)
+	asUser    bool     // run as nobody (`as-user` before the stage)
 	args      []string // stage directory, then its arguments
 	want      []string // the block's lines
 	firstLine int      // chapter line of want[0]
@@ -78,6 +81,10 @@ func parseChapter(file, text string) ([]outputBlock, []error) {
 			errs = append(errs, fmt.Errorf("%s: %v", at, err))
 			continue
 		}
+		asUser := args[0] == "as-user" && len(args) > 1
+		if asUser {
+			args = args[1:]
+		}
 		if !stageDirRE.MatchString(args[0]) {
 			errs = append(errs, fmt.Errorf("%s: %q is not a stage directory (NN-name)", at, args[0]))
 			continue
@@ -90,7 +97,7 @@ func parseChapter(file, text string) ([]outputBlock, []error) {
 			errs = append(errs, fmt.Errorf("%s: `<!-- output:` comment not followed by a ```text block on the next line (found %s)", at, next))
 			continue
 		}
-		b := outputBlock{file: file, line: i + 1, args: args, firstLine: i + 3}
+		b := outputBlock{file: file, line: i + 1, args: args, firstLine: i + 3, asUser: asUser}
 		closed := false
 		for j := i + 2; j < len(lines); j++ {
 			if strings.TrimRight(lines[j], " \t") == "```" {
@@ -372,11 +379,39 @@ func TestChapterOutputBlocksMatchTheirPrograms(t *testing.T) {
 					}
 				})
 			}
-			res := testkit.Run(t, testkit.RunOpts{Timeout: 2 * time.Minute}, bin, b.args[1:]...)
+			opts := testkit.RunOpts{Timeout: 2 * time.Minute}
+			if b.asUser {
+				opts.AsUser, opts.Env = true, userDirs(t)
+			}
+			res := testkit.Run(t, opts, bin, b.args[1:]...)
 			output := res.Stdout + res.Stderr
 			if ok, mm := matchLines(b.want, strings.Split(output, "\n")); !ok {
 				t.Errorf("%s(exit status %d)", explain(b, output, mm), res.Code)
 			}
 		})
 	}
+}
+
+// userDirs are an `as-user` block's HOME and XDG_RUNTIME_DIR: directories
+// of nobody's own, which it can reach, removed after the block.
+func userDirs(t *testing.T) []string {
+	t.Helper()
+	dir := t.TempDir()
+	var env []string
+	for _, d := range []struct{ name, env string }{{"home", "HOME"}, {"run", "XDG_RUNTIME_DIR"}} {
+		p := filepath.Join(dir, d.name)
+		if err := os.Mkdir(p, 0o700); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chown(p, 65534, 65534); err != nil {
+			t.Fatal(err)
+		}
+		env = append(env, d.env+"="+p)
+	}
+	for d := dir; d != os.TempDir() && d != "/"; d = filepath.Dir(d) {
+		if err := os.Chmod(d, 0o711); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return env
 }

@@ -20,7 +20,12 @@
 #      Ubuntu's multipathd runs real-time threads, and while any real-time
 #      thread lives outside the root cgroup the kernel refuses `+cpu` in
 #      /sys/fs/cgroup/cgroup.subtree_control. multipathd is useless in a VM.
-#   4. The doctor (`go run ./cmd/doctor`), which checks all of the above.
+#   4. Rootless (stage 06's `run` as an ordinary user): the runtime built to
+#      /usr/local/bin/workshop, newuidmap/newgidmap (uidmap) and a range of
+#      sub-IDs for the user; and, where Ubuntu 24.04's AppArmor restricts
+#      unprivileged user namespaces, a profile that allows them for that
+#      binary alone (/etc/apparmor.d/workshop), not the global sysctl.
+#   5. The doctor (`go run ./cmd/doctor`), which checks all of the above.
 #
 # It is idempotent: every step first looks whether its work is already done,
 # so `vagrant provision` twice, or Lima re-running it at every boot, is fine.
@@ -46,7 +51,30 @@ GO_MIN_VERSION="1.22"
 # exercises run (attr: getfattr; strace; jq: the OCI chapter). QEMU, for
 # `make test`'s VM suite, is large and left out: `make doctor` says how to
 # add it.
-APT_PACKAGES=(busybox-static procps psmisc tree make gcc libc6-dev git curl ca-certificates util-linux mount attr strace jq)
+# uidmap: newuidmap and newgidmap, for the rootless runtime's ID ranges.
+APT_PACKAGES=(busybox-static procps psmisc tree make gcc libc6-dev git curl ca-certificates util-linux mount attr strace jq uidmap)
+
+# Rootless: where the runtime is built, and the AppArmor profile that lets
+# that binary alone create user namespaces under Ubuntu 24.04's restriction
+# (kernel.apparmor_restrict_unprivileged_userns=1). The shape is Ubuntu's
+# own for such programs (see its /etc/apparmor.d/ on 24.04): an unconfined
+# profile attached by path whose one rule allows `userns`. Untested here:
+# this repository's CI runs on Debian, without AppArmor's restriction.
+WORKSHOP_BIN=/usr/local/bin/workshop
+APPARMOR_PROFILE_FILE=/etc/apparmor.d/workshop
+APPARMOR_PROFILE="# The container-internals workshop's runtime (stage 06), rootless: it may
+# create user namespaces. Installed by scripts/provision.sh.
+abi <abi/4.0>,
+include <tunables/global>
+
+profile workshop $WORKSHOP_BIN flags=(unconfined) {
+  userns,
+
+  include if exists <local/workshop>
+}"
+# A range for the learner if useradd gave none (Ubuntu's useradd gives the
+# first user 100000-165535: stage 06's --userns uses that range as root).
+SUBID_RANGE=200000-265535
 
 log() { printf 'provision: %s\n' "$*"; }
 die() {
@@ -231,6 +259,52 @@ install_go() {
 # systemd is PID 1 here (not inside a container or a chroot).
 have_systemd() { [ -d /run/systemd/system ]; }
 
+# build_workshop REPO BIN: the runtime, built where the AppArmor profile
+# names it (rebuilt at every provisioning: the repository may have moved on).
+build_workshop() {
+	local repo="$1" bin="$2"
+	if [ -z "$repo" ] || [ ! -d "$repo/06-full-container" ]; then
+		log "rootless: no 06-full-container in the repository, no $bin"
+		return 0
+	fi
+	(cd "$repo" && CGO_ENABLED=0 /usr/local/bin/go build -tags urfave_cli_no_docs -o "$bin" ./06-full-container)
+	log "rootless: stage 06's runtime built to $bin (an ordinary user runs \`workshop run -- sh\`)"
+}
+
+# add_subids USER [ETC]: a range in ETC/subuid and ETC/subgid unless USER
+# has one already (by name or by uid, as newuidmap reads them).
+add_subids() {
+	local user="$1" etc="${2:-/etc}" uid
+	[ -n "$user" ] && [ "$user" != root ] || return 0
+	uid="$(id -u "$user" 2>/dev/null)" || return 0
+	if grep -qE "^($user|$uid):" "$etc/subuid" 2>/dev/null && grep -qE "^($user|$uid):" "$etc/subgid" 2>/dev/null; then
+		return 0
+	fi
+	if [ "$etc" = /etc ]; then
+		usermod --add-subuids "$SUBID_RANGE" --add-subgids "$SUBID_RANGE" "$user"
+	else
+		printf '%s:%s:%s\n' "$user" "${SUBID_RANGE%-*}" 65536 | tee -a "$etc/subuid" >>"$etc/subgid"
+	fi
+	log "rootless: $user's sub-IDs $SUBID_RANGE (for newuidmap/newgidmap)"
+}
+
+# userns_restricted [PROC]: Ubuntu 24.04's AppArmor restriction is on.
+userns_restricted() {
+	[ "$(cat "${1:-/proc}/sys/kernel/apparmor_restrict_unprivileged_userns" 2>/dev/null)" = 1 ]
+}
+
+# allow_rootless_userns: the profile, loaded, where the restriction is on.
+allow_rootless_userns() {
+	if ! userns_restricted /proc; then
+		log "rootless: unprivileged user namespaces are not restricted here: no AppArmor profile needed"
+		return 0
+	fi
+	if write_if_changed "$APPARMOR_PROFILE_FILE" "$APPARMOR_PROFILE" || ! grep -qs '^workshop ' /sys/kernel/security/apparmor/profiles; then
+		apparmor_parser -r "$APPARMOR_PROFILE_FILE"
+		log "rootless: $APPARMOR_PROFILE_FILE loaded: $WORKSHOP_BIN (and only it) may create user namespaces"
+	fi
+}
+
 disable_multipathd() {
 	have_systemd || return 0
 	systemctl list-unit-files multipathd.service >/dev/null 2>&1 || return 0
@@ -377,6 +451,21 @@ self_test() {
 	t "  ... go runs through the link" eq "$("$tmp/pbin/go")" "fake go"
 	t "  ... and is not needed again" eval "! need_go '$GO_VERSION' '$tmp/prefix/go'"
 
+	t "the profile names the workshop binary" eval "printf '%s' \"\$APPARMOR_PROFILE\" | grep -qxF 'profile workshop $WORKSHOP_BIN flags=(unconfined) {'"
+	t "  ... and allows userns, nothing else" eq "$(printf '%s\n' "$APPARMOR_PROFILE" | grep -cE '^  [a-z]+,$')" 1
+	mkdir -p "$tmp/proc/sys/kernel" "$tmp/etc"
+	echo 1 >"$tmp/proc/sys/kernel/apparmor_restrict_unprivileged_userns"
+	t "restriction read" userns_restricted "$tmp/proc"
+	echo 0 >"$tmp/proc/sys/kernel/apparmor_restrict_unprivileged_userns"
+	t "no restriction read" eval "! userns_restricted '$tmp/proc'"
+	t "no restriction file: not restricted" eval "! userns_restricted '$tmp/nothing'"
+	add_subids "$(id -un 2>/dev/null || echo nobody)" "$tmp/etc" >/dev/null
+	if [ "$(id -u)" != 0 ]; then
+		t "sub-IDs added" eq "$(cat "$tmp/etc/subuid")" "$(id -un):200000:65536"
+		add_subids "$(id -un)" "$tmp/etc" >/dev/null
+		t "  ... once" eq "$(wc -l <"$tmp/etc/subgid")" 1
+	fi
+
 	echo "self-test: $passed checks passed, $failed failed"
 	[ "$failed" -eq 0 ]
 }
@@ -415,6 +504,9 @@ main() {
 	install_go
 	disable_multipathd
 	enable_cpu_controller || die "the cpu controller is not available (see above)"
+	build_workshop "$repo" "$WORKSHOP_BIN"
+	add_subids "$user"
+	allow_rootless_userns
 	land_in_repo "$user" "$repo"
 	if [ "$doctor" = 1 ]; then
 		run_doctor "$repo"

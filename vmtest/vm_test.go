@@ -75,8 +75,10 @@ var hostOnly = map[string][]HostOnlyTest{
 		{"TestKeyringIsTheContainersOwn", "builds its test programs with gcc, a host tool"},
 		{"TestCommitOfASwappingContainerNeverReadsHostFiles", "builds its attack program with gcc, a host tool"},
 		{"TestExplainNamesEveryCallStraceSees", "runs the runtime under strace, a host tool"},
+		{"TestRootlessExplainNamesEveryCallStraceSees", "runs the runtime under strace, a host tool"},
 		{"TestContainerCannotReachTheHostsLocalhost", "builds its forging program with gcc, a host tool"},
 		{"TestTIOCSTIFromInsideCannotTypeIntoTheUsersShell", "builds its attack program with gcc, a host tool"},
+		{"TestRootlessRunIsRootInsideAndTheUserOutside", "maps the user's ranges with newuidmap/newgidmap (Debian's uidmap, setuid root), which the guest does not have; its single-ID twin runs"},
 	},
 	"05-overlay-layers": {
 		{"TestNarrationNamesEveryCallStraceSees", "runs the stage under strace, a host tool"},

@@ -181,6 +181,12 @@ func mountNewAPI(target string, lowers []string, upper, work string, volatile bo
 		if err := unix.FsconfigSetString(fsfd, "workdir", work); err != nil {
 			return fail("work dir "+work, err)
 		}
+		if InUserNamespace() {
+			hook.Call("in a user namespace trusted.* xattrs are the host root's: overlayfs keeps its whiteout and opaque marks in user.overlay.* (Linux 5.11+)", `fsconfig(fd, FSCONFIG_SET_FLAG, "userxattr")`)
+			if err := unix.FsconfigSetFlag(fsfd, "userxattr"); err != nil {
+				return fail("userxattr", err)
+			}
+		}
 		if volatile {
 			// Refused before Linux 5.10: then mount without it.
 			hook.Call("the read-write layer is thrown away (or committed) when the container ends: its unmount need not flush the disk", `fsconfig(fd, FSCONFIG_SET_FLAG, "volatile")`)
@@ -321,6 +327,20 @@ func classicOptions(lowers []string, upper, work string) string {
 	o := "lowerdir=" + strings.Join(top, ":")
 	if upper != "" {
 		o += ",upperdir=" + upper + ",workdir=" + work
+		if InUserNamespace() {
+			o += ",userxattr" // see mountNewAPI
+		}
 	}
 	return o
+}
+
+// InUserNamespace reports whether this process runs in a user namespace
+// other than the host's (a rootless runtime's): there the kernel refuses
+// trusted.* xattrs, where overlayfs keeps its marks by default, and an
+// overlay whose upper layer cannot hold them fails to remove a directory of
+// a lower layer (EIO; the kernel log says "try mounting with 'userxattr'").
+// The initial namespace maps all IDs onto themselves: "0 0 4294967295".
+func InUserNamespace() bool {
+	b, err := os.ReadFile("/proc/self/uid_map")
+	return err == nil && strings.Join(strings.Fields(string(b)), " ") != "0 0 4294967295"
 }

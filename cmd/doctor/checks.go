@@ -50,6 +50,7 @@ type host struct {
 	cgroupRoot  string   // where cgroups are mounted: /sys/fs/cgroup
 	overlayDirs []string // where stages keep layers: an overlay must work on their filesystems
 	secureDirs  []string // sudo's secure_path on Debian and Ubuntu
+	apparmorDir string   // AppArmor's profiles: /etc/apparmor.d
 	euid        int
 	lookPath    func(string) (string, error)
 }
@@ -60,6 +61,7 @@ func defaultHost() host {
 		cgroupRoot:  "/sys/fs/cgroup",
 		overlayDirs: []string{"/var/lib", "/tmp"},
 		secureDirs:  []string{"/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin", "/snap/bin"},
+		apparmorDir: "/etc/apparmor.d",
 		euid:        os.Geteuid(),
 		lookPath:    exec.LookPath,
 	}
@@ -168,15 +170,31 @@ func checkNamespaces(h host) []result {
 	return rs
 }
 
-// Ubuntu 24.04 lets AppArmor refuse unprivileged user namespaces. The stages
-// run as root and do not care, but a learner's rootless experiment will.
+// Ubuntu 24.04 lets AppArmor refuse unprivileged user namespaces
+// (kernel.apparmor_restrict_unprivileged_userns=1): a program may create
+// one only if an AppArmor profile that attaches to it allows `userns`.
+// The stages run as root and do not care; stage 06's rootless `run` (an
+// ordinary user's) needs one. scripts/provision.sh installs such a profile
+// for the workshop's binary alone (workshopBinary); the sysctl would lift
+// the restriction for every program on the machine.
+const (
+	workshopBinary  = "/usr/local/bin/workshop"
+	workshopProfile = "workshop"
+)
+
 func checkUserNamespaceRestriction(h host) []result {
 	b, err := os.ReadFile(filepath.Join(h.proc, "sys/kernel/apparmor_restrict_unprivileged_userns"))
 	if err != nil || strings.TrimSpace(string(b)) != "1" {
 		return nil
 	}
-	return []result{{name: "rootless userns", detail: "restricted by AppArmor (Ubuntu's default); the stages run as root and are not affected. " +
-		"For rootless experiments: `sudo sysctl kernel.apparmor_restrict_unprivileged_userns=0`"}}
+	const name = "rootless userns"
+	profile := filepath.Join(h.apparmorDir, workshopProfile)
+	if p, err := os.ReadFile(profile); err == nil && strings.Contains(string(p), workshopBinary) && regexp.MustCompile(`(?m)^\s*userns,`).Match(p) {
+		return []result{{name: name, detail: fmt.Sprintf("restricted by AppArmor (Ubuntu's default), and %s allows it for %s: run rootless as `%s run -- sh` (not `go run`, whose binary the profile does not name)", profile, workshopBinary, workshopBinary)}}
+	}
+	return []result{{name, warn, "restricted by AppArmor (Ubuntu's default): an ordinary user's `run` (stage 06 rootless) cannot create its user namespace; the stages run as root and are not affected",
+		fmt.Sprintf("for the workshop's binary only: `sudo scripts/provision.sh` (builds %s and installs %s, which allows `userns` for it alone); "+
+			"for every program: `sudo sysctl kernel.apparmor_restrict_unprivileged_userns=0`", workshopBinary, profile)}}
 }
 
 // --- the mount table -----------------------------------------------------

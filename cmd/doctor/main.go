@@ -36,6 +36,8 @@ func main() {
 				Usage: "where cgroups are mounted"},
 			&cli.StringSliceFlag{Name: "overlay-dir", Value: cli.NewStringSlice("/var/lib", "/tmp"), EnvVars: []string{"WORKSHOP_DOCTOR_OVERLAY_DIRS"},
 				Usage: "try an overlay with its upper dir on each `DIR`"},
+			&cli.StringFlag{Name: "apparmor-dir", Value: "/etc/apparmor.d", EnvVars: []string{"WORKSHOP_DOCTOR_APPARMOR_DIR"},
+				Usage: "look for the workshop's AppArmor profile (rootless user namespaces) in `DIR`"},
 			&cli.BoolFlag{Name: "no-color", Usage: "no colours (the NO_COLOR environment variable does the same)"},
 		},
 		HideHelpCommand: true,
@@ -45,6 +47,7 @@ func main() {
 			h.proc = c.String("proc")
 			h.cgroupRoot = strings.TrimRight(c.String("cgroup-root"), "/")
 			h.overlayDirs = c.StringSlice("overlay-dir")
+			h.apparmorDir = c.String("apparmor-dir")
 			results := checkAll(h)
 			failed := report(os.Stdout, results, useColor(c.Bool("no-color")))
 			if failed > 0 {

@@ -28,12 +28,24 @@ var NarratedSyscalls = []string{"mount", "umount2", "fsopen", "fsconfig", "fsmou
 // passed through norm.
 func Strace(t testing.TB, bin string, env []string, norm func(string) string, args ...string) (string, map[string]bool) {
 	t.Helper()
+	return StraceAs(t, "", bin, env, norm, args...)
+}
+
+// StraceAs is Strace with the program run as user (strace -u: a name in
+// /etc/passwd), "" for root: stage 06's rootless run. Its copy in a user
+// namespace re-executes itself as /proc/self/exe, and still counts.
+func StraceAs(t testing.TB, user, bin string, env []string, norm func(string) string, args ...string) (string, map[string]bool) {
+	t.Helper()
 	if _, err := exec.LookPath("strace"); err != nil {
 		Unavailable(t, "strace is needed for the narration check: apt-get install strace")
 	}
 	log := filepath.Join(t.TempDir(), "strace.log")
-	full := append([]string{"-f", "-qq", "-s", "4096", "-o", log, "-e", "signal=none",
-		"-e", "trace=execve," + strings.Join(NarratedSyscalls, ","), bin}, args...)
+	full := []string{"-f", "-qq", "-s", "4096", "-o", log, "-e", "signal=none",
+		"-e", "trace=execve," + strings.Join(NarratedSyscalls, ",")}
+	if user != "" {
+		full = append(full, "-u", user)
+	}
+	full = append(append(full, bin), args...)
 	cmd := exec.Command("strace", full...)
 	cmd.Env = append(os.Environ(), env...)
 	out, err := cmd.CombinedOutput()
@@ -60,7 +72,7 @@ func Strace(t testing.TB, bin string, env []string, norm func(string) string, ar
 		}
 		if m := straceExec.FindStringSubmatch(rest); m != nil {
 			if !strings.Contains(m[1], "06-full-container") && !strings.Contains(m[1], "05-overlay-layers") &&
-				!strings.HasPrefix(m[1], "/proc/self/fd/") && m[1] != bin {
+				!strings.HasPrefix(m[1], "/proc/self/fd/") && m[1] != "/proc/self/exe" && m[1] != bin {
 				other[pid] = true
 			}
 			continue
