@@ -198,4 +198,3 @@ func readIDMap(path string) ([]IDMap, error) {
 	}
 	return out, nil
 }
-
