@@ -20,7 +20,9 @@ package main
 //     would be back. So every drop comes after the setns, in the child.
 //
 // For a user namespace the helper therefore keeps its privileges and its
-// thread unfiltered, prepares every value here (a forked copy of a Go
+// thread unfiltered (it stays out of the container's reach as it is: its
+// own PID is in the host's PID namespace, so no container process sees
+// it, and it is not dumpable), prepares every value here (a forked copy of a Go
 // thread may only make raw system calls until its execve), and the child
 // does, in fork.go's rawEnterUserns: setns(CLONE_NEWUSER), the seccomp
 // filter, the bounding set, the IDs, the capabilities, the ambient ones,
