@@ -127,6 +127,7 @@ func rawForkExec(path *byte, argv, envp **byte, errFd int, pdeathsig uintptr, tt
 		return int(r), e
 	}
 	// The child.
+	ppid, _, _ := syscall.RawSyscall(unix.SYS_GETPPID, 0, 0, 0)
 	var act, prev sigaction
 	for s := uintptr(1); s < 65; s++ {
 		if s == uintptr(unix.SIGKILL) || s == uintptr(unix.SIGSTOP) {
@@ -144,9 +145,13 @@ func rawForkExec(path *byte, argv, envp **byte, errFd int, pdeathsig uintptr, tt
 		step, e = rawEnterUserns(into)
 	}
 	// After any change of credentials: the kernel clears the parent-death
-	// signal at one.
+	// signal at one. A parent that died before it was set made this child
+	// an orphan (another parent): it ends here.
 	if e == 0 && pdeathsig != 0 {
 		syscall.RawSyscall(unix.SYS_PRCTL, unix.PR_SET_PDEATHSIG, pdeathsig, 0)
+		if now, _, _ := syscall.RawSyscall(unix.SYS_GETPPID, 0, 0, 0); now != ppid {
+			syscall.RawSyscall(unix.SYS_EXIT_GROUP, 127, 0, 0)
+		}
 	}
 	// A session of its own: the caller's terminal must not be the
 	// controlling terminal of a container process (TIOCSTI types into it).

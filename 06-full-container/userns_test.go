@@ -119,7 +119,7 @@ func TestUsernsLayersBelongToTheContainersRoot(t *testing.T) {
 // An OCI bundle with linux.uidMappings and a user namespace: its process
 // is uid 100000 to the host before start, and root inside; the mounts of
 // runc's default config (/proc, /dev, devpts, mqueue, /sys, masked and
-// read-only paths) all work in it.
+// read-only paths) all work in it, and exec enters it.
 func TestOCIBundleWithAUserNamespace(t *testing.T) {
 	usernsSetup(t)
 	maps := []specs.LinuxIDMapping{{ContainerID: 0, HostID: 100000, Size: 65536}}
@@ -138,6 +138,11 @@ func TestOCIBundleWithAUserNamespace(t *testing.T) {
 	st := ociState(t, "ocius")
 	if uid := statusField(t, st.Pid, "Uid"); uid != "100000" {
 		t.Fatalf("before start, from the host, its process is uid %s, want 100000", uid)
+	}
+	// exec into it before start (as runc allows): the bundle's user
+	// namespace, entered by exec's child (usernsexec.go).
+	if r := ctr(t, opts{}, "exec", "ocius", "--", "sh", "-c", "id -u; cat /proc/self/uid_map | tr -s ' '"); r.Code != 0 || r.Stdout != "0\n 0 100000 65536\n" {
+		t.Errorf("exec into the bundle's user namespace:\n%s", r)
 	}
 	ctr(t, opts{}, "start", "ocius")
 	waitStopped(t, "ocius")

@@ -76,6 +76,11 @@ func TestExecIntoAUserNamespace(t *testing.T) {
 	if eff, bnd := statusField(t, pid, "CapEff"), statusField(t, pid, "CapBnd"); eff != "0000000000000000" || bnd != statusField(t, st.Pid, "CapBnd") {
 		t.Errorf("a non-root user in the container holds CapEff %s (want none), CapBnd %s (want the container's)", eff, bnd)
 	}
+	// Without noNewPrivileges the filter goes on right after the setns,
+	// while the child holds CAP_SYS_ADMIN in the namespace (usernsexec.go).
+	if s, nnp := statusField(t, pid, "Seccomp"), statusField(t, pid, "NoNewPrivs"); s != "2" || nnp != "0" {
+		t.Errorf("a process without noNewPrivileges has Seccomp %s (want 2), NoNewPrivs %s (want 0)", s, nnp)
+	}
 	os.WriteFile(proc, []byte(`{"user":{"uid":70000,"gid":0},"args":["true"],"env":["PATH=/bin"],"cwd":"/"}`), 0o644)
 	oneLine(t, ctr(t, opts{}, "exec", "--process", proc, "usexec"), "uid 70000 is not mapped in the container's user namespace")
 }
