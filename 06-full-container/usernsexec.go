@@ -22,9 +22,9 @@ package main
 // For a user namespace the helper therefore keeps its privileges and its
 // thread unfiltered (it stays out of the container's reach as it is: its
 // own PID is in the host's PID namespace, so no container process sees
-// it, and it is not dumpable), prepares every value here (a forked copy of a Go
-// thread may only make raw system calls until its execve), and the child
-// does, in fork.go's rawEnterUserns: setns(CLONE_NEWUSER), the seccomp
+// it, and it is not dumpable), prepares every value here (a forked copy
+// of a Go thread may only make raw system calls until its execve), and
+// the child does, in fork.go's rawEnterUserns: setns(CLONE_NEWUSER), the seccomp
 // filter, the bounding set, the IDs, the capabilities, the ambient ones,
 // no_new_privs. The seccomp filter goes on at the same point as in
 // dropPrivileges (runc's order): without no_new_privs right after the
@@ -45,7 +45,7 @@ import (
 
 // openUserns opens the container's user namespace, and reads its maps,
 // if its first process is in another user namespace than the helper's
-// (run --userns, an OCI bundle's new or joined one). It leaves h.userns
+// (run --userns, an OCI bundle's linux.uidMappings). It leaves h.userns
 // at -1 if not.
 func (h *execHelper) openUserns() error {
 	fd, err := unix.Open("/proc/"+h.ctrPid+"/ns/user", unix.O_RDONLY|unix.O_CLOEXEC, 0)
