@@ -78,4 +78,10 @@ func TestDockerUsernsRemapRunsOnTheWorkshopRuntime(t *testing.T) {
 	if gid := statusField(t, pid, "Gid"); gid != "300000" {
 		t.Errorf("the container's PID 1 is gid %s on the host, want 300000", gid)
 	}
+	// docker exec: the runtime's exec --process, whose child enters the
+	// container's user namespace (usernsexec.go).
+	if out, err := dk("exec", "remapped", "sh", "-c", "id; cat /proc/self/uid_map | tr -s ' '"); err != nil ||
+		!strings.HasPrefix(out, "uid=0(root) gid=0(root)") || !strings.Contains(out, " 0 200000 65536\n") {
+		t.Errorf("docker exec into the remapped container: %v\n%s", err, out)
+	}
 }

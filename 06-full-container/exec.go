@@ -48,11 +48,6 @@ func execCmd(c *cli.Context) error {
 		return stage.Fail("container %s is not running: exec needs a running container; start a new one with `run -d`", st.Name)
 	}
 	specPath := rt.dirs.configPath(st.ID)
-	if base, err := readSpec(specPath); err == nil {
-		if err := refuseExecIntoUserns(base); err != nil {
-			return err
-		}
-	}
 	if p := c.String("process"); p != "" {
 		base, err := readSpec(specPath)
 		if err != nil {
@@ -149,11 +144,11 @@ func execCmd(c *cli.Context) error {
 func execInside(args []string) int {
 	runtime.LockOSThread()
 	h := &execHelper{n: narrate.FromEnv(narrate.Container), ctrPid: args[0], specPath: args[1],
-		cgroupDirs: args[2], mode: args[3], pidFile: args[4], argv: args[6:], slave: -1}
+		cgroupDirs: args[2], mode: args[3], pidFile: args[4], argv: args[6:], slave: -1, userns: -1}
 	h.mode, h.tty = strings.CutSuffix(h.mode, "+tty")
 	os.Unsetenv(narrate.EnvVar) // the command must not inherit it
 	for _, step := range []func() error{
-		h.notDumpable, h.readSpec, h.joinCgroups, h.joinNamespaces, h.prepareProcess, h.closeHostFds, h.dropPrivileges, h.openTerminal,
+		h.notDumpable, h.readSpec, h.joinCgroups, h.joinNamespaces, h.prepareProcess, h.closeHostFds, h.dropPrivileges, h.openTerminal, h.givePty,
 	} {
 		if err := step(); err != nil {
 			return exitCodeOf(err)
@@ -175,6 +170,9 @@ type execHelper struct {
 	keep                               uint64
 	tty                                bool // -t: the command gets a pty (tty.go)
 	slave                              int  // its slave, for the command's 0, 1, 2
+	userns                             int  // the container's user namespace, if not ours (usernsexec.go); else -1
+	uidMap, gidMap                     []IDMap
+	into                               *usernsEntry // what the child does to enter it
 }
 
 // notDumpable: no process of the container may open this helper's
@@ -248,7 +246,14 @@ func (h *execHelper) joinNamespaces() error {
 			fds[i] = -1
 		}
 	}
-	h.n.Call("open(/proc/%s/ns/{cgroup,ipc,uts,net,pid,mnt})   # every namespace first: once in the mount namespace, the host's /proc is gone", h.ctrPid)
+	if err := h.openUserns(); err != nil {
+		return execFailure("the container's user namespace: %v", err)
+	}
+	user := ""
+	if h.userns >= 0 {
+		user = ",user"
+	}
+	h.n.Call("open(/proc/%s/ns/{cgroup,ipc,uts,net,pid,mnt%s})   # every namespace first: once in the mount namespace, the host's /proc is gone", h.ctrPid, user)
 	h.n.Call("unshare(CLONE_FS)   # this thread's own root and cwd: setns(CLONE_NEWNS) refuses a shared one")
 	if err := unix.Unshare(unix.CLONE_FS); err != nil {
 		return execFailure("unshare(CLONE_FS): %v", err)
@@ -318,7 +323,12 @@ func (h *execHelper) prepareProcess() (err error) {
 // the helper's other threads (signal forwarding) stay unfiltered, and this
 // one goes on to make only calls Docker's profile allows: read, close,
 // wait4, write to the PID file.
+//
+// In a user namespace, the child does it all (usernsexec.go says why).
 func (h *execHelper) dropPrivileges() error {
+	if h.userns >= 0 {
+		return h.prepareUsernsEntry()
+	}
 	if h.spec.NoNewPrivs {
 		h.n.Call("prctl(PR_SET_NO_NEW_PRIVS, 1)")
 		if err := unix.Prctl(unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0); err != nil {
@@ -340,6 +350,9 @@ func (h *execHelper) dropPrivileges() error {
 func (h *execHelper) forkAndWait() int {
 	attached := h.mode != "detach"
 	h.n.Call("fork()   # a copy of this thread, in the container's PID namespace; not vfork: fork.go says why")
+	if h.into != nil {
+		h.narrateUsernsEntry()
+	}
 	if attached {
 		h.n.Call("prctl(PR_SET_PDEATHSIG, SIGKILL)   # in the child: it dies with this helper")
 	}
@@ -348,7 +361,7 @@ func (h *execHelper) forkAndWait() int {
 		h.n.Call("ioctl(slave, TIOCSCTTY, 0), dup3(slave, 0 | 1 | 2)   # in the child: the pty is its controlling terminal and its stdio")
 	}
 	h.n.Call("execve(%q, %q)", h.path, h.argv)
-	pid, err := forkExec(h.path, h.argv, os.Environ(), attached, h.slave)
+	pid, err := forkExec(h.path, h.argv, os.Environ(), attached, h.slave, h.into)
 	if h.tty {
 		unix.Close(h.slave)
 		unix.Close(execConsoleFd) // the command's copy closed at its execve: the terminal's relay begins

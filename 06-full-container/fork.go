@@ -20,6 +20,7 @@ package main
 
 import (
 	"fmt"
+	"runtime"
 	"syscall"
 	"unsafe"
 
@@ -33,7 +34,11 @@ import (
 // tty (>= 0: a pty's slave), that is its controlling terminal and its
 // stdin, stdout and stderr. It returns the child's PID once execve
 // succeeded.
-func forkExec(path string, argv, env []string, pdeathsig bool, tty int) (int, error) {
+//
+// With into (non-nil), the child first enters a user namespace and takes
+// the process's credentials there (usernsexec.go says why it is the
+// child's work); a failure names the step that failed.
+func forkExec(path string, argv, env []string, pdeathsig bool, tty int, into *usernsEntry) (int, error) {
 	p, err := unix.BytePtrFromString(path)
 	if err != nil {
 		return 0, err
@@ -59,21 +64,50 @@ func forkExec(path string, argv, env []string, pdeathsig bool, tty int) (int, er
 	// ForkLock: no other goroutine may create a file descriptor without
 	// O_CLOEXEC while we fork (the same lock os/exec takes).
 	syscall.ForkLock.Lock()
-	pid, errno := rawForkExec(p, &av[0], &ev[0], fds[1], sig, tty)
+	pid, errno := rawForkExec(p, &av[0], &ev[0], fds[1], sig, tty, into)
 	syscall.ForkLock.Unlock()
+	runtime.KeepAlive(into) // what its pointers point to, too: the child read them from its copy
 	unix.Close(fds[1])
 	defer unix.Close(fds[0])
 	if errno != 0 {
 		return 0, fmt.Errorf("fork: %v", errno)
 	}
-	var buf [4]byte
-	if n, _ := unix.Read(fds[0], buf[:]); n == 4 {
+	var report childFailure
+	if n, _ := unix.Read(fds[0], (*[8]byte)(unsafe.Pointer(&report))[:]); n == 8 {
 		var ws unix.WaitStatus
 		_, _ = unix.Wait4(pid, &ws, 0, nil)
-		return 0, syscall.Errno(*(*uint32)(unsafe.Pointer(&buf[0])))
+		if report.step == stepExec {
+			return 0, syscall.Errno(report.errno)
+		}
+		return 0, fmt.Errorf("%s: %v", childSteps[report.step], syscall.Errno(report.errno))
 	}
 	return pid, nil
 }
+
+// childFailure is what a failed child writes on the error pipe: the
+// error number, and the step that failed.
+type childFailure struct{ errno, step uint32 }
+
+// The child's steps, as a failure names them.
+const (
+	stepExec uint32 = iota // setsid, the terminal, execve: the error alone says it
+	stepSetnsUser
+	stepSeccomp
+	stepBounding
+	stepKeepCaps
+	stepSetgroups
+	stepSetgid
+	stepSetuid
+	stepCapset
+	stepAmbient
+	stepNoNewPrivs
+)
+
+var childSteps = [...]string{stepExec: "execve", stepSetnsUser: "setns(CLONE_NEWUSER)",
+	stepSeccomp: "seccomp(SECCOMP_SET_MODE_FILTER)", stepBounding: "prctl(PR_CAPBSET_DROP)",
+	stepKeepCaps: "prctl(PR_SET_KEEPCAPS)", stepSetgroups: "setgroups", stepSetgid: "setresgid",
+	stepSetuid: "setresuid", stepCapset: "capset", stepAmbient: "prctl(PR_CAP_AMBIENT_RAISE)",
+	stepNoNewPrivs: "prctl(PR_SET_NO_NEW_PRIVS)"}
 
 // rawForkExec forks and, in the child, execs. Between fork and execve the
 // child runs only raw system calls: it is a copy of one thread of a Go
@@ -83,7 +117,7 @@ func forkExec(path string, argv, env []string, pdeathsig bool, tty int) (int, er
 //
 //go:nosplit
 //go:norace
-func rawForkExec(path *byte, argv, envp **byte, errFd int, pdeathsig uintptr, tty int) (int, syscall.Errno) {
+func rawForkExec(path *byte, argv, envp **byte, errFd int, pdeathsig uintptr, tty int, into *usernsEntry) (int, syscall.Errno) {
 	all, old := ^uint64(0), uint64(0)
 	syscall.RawSyscall6(unix.SYS_RT_SIGPROCMASK, unix.SIG_SETMASK, uintptr(unsafe.Pointer(&all)), uintptr(unsafe.Pointer(&old)), 8, 0, 0)
 	r, _, e := syscall.RawSyscall6(unix.SYS_CLONE, uintptr(unix.SIGCHLD), 0, 0, 0, 0, 0)
@@ -93,9 +127,7 @@ func rawForkExec(path *byte, argv, envp **byte, errFd int, pdeathsig uintptr, tt
 		return int(r), e
 	}
 	// The child.
-	if pdeathsig != 0 {
-		syscall.RawSyscall(unix.SYS_PRCTL, unix.PR_SET_PDEATHSIG, pdeathsig, 0)
-	}
+	ppid, _, _ := syscall.RawSyscall(unix.SYS_GETPPID, 0, 0, 0)
 	var act, prev sigaction
 	for s := uintptr(1); s < 65; s++ {
 		if s == uintptr(unix.SIGKILL) || s == uintptr(unix.SIGSTOP) {
@@ -108,9 +140,24 @@ func rawForkExec(path *byte, argv, envp **byte, errFd int, pdeathsig uintptr, tt
 		}
 	}
 	syscall.RawSyscall6(unix.SYS_RT_SIGPROCMASK, unix.SIG_SETMASK, uintptr(unsafe.Pointer(&old)), 0, 8, 0, 0)
+	step := stepExec
+	if into != nil {
+		step, e = rawEnterUserns(into)
+	}
+	// After any change of credentials: the kernel clears the parent-death
+	// signal at one. A parent that died before it was set made this child
+	// an orphan (another parent): it ends here.
+	if e == 0 && pdeathsig != 0 {
+		syscall.RawSyscall(unix.SYS_PRCTL, unix.PR_SET_PDEATHSIG, pdeathsig, 0)
+		if now, _, _ := syscall.RawSyscall(unix.SYS_GETPPID, 0, 0, 0); now != ppid {
+			syscall.RawSyscall(unix.SYS_EXIT_GROUP, 127, 0, 0)
+		}
+	}
 	// A session of its own: the caller's terminal must not be the
 	// controlling terminal of a container process (TIOCSTI types into it).
-	_, _, e = syscall.RawSyscall(unix.SYS_SETSID, 0, 0, 0)
+	if e == 0 {
+		_, _, e = syscall.RawSyscall(unix.SYS_SETSID, 0, 0, 0)
+	}
 	if e == 0 && tty >= 0 {
 		_, _, e = syscall.RawSyscall(unix.SYS_IOCTL, uintptr(tty), unix.TIOCSCTTY, 0)
 		for fd := uintptr(0); fd < 3 && e == 0; fd++ {
@@ -120,8 +167,8 @@ func rawForkExec(path *byte, argv, envp **byte, errFd int, pdeathsig uintptr, tt
 	if e == 0 {
 		_, _, e = syscall.RawSyscall(unix.SYS_EXECVE, uintptr(unsafe.Pointer(path)), uintptr(unsafe.Pointer(argv)), uintptr(unsafe.Pointer(envp)))
 	}
-	code := uint32(e)
-	syscall.RawSyscall(unix.SYS_WRITE, uintptr(errFd), uintptr(unsafe.Pointer(&code)), 4)
+	report := childFailure{errno: uint32(e), step: step}
+	syscall.RawSyscall(unix.SYS_WRITE, uintptr(errFd), uintptr(unsafe.Pointer(&report)), 8)
 	for {
 		syscall.RawSyscall(unix.SYS_EXIT_GROUP, 127, 0, 0)
 	}
@@ -134,4 +181,85 @@ type sigaction struct {
 	flags    uint64
 	restorer uintptr
 	mask     uint64
+}
+
+// usernsEntry is what `exec`'s child does to enter a container's user
+// namespace and become the process there (usernsexec.go prepares it, and
+// says why the child does it): every value is ready before the fork, the
+// child only passes them to the kernel.
+type usernsEntry struct {
+	userns      int             // /proc/<container>/ns/user, open
+	noNewPrivs  bool            // prctl(PR_SET_NO_NEW_PRIVS, 1), and the filter after the credentials
+	filter      *unix.SockFprog // the seccomp filter, nil for none
+	filterFlags uintptr
+	lastCap     uintptr // /proc/sys/kernel/cap_last_cap
+	bounding    uint64  // the bounding set kept
+	groups      *uint32 // setgroups's list (nGroups gid_t), nil for none
+	nGroups     uintptr
+	uid, gid    uintptr // the process's IDs in the container
+	capHeader   unix.CapUserHeader
+	caps        [2]unix.CapUserData // effective, permitted, inheritable
+	ambient     uint64              // raised one by one (each permitted and inheritable)
+}
+
+// rawEnterUserns is the child's part of usernsEntry, in this order:
+// setns(CLONE_NEWUSER), which gives it every capability, in that
+// namespace only; the seccomp filter while it still holds CAP_SYS_ADMIN
+// there (without no_new_privs the kernel takes a filter only then); the
+// bounding set; the IDs (keepcaps: the permitted set survives them); the
+// capabilities; the ambient ones; no_new_privs and then the filter, if
+// the process asks for no_new_privs. It returns the step that failed
+// (stepExec and 0: none did).
+//
+//go:nosplit
+//go:norace
+func rawEnterUserns(u *usernsEntry) (uint32, syscall.Errno) {
+	if _, _, e := syscall.RawSyscall(unix.SYS_SETNS, uintptr(u.userns), unix.CLONE_NEWUSER, 0); e != 0 {
+		return stepSetnsUser, e
+	}
+	if u.filter != nil && !u.noNewPrivs {
+		if _, _, e := syscall.RawSyscall(unix.SYS_SECCOMP, unix.SECCOMP_SET_MODE_FILTER, u.filterFlags, uintptr(unsafe.Pointer(u.filter))); e != 0 {
+			return stepSeccomp, e
+		}
+	}
+	for c := uintptr(0); c <= u.lastCap; c++ {
+		if u.bounding&(1<<c) == 0 {
+			if _, _, e := syscall.RawSyscall6(unix.SYS_PRCTL, unix.PR_CAPBSET_DROP, c, 0, 0, 0, 0); e != 0 && e != unix.EINVAL {
+				return stepBounding, e
+			}
+		}
+	}
+	if _, _, e := syscall.RawSyscall6(unix.SYS_PRCTL, unix.PR_SET_KEEPCAPS, 1, 0, 0, 0, 0); e != 0 {
+		return stepKeepCaps, e
+	}
+	if _, _, e := syscall.RawSyscall(unix.SYS_SETGROUPS, u.nGroups, uintptr(unsafe.Pointer(u.groups)), 0); e != 0 {
+		return stepSetgroups, e
+	}
+	if _, _, e := syscall.RawSyscall(unix.SYS_SETRESGID, u.gid, u.gid, u.gid); e != 0 {
+		return stepSetgid, e
+	}
+	if _, _, e := syscall.RawSyscall(unix.SYS_SETRESUID, u.uid, u.uid, u.uid); e != 0 {
+		return stepSetuid, e
+	}
+	if _, _, e := syscall.RawSyscall(unix.SYS_CAPSET, uintptr(unsafe.Pointer(&u.capHeader)), uintptr(unsafe.Pointer(&u.caps[0])), 0); e != 0 {
+		return stepCapset, e
+	}
+	for c := uintptr(0); c < 64; c++ {
+		if u.ambient&(1<<c) != 0 {
+			if _, _, e := syscall.RawSyscall6(unix.SYS_PRCTL, unix.PR_CAP_AMBIENT, unix.PR_CAP_AMBIENT_RAISE, c, 0, 0, 0); e != 0 {
+				return stepAmbient, e
+			}
+		}
+	}
+	if u.noNewPrivs {
+		if _, _, e := syscall.RawSyscall6(unix.SYS_PRCTL, unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0, 0); e != 0 {
+			return stepNoNewPrivs, e
+		}
+		if u.filter != nil {
+			if _, _, e := syscall.RawSyscall(unix.SYS_SECCOMP, unix.SECCOMP_SET_MODE_FILTER, u.filterFlags, uintptr(unsafe.Pointer(u.filter))); e != 0 {
+				return stepSeccomp, e
+			}
+		}
+	}
+	return stepExec, 0
 }

@@ -123,6 +123,14 @@ func raiseAmbient(bits uint64) []string {
 	return refused
 }
 
+// warnAmbient says which ambient capabilities were not raised.
+func warnAmbient(refused []string) {
+	if len(refused) > 0 {
+		fmt.Fprintf(os.Stderr, "%s: warning: ambient capabilities %s not raised: the kernel raises only those both permitted and inheritable (list them in process.capabilities.inheritable); going on without them, as runc does\n",
+			name, strings.Join(refused, ", "))
+	}
+}
+
 // capName is a capability's name, for messages.
 func capName(c uintptr) string {
 	for name, bit := range capNames {
@@ -410,8 +418,18 @@ func installSeccomp(n *narrate.Narrator, f *seccomp.Filter) error {
 	if f == nil {
 		return nil
 	}
-	n.Call("seccomp(SECCOMP_SET_MODE_FILTER, %s, &prog)   # install a seccomp filter: %d rules, default action %s, program of %d instructions",
-		seccompFlagNames(f.Flags), f.Rules, seccomp.ActionName(f.Default), len(f.Program))
+	narrateSeccomp(n, f, "")
+	return f.Install()
+}
+
+// narrateSeccomp says what installing f does (where: "" for this thread,
+// or "in the child, ...").
+func narrateSeccomp(n *narrate.Narrator, f *seccomp.Filter, where string) {
+	if where != "" {
+		where += ": "
+	}
+	n.Call("seccomp(SECCOMP_SET_MODE_FILTER, %s, &prog)   # %sinstall a seccomp filter: %d rules, default action %s, program of %d instructions",
+		seccompFlagNames(f.Flags), where, f.Rules, seccomp.ActionName(f.Default), len(f.Program))
 	if !n.Quiet() {
 		n.Note("the rules name %d system calls; the program's first instructions (the kernel runs it on every call):", f.Calls)
 		for _, l := range f.Dump(12) {
@@ -419,7 +437,6 @@ func installSeccomp(n *narrate.Narrator, f *seccomp.Filter) error {
 		}
 		n.Say("  ... (%d instructions in all)", len(f.Program))
 	}
-	return f.Install()
 }
 
 func seccompFlagNames(flags uintptr) string {

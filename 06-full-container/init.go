@@ -568,12 +568,8 @@ func switchUser(spec *Spec, keep uint64) error {
 	if err := dropBounding(keep); err != nil {
 		return err
 	}
-	var eff, perm, inh, amb uint64 = keep, keep, keep, 0
-	if cs := spec.CapSets; cs != nil {
-		eff, _ = capBits(cs.Effective)
-		perm, _ = capBits(cs.Permitted)
-		inh, _ = capBits(cs.Inheritable)
-		amb, _ = capBits(cs.Ambient)
+	eff, perm, inh, amb := processCaps(spec, keep)
+	if spec.CapSets != nil {
 		if spec.UID != 0 {
 			// Keep the permitted set through the change of user, so that
 			// the configured capabilities can be set afterwards.
@@ -604,11 +600,22 @@ func switchUser(spec *Spec, keep uint64) error {
 	if err := setCaps(eff, perm, inh); err != nil {
 		return err
 	}
-	if refused := raiseAmbient(amb); len(refused) > 0 {
-		fmt.Fprintf(os.Stderr, "%s: warning: ambient capabilities %s not raised: the kernel raises only those both permitted and inheritable (list them in process.capabilities.inheritable); going on without them, as runc does\n",
-			name, strings.Join(refused, ", "))
-	}
+	warnAmbient(raiseAmbient(amb))
 	return nil
+}
+
+// processCaps are the capability sets a process runs with: those of an
+// OCI config's process.capabilities, else every kept one (and no ambient).
+func processCaps(spec *Spec, keep uint64) (eff, perm, inh, amb uint64) {
+	cs := spec.CapSets
+	if cs == nil {
+		return keep, keep, keep, 0
+	}
+	eff, _ = capBits(cs.Effective)
+	perm, _ = capBits(cs.Permitted)
+	inh, _ = capBits(cs.Inheritable)
+	amb, _ = capBits(cs.Ambient)
+	return eff, perm, inh, amb
 }
 
 // inRoot resolves path inside root the way the container will see it

@@ -34,6 +34,7 @@ func TestExplainNamesEveryCallStraceSees(t *testing.T) {
 	bin := testkit.Stage(t, "06-full-container")
 	detached(t, "narrated-exec", "--", "sleep", "100")
 	os.Chmod(sharedRoot(t), 0o711) // --userns: the container's root reads its spec under it
+	detached(t, "narrated-userns-exec", "--userns", "--net", "none", "--", "sleep", "100")
 	for _, args := range [][]string{
 		{"run", "--explain", "--", "true"},
 		{"run", "--explain", "--init", "--net", "host", "--hostname", "named", "--", "true"},
@@ -42,6 +43,8 @@ func TestExplainNamesEveryCallStraceSees(t *testing.T) {
 		{"run", "--explain", "-t", "--net", "none", "--", "true"},
 		{"exec", "--explain", "-t", "narrated-exec", "--", "true"},
 		{"run", "--explain", "--userns", "--", "true"},
+		{"exec", "--explain", "narrated-userns-exec", "--", "true"},
+		{"exec", "--explain", "-t", "narrated-userns-exec", "--", "true"},
 	} {
 		out, seen := testkit.Strace(t, bin, []string{"NO_COLOR=1"}, containerPath,
 			append([]string{"--root", sharedRoot(t)}, args...)...)

@@ -687,7 +687,7 @@ func ociNamespaces(c *specs.Spec, _ string, s *Spec) error {
 			return fmt.Errorf("linux.namespaces[%d].type %q is not supported (the time namespace is not)", i, ns.Type)
 		}
 		if kind == "user" && ns.Path != "" {
-			return fmt.Errorf("linux.namespaces[%d].path: joining an existing user namespace is not supported: setns(CLONE_NEWUSER) needs a single-threaded process, and this runtime is a Go program (runc joins in C, before Go starts); remove the path for a new one", i)
+			return fmt.Errorf("linux.namespaces[%d].path: joining an existing user namespace is not supported at create: setns(CLONE_NEWUSER) needs a single-threaded caller, and the first process is cloned by Go's os/exec, which cannot join one first (runc joins in C, before Go starts); remove the path for a new one", i)
 		}
 		if slices.Contains(s.Namespaces, kind) || s.JoinNamespaces[kind] != "" {
 			return fmt.Errorf("linux.namespaces[%d]: the %s namespace is named twice", i, kind)

@@ -602,16 +602,6 @@ func shiftOwners(dir string, uids, gids []IDMap) error {
 	})
 }
 
-// refuseExecIntoUserns: setns(CLONE_NEWUSER) is refused to a process with
-// more than one thread, and every Go program has several from its start
-// (runc joins in C, before its Go runtime starts).
-func refuseExecIntoUserns(spec *Spec) error {
-	if spec.hasUserns() {
-		return stage.Fail("exec into a container with a user namespace is not supported: setns(CLONE_NEWUSER) needs a single-threaded process, and this runtime's helper is a Go program")
-	}
-	return nil
-}
-
 // bindDevice: in a user namespace mknod is refused, so the host's node is
 // bound onto an empty file instead (as runc does).
 func bindDevice(n *narrate.Narrator, d Device, target string) error {

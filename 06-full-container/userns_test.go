@@ -69,7 +69,6 @@ func TestUsernsRootIsAnUnprivilegedUserOnTheHost(t *testing.T) {
 	if err := syscall.Stat(filepath.Join(vol, "by-root"), &fi); err != nil || fi.Uid != 100000 || fi.Gid != 100000 {
 		t.Fatalf("the file the container's root made on the volume is %d:%d on the host (%v), want 100000:100000", fi.Uid, fi.Gid, err)
 	}
-	oneLine(t, ctr(t, opts{}, "exec", "userns", "--", "true"), "exec into a container with a user namespace is not supported")
 	oneLine(t, ctr(t, opts{}, "commit", "userns", "userns-image"), "commit of a container with a user namespace is not supported")
 	// --init's PID 1 is this program again, exec'd inside the user namespace.
 	if r := ctr(t, opts{}, "run", "--userns", "--init", "--net", "none", "--", "sh", "-c", "ps -o pid,user,comm | grep init"); r.Code != 0 || strings.Join(strings.Fields(r.Stdout), " ") != "1 root workshop-init" {
@@ -120,7 +119,7 @@ func TestUsernsLayersBelongToTheContainersRoot(t *testing.T) {
 // An OCI bundle with linux.uidMappings and a user namespace: its process
 // is uid 100000 to the host before start, and root inside; the mounts of
 // runc's default config (/proc, /dev, devpts, mqueue, /sys, masked and
-// read-only paths) all work in it.
+// read-only paths) all work in it, and exec enters it.
 func TestOCIBundleWithAUserNamespace(t *testing.T) {
 	usernsSetup(t)
 	maps := []specs.LinuxIDMapping{{ContainerID: 0, HostID: 100000, Size: 65536}}
@@ -139,6 +138,11 @@ func TestOCIBundleWithAUserNamespace(t *testing.T) {
 	st := ociState(t, "ocius")
 	if uid := statusField(t, st.Pid, "Uid"); uid != "100000" {
 		t.Fatalf("before start, from the host, its process is uid %s, want 100000", uid)
+	}
+	// exec into it before start (as runc allows): the bundle's user
+	// namespace, entered by exec's child (usernsexec.go).
+	if r := ctr(t, opts{}, "exec", "ocius", "--", "sh", "-c", "id -u; cat /proc/self/uid_map | tr -s ' '"); r.Code != 0 || r.Stdout != "0\n 0 100000 65536\n" {
+		t.Errorf("exec into the bundle's user namespace:\n%s", r)
 	}
 	ctr(t, opts{}, "start", "ocius")
 	waitStopped(t, "ocius")

@@ -71,6 +71,7 @@ var hostOnly = map[string][]HostOnlyTest{
 		{"TestPersonalityMaskedEqualAllowsOnlyWhatItNames", "builds its test program with gcc, a host tool"},
 		{"TestOtherABIsCannotWalkAroundTheFilter", "builds its test program with gcc, a host tool"},
 		{"TestExecChildMemoryIsOutOfTheContainersReach", "builds its attack program with gcc, a host tool"},
+		{"TestUsernsExecChildMemoryIsOutOfTheContainersReach", "builds its attack program with gcc, a host tool"},
 		{"TestRuntimeBinaryCannotBeRewrittenFromInside", "builds its attack program with gcc, a host tool"},
 		{"TestKeyringIsTheContainersOwn", "builds its test programs with gcc, a host tool"},
 		{"TestCommitOfASwappingContainerNeverReadsHostFiles", "builds its attack program with gcc, a host tool"},
