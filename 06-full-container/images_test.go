@@ -416,19 +416,25 @@ func TestKilledImportIsCleanedByTheNextCommand(t *testing.T) {
 	leftovers(t, root)
 }
 
-// busyboxTar writes a root of busybox alone (sh, true, sleep), plus a
-// file named mark so that each such image has a layer of its own.
-func busyboxTar(t *testing.T, path, mark string) {
+// busyboxSave writes a `docker save` archive of one image named by
+// repoTags: one layer, busybox alone (sh, true, sleep). One image with
+// several names: two imports of one root would be two images whenever a
+// second passes between them (the config records its creation time).
+func busyboxSave(t *testing.T, path string, repoTags ...string) {
 	t.Helper()
 	bb, err := os.ReadFile("/bin/busybox")
 	if err != nil {
 		testkit.Unavailable(t, "busybox is needed for an image: apt-get install busybox-static")
 	}
-	entries := []tarEntry{{name: "bin/busybox", mode: 0o755, data: bb}, {name: "mark", mode: 0o644, data: []byte(mark)}}
+	entries := []tarEntry{{name: "bin/busybox", mode: 0o755, data: bb}}
 	for _, app := range []string{"sh", "true", "sleep"} {
 		entries = append(entries, tarEntry{name: "bin/" + app, link: "busybox"})
 	}
-	writeTar(t, path, entries)
+	var layer bytes.Buffer
+	tarTo(t, &layer, entries)
+	cfg := fmt.Sprintf(`{"architecture":"amd64","os":"linux","config":{"Cmd":["sh"]},"rootfs":{"type":"layers","diff_ids":[%q]}}`, digest(layer.Bytes()))
+	manifest, _ := json.Marshal([]map[string]any{{"Config": "config.json", "RepoTags": repoTags, "Layers": []string{"l1/layer.tar"}}})
+	writeTar(t, path, []tarEntry{{"manifest.json", manifest, 0o644, ""}, {"config.json", []byte(cfg), 0o644, ""}, {"l1/layer.tar", layer.Bytes(), 0o644, ""}})
 }
 
 // `rmi` removes a name, then an image, then the layers no other image or
@@ -452,11 +458,9 @@ func TestRmiRemovesWhatNoOneElseUses(t *testing.T) {
 		t.Fatalf("run:\n%s", r)
 	}
 	tarPath := filepath.Join(t.TempDir(), "bb.tar")
-	busyboxTar(t, tarPath, "bb")
-	for _, name := range []string{"bb", "bb2:v1"} {
-		if r := run("import", tarPath, name); r.Code != 0 {
-			t.Fatalf("import %s:\n%s", name, r)
-		}
+	busyboxSave(t, tarPath, "bb:latest", "bb2:v1")
+	if r := run("import", tarPath, "bb"); r.Code != 0 || imageID(t, run, "bb") != imageID(t, run, "bb2") {
+		t.Fatalf("import: want one image named bb and bb2:v1:\n%s\n%s", r, run("images"))
 	}
 	base := layerDirs()
 
