@@ -926,6 +926,10 @@ func (rt *Runtime) spawn(ctr *Container, stdio []*os.File, attached bool) (_ *sp
 	}
 	intoCgroup, closeCgroup := bornInCgroup(cmd, ctr.Group)
 	defer closeCgroup()
+	joinedUser := ctr.Spec.JoinNamespaces["user"]
+	if joinedUser != "" && intoCgroup { // started by raw system calls (joinuserns.go): no clone3 into the cgroup
+		cmd.SysProcAttr.UseCgroupFD, intoCgroup = false, false
+	}
 	// In a user namespace the first process is uid 100000 to the host's
 	// kernel, and the host root's cgroup files are not its to write: the
 	// runtime moves it, below.
@@ -955,13 +959,21 @@ func (rt *Runtime) spawn(ctr *Container, stdio []*os.File, attached bool) (_ *sp
 	}
 	// An existing PID namespace is joined here, by the cloning thread
 	// (nsjoin.go says why).
-	restorePid, err := pidNamespaceForChildren(ctr.Spec.JoinNamespaces["pid"], n.Trace())
+	pidns := ctr.Spec.JoinNamespaces["pid"]
+	if joinedUser != "" {
+		pidns = "" // joined by the raw copy that clones (joinuserns.go)
+	}
+	restorePid, err := pidNamespaceForChildren(pidns, n.Trace())
 	if err != nil {
 		unlock()
 		link.Close()
 		return nil, stage.Fail("%v", err)
 	}
-	err = cmd.Start()
+	if joinedUser != "" {
+		err = startInUserns(n, cmd, joinedUser, ctr.Spec.JoinNamespaces["pid"])
+	} else {
+		err = cmd.Start()
+	}
 	if err != nil && intoCgroup {
 		// A kernel before 5.7 has no CLONE_INTO_CGROUP: it joins itself.
 		cmd.SysProcAttr.UseCgroupFD, intoCgroup = false, false

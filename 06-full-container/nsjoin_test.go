@@ -3,6 +3,7 @@ package main
 import (
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -81,6 +82,81 @@ func TestOCIJoinsAnotherContainersNamespaces(t *testing.T) {
 	// created next is PID 1 of a namespace of its own.
 	if r := ctr(t, opts{}, "run", "--net", "none", "--", "sh", "-c", "echo $$"); r.Code != 0 || strings.TrimSpace(r.Stdout) != "1" {
 		t.Fatalf("a container after the joiner:\n%s", r)
+	}
+}
+
+// A bundle may join a container's user namespace too (as a pod's
+// containers join their sandbox's): its first process is started by raw
+// system calls that join it before the clone (joinuserns.go). Joined with
+// every other kind, it runs inside that container; joined alone (with its
+// network), its new namespaces are that user namespace's, and it is uid
+// 100000 on the host, root inside, PID 1 of its own.
+func TestOCIJoinsAUserNamespaceContainersNamespaces(t *testing.T) {
+	usernsSetup(t)
+	owner := detached(t, "usowner", "--userns", "--net", "none", "--hostname", "owner", "--",
+		"sh", "-c", "echo only-in-the-owner > /tmp/owner-file; exec sleep 100")
+	path := func(kind string) string { return "/proc/" + strconv.Itoa(owner.Pid) + "/ns/" + kind }
+	all := []string{"user", "ipc", "uts", "net", "pid", "cgroup", "mnt"}
+	want := nsLinks(t, owner.Pid, all...)
+	for _, c := range []struct {
+		name   string
+		joined []string
+		script string
+		inside func(out string) bool
+	}{
+		{"every kind", all, "cat /tmp/owner-file; hostname; id -u",
+			func(out string) bool { return out == "only-in-the-owner\nowner\n0\n" }},
+		{"user and net only", []string{"user", "net"}, "id -u; cat /proc/self/uid_map | tr -s ' '; echo $$; hostname; cat /tmp/owner-file 2>&1 | grep -c 'No such file'",
+			func(out string) bool { return out == "0\n 0 100000 65536\n1\njoiner\n1\n" }},
+	} {
+		dir := bundle(t, func(s *specs.Spec) {
+			var ns []specs.LinuxNamespace
+			for _, n := range s.Linux.Namespaces {
+				if kind := map[specs.LinuxNamespaceType]string{specs.NetworkNamespace: "net", specs.MountNamespace: "mnt"}[n.Type]; !slices.Contains(c.joined, kind) && !slices.Contains(c.joined, string(n.Type)) {
+					ns = append(ns, n)
+				}
+			}
+			for _, kind := range c.joined {
+				typ := map[string]specs.LinuxNamespaceType{"net": specs.NetworkNamespace, "mnt": specs.MountNamespace}[kind]
+				if typ == "" {
+					typ = specs.LinuxNamespaceType(kind)
+				}
+				ns = append(ns, specs.LinuxNamespace{Type: typ, Path: path(kind)})
+			}
+			s.Linux.Namespaces = ns
+			if slices.Contains(c.joined, "mnt") { // the owner's: nothing is mounted in it
+				s.Mounts, s.Linux.MaskedPaths, s.Linux.ReadonlyPaths, s.Root.Readonly = nil, nil, nil, false
+			}
+			s.Hostname = "joiner"
+			if slices.Contains(c.joined, "uts") {
+				s.Hostname = ""
+			}
+			s.Process.Args = []string{"sh", "-c", c.script}
+		})
+		os.Chmod(dir, 0o755)
+		os.Chmod(filepath.Dir(dir), 0o711)
+		out, r := create(t, dir, "usjoiner")
+		if r.Code != 0 {
+			t.Fatalf("%s: create:\n%s", c.name, r)
+		}
+		st := ociState(t, "usjoiner")
+		got := nsLinks(t, st.Pid, all...)
+		for _, kind := range all {
+			if (got[kind] == want[kind]) != slices.Contains(c.joined, kind) {
+				t.Errorf("%s: from the host, the joiner's %s namespace is %s, the owner's %s", c.name, kind, got[kind], want[kind])
+			}
+		}
+		if uid := statusField(t, st.Pid, "Uid"); uid != "100000" {
+			t.Errorf("%s: from the host, the joiner is uid %s, want 100000", c.name, uid)
+		}
+		if r := ctr(t, opts{}, "start", "usjoiner"); r.Code != 0 {
+			t.Fatalf("%s: start:\n%s", c.name, r)
+		}
+		waitStopped(t, "usjoiner")
+		ctr(t, opts{}, "delete", "--force", "usjoiner")
+		if b, _ := os.ReadFile(out); !c.inside(string(b)) {
+			t.Errorf("%s: inside the joiner: %q", c.name, b)
+		}
 	}
 }
 

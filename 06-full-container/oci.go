@@ -686,9 +686,6 @@ func ociNamespaces(c *specs.Spec, _ string, s *Spec) error {
 		if !ok {
 			return fmt.Errorf("linux.namespaces[%d].type %q is not supported (the time namespace is not)", i, ns.Type)
 		}
-		if kind == "user" && ns.Path != "" {
-			return fmt.Errorf("linux.namespaces[%d].path: joining an existing user namespace is not supported at create: setns(CLONE_NEWUSER) needs a single-threaded caller, and the first process is cloned by Go's os/exec, which cannot join one first (runc joins in C, before Go starts); remove the path for a new one", i)
-		}
 		if slices.Contains(s.Namespaces, kind) || s.JoinNamespaces[kind] != "" {
 			return fmt.Errorf("linux.namespaces[%d]: the %s namespace is named twice", i, kind)
 		}
@@ -706,6 +703,12 @@ func ociNamespaces(c *specs.Spec, _ string, s *Spec) error {
 	}
 	for _, m := range l.GIDMappings {
 		s.GIDMappings = append(s.GIDMappings, IDMap{ContainerID: m.ContainerID, HostID: m.HostID, Size: m.Size})
+	}
+	if p := s.JoinNamespaces["user"]; p != "" && len(s.UIDMappings) == 0 && len(s.GIDMappings) == 0 {
+		var err error
+		if s.UIDMappings, s.GIDMappings, err = joinedMaps(p); err != nil {
+			return fmt.Errorf("linux.namespaces: %v", err)
+		}
 	}
 	if err := checkUsernsMaps(s); err != nil {
 		return err

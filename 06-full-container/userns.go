@@ -147,7 +147,11 @@ func lookupSubIDs(file string, keys []string) (IDMap, error) {
 }
 
 // hasUserns: the spec asks for a new user namespace.
-func (s *Spec) hasUserns() bool { return slices.Contains(s.Namespaces, "user") }
+func (s *Spec) hasUserns() bool { return s.newUserns() || s.JoinNamespaces["user"] != "" }
+
+// newUserns: a user namespace of the container's own (a joined one has
+// its maps already: joinuserns.go).
+func (s *Spec) newUserns() bool { return slices.Contains(s.Namespaces, "user") }
 
 // hostRoot is the host's uid and gid of the container's root.
 func (s *Spec) hostRoot() (int, int) {
@@ -167,7 +171,7 @@ func hostID(maps []IDMap, id uint32) int {
 // setIDMaps asks os/exec to write the child's maps from outside, between
 // its clone and its exec, and to leave setgroups allowed.
 func setIDMaps(n *narrate.Narrator, cmd *exec.Cmd, s *Spec) {
-	if !s.hasUserns() {
+	if !s.newUserns() {
 		return
 	}
 	for _, m := range s.UIDMappings {

@@ -150,7 +150,7 @@ func TestOCIBundleWithAUserNamespace(t *testing.T) {
 		t.Fatalf("inside: %q", got)
 	}
 	for want, edit := range map[string]func(*specs.Spec){
-		"joining an existing user namespace is not supported": func(c *specs.Spec) {
+		"cannot be read: give linux.uidMappings and gidMappings": func(c *specs.Spec) {
 			c.Linux.Namespaces = append(c.Linux.Namespaces, specs.LinuxNamespace{Type: specs.UserNamespace, Path: "/proc/self/ns/user"})
 		},
 		"need a new user namespace": func(c *specs.Spec) { c.Linux.UIDMappings, c.Linux.GIDMappings = maps, maps },
