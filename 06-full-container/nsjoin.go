@@ -20,6 +20,9 @@ package main
 //     files are out of sight. A joined mount namespace is another's: the
 //     container mounts nothing in it (no root, no /proc, no masked paths),
 //     and runs in it as it is, as `exec` does.
+//   - user: the first process must be born in it (its new namespaces are
+//     then that user namespace's), and a Go program cannot setns into one:
+//     it is started by raw system calls instead (joinuserns.go).
 
 import (
 	"fmt"

@@ -45,7 +45,7 @@ import (
 
 // openUserns opens the container's user namespace, and reads its maps,
 // if its first process is in another user namespace than the helper's
-// (run --userns, an OCI bundle's linux.uidMappings). It leaves h.userns
+// (run --userns, an OCI bundle's new or joined one). It leaves h.userns
 // at -1 if not.
 func (h *execHelper) openUserns() error {
 	fd, err := unix.Open("/proc/"+h.ctrPid+"/ns/user", unix.O_RDONLY|unix.O_CLOEXEC, 0)
