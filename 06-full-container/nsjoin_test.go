@@ -149,6 +149,10 @@ func TestOCIJoinsAUserNamespaceContainersNamespaces(t *testing.T) {
 		if uid := statusField(t, st.Pid, "Uid"); uid != "100000" {
 			t.Errorf("%s: from the host, the joiner is uid %s, want 100000", c.name, uid)
 		}
+		// exec enters it as it enters any user namespace (usernsexec.go).
+		if r := ctr(t, opts{}, "exec", "usjoiner", "--", "sh", "-c", "id -u; readlink /proc/self/ns/user"); r.Code != 0 || r.Stdout != "0\n"+want["user"]+"\n" {
+			t.Errorf("%s: exec into the joiner:\n%s", c.name, r)
+		}
 		if r := ctr(t, opts{}, "start", "usjoiner"); r.Code != 0 {
 			t.Fatalf("%s: start:\n%s", c.name, r)
 		}
