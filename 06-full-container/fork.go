@@ -118,27 +118,13 @@ var childSteps = [...]string{stepExec: "execve", stepSetnsUser: "setns(CLONE_NEW
 //go:nosplit
 //go:norace
 func rawForkExec(path *byte, argv, envp **byte, errFd int, pdeathsig uintptr, tty int, into *usernsEntry) (int, syscall.Errno) {
-	all, old := ^uint64(0), uint64(0)
-	syscall.RawSyscall6(unix.SYS_RT_SIGPROCMASK, unix.SIG_SETMASK, uintptr(unsafe.Pointer(&all)), uintptr(unsafe.Pointer(&old)), 8, 0, 0)
-	r, _, e := syscall.RawSyscall6(unix.SYS_CLONE, uintptr(unix.SIGCHLD), 0, 0, 0, 0, 0)
+	var old uint64
+	r, e := rawFork(&old)
 	if r != 0 || e != 0 {
-		// The parent (or a failed fork).
-		syscall.RawSyscall6(unix.SYS_RT_SIGPROCMASK, unix.SIG_SETMASK, uintptr(unsafe.Pointer(&old)), 0, 8, 0, 0)
-		return int(r), e
+		return int(r), e // the parent (or a failed fork)
 	}
 	// The child.
 	ppid, _, _ := syscall.RawSyscall(unix.SYS_GETPPID, 0, 0, 0)
-	var act, prev sigaction
-	for s := uintptr(1); s < 65; s++ {
-		if s == uintptr(unix.SIGKILL) || s == uintptr(unix.SIGSTOP) {
-			continue
-		}
-		// Ignored signals stay ignored (as across any execve); caught ones
-		// would run Go's handler in here: back to the default.
-		if _, _, e := syscall.RawSyscall6(unix.SYS_RT_SIGACTION, s, 0, uintptr(unsafe.Pointer(&prev)), 8, 0, 0); e == 0 && prev.handler != 1 {
-			syscall.RawSyscall6(unix.SYS_RT_SIGACTION, s, uintptr(unsafe.Pointer(&act)), 0, 8, 0, 0)
-		}
-	}
 	syscall.RawSyscall6(unix.SYS_RT_SIGPROCMASK, unix.SIG_SETMASK, uintptr(unsafe.Pointer(&old)), 0, 8, 0, 0)
 	step := stepExec
 	if into != nil {
@@ -172,6 +158,35 @@ func rawForkExec(path *byte, argv, envp **byte, errFd int, pdeathsig uintptr, tt
 	for {
 		syscall.RawSyscall(unix.SYS_EXIT_GROUP, 127, 0, 0)
 	}
+}
+
+// rawFork forks the calling thread with every signal blocked, and returns
+// the child's PID (or the error) in the parent, its mask restored. In the
+// child it returns 0 with the signals still blocked (old holds the mask
+// to restore), every caught signal put back to its default first: Go's
+// handler is not the child's to run. Ignored signals stay ignored, as
+// across any execve.
+//
+//go:nosplit
+//go:norace
+func rawFork(old *uint64) (uintptr, syscall.Errno) {
+	all := ^uint64(0)
+	syscall.RawSyscall6(unix.SYS_RT_SIGPROCMASK, unix.SIG_SETMASK, uintptr(unsafe.Pointer(&all)), uintptr(unsafe.Pointer(old)), 8, 0, 0)
+	r, _, e := syscall.RawSyscall6(unix.SYS_CLONE, uintptr(unix.SIGCHLD), 0, 0, 0, 0, 0)
+	if r != 0 || e != 0 {
+		syscall.RawSyscall6(unix.SYS_RT_SIGPROCMASK, unix.SIG_SETMASK, uintptr(unsafe.Pointer(old)), 0, 8, 0, 0)
+		return r, e
+	}
+	var act, prev sigaction
+	for s := uintptr(1); s < 65; s++ {
+		if s == uintptr(unix.SIGKILL) || s == uintptr(unix.SIGSTOP) {
+			continue
+		}
+		if _, _, e := syscall.RawSyscall6(unix.SYS_RT_SIGACTION, s, 0, uintptr(unsafe.Pointer(&prev)), 8, 0, 0); e == 0 && prev.handler != 1 {
+			syscall.RawSyscall6(unix.SYS_RT_SIGACTION, s, uintptr(unsafe.Pointer(&act)), 0, 8, 0, 0)
+		}
+	}
+	return 0, 0
 }
 
 // sigaction is the kernel's struct sigaction (handler, flags, restorer,

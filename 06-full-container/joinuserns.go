@@ -203,24 +203,13 @@ var spawnSteps = [...]string{spawnExec: "execve", spawnSetns: "setns(CLONE_NEWUS
 //go:nosplit
 //go:norace
 func rawSpawnInUserns(s *joinedSpawn) (int, syscall.Errno) {
-	all, old := ^uint64(0), uint64(0)
-	syscall.RawSyscall6(unix.SYS_RT_SIGPROCMASK, unix.SIG_SETMASK, uintptr(unsafe.Pointer(&all)), uintptr(unsafe.Pointer(&old)), 8, 0, 0)
-	r, _, e := syscall.RawSyscall6(unix.SYS_CLONE, uintptr(unix.SIGCHLD), 0, 0, 0, 0, 0)
+	var old uint64
+	r, e := rawFork(&old)
 	if r != 0 || e != 0 {
-		syscall.RawSyscall6(unix.SYS_RT_SIGPROCMASK, unix.SIG_SETMASK, uintptr(unsafe.Pointer(&old)), 0, 8, 0, 0)
 		return int(r), e
 	}
-	// The copy. Caught signals back to their defaults (Go's handlers are
-	// not ours to run), as in rawForkExec.
-	var act, prev sigaction
-	for sig := uintptr(1); sig < 65; sig++ {
-		if sig == uintptr(unix.SIGKILL) || sig == uintptr(unix.SIGSTOP) {
-			continue
-		}
-		if _, _, e := syscall.RawSyscall6(unix.SYS_RT_SIGACTION, sig, 0, uintptr(unsafe.Pointer(&prev)), 8, 0, 0); e == 0 && prev.handler != 1 {
-			syscall.RawSyscall6(unix.SYS_RT_SIGACTION, sig, uintptr(unsafe.Pointer(&act)), 0, 8, 0, 0)
-		}
-	}
+	// The copy, its signals still blocked: the first process unblocks
+	// them before its execve.
 	step := spawnSetns
 	_, _, e = syscall.RawSyscall(unix.SYS_SETNS, s.userns, unix.CLONE_NEWUSER, 0)
 	if e == 0 && s.pidns != 0 {
@@ -235,7 +224,7 @@ func rawSpawnInUserns(s *joinedSpawn) (int, syscall.Errno) {
 		step = spawnClone
 		r, _, e = syscall.RawSyscall6(unix.SYS_CLONE, s.cloneFlags|unix.CLONE_PARENT|uintptr(unix.SIGCHLD), 0, 0, 0, 0, 0)
 		if e == 0 && r == 0 {
-			rawFirstProcess(s) // never returns
+			rawFirstProcess(s, &old) // never returns
 		}
 		if e == 0 {
 			pid := int64(r)
@@ -255,7 +244,7 @@ func rawSpawnInUserns(s *joinedSpawn) (int, syscall.Errno) {
 //
 //go:nosplit
 //go:norace
-func rawFirstProcess(s *joinedSpawn) {
+func rawFirstProcess(s *joinedSpawn, mask *uint64) {
 	step, e := spawnSetgroups, syscall.Errno(0)
 	if s.setgroups {
 		_, _, e = syscall.RawSyscall(unix.SYS_SETGROUPS, 0, 0, 0)
@@ -280,8 +269,7 @@ func rawFirstProcess(s *joinedSpawn) {
 		}
 	}
 	if e == 0 {
-		var none uint64
-		syscall.RawSyscall6(unix.SYS_RT_SIGPROCMASK, unix.SIG_SETMASK, uintptr(unsafe.Pointer(&none)), 0, 8, 0, 0)
+		syscall.RawSyscall6(unix.SYS_RT_SIGPROCMASK, unix.SIG_SETMASK, uintptr(unsafe.Pointer(mask)), 0, 8, 0, 0)
 		step = spawnExec
 		_, _, e = syscall.RawSyscall(unix.SYS_EXECVE, uintptr(unsafe.Pointer(s.path)), uintptr(unsafe.Pointer(s.argv)), uintptr(unsafe.Pointer(s.envp)))
 	}

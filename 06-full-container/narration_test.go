@@ -2,7 +2,6 @@ package main
 
 import (
 	"os"
-	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -67,20 +66,7 @@ func TestExplainNamesEveryCallStraceSees(t *testing.T) {
 func TestRootlessExplainNamesEveryCallStraceSees(t *testing.T) {
 	setup(t)
 	bin := testkit.Stage(t, "06-full-container")
-	dir := t.TempDir()
-	var env []string
-	for _, d := range []struct{ name, env string }{{"home", "HOME"}, {"run", "XDG_RUNTIME_DIR"}} {
-		p := filepath.Join(dir, d.name)
-		if err := os.Mkdir(p, 0o700); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.Chown(p, 65534, 65534); err != nil {
-			t.Fatal(err)
-		}
-		env = append(env, d.env+"="+p)
-	}
-	os.Chmod(dir, 0o711)
-	os.Chmod(filepath.Dir(dir), 0o711)
+	env := testkit.NobodyDirs(t)
 	for _, args := range [][]string{
 		{"run", "--explain", "--", "true"},
 		{"run", "--explain", "--net", "host", "--init", "--", "true"},

@@ -381,7 +381,7 @@ func TestChapterOutputBlocksMatchTheirPrograms(t *testing.T) {
 			}
 			opts := testkit.RunOpts{Timeout: 2 * time.Minute}
 			if b.asUser {
-				opts.AsUser, opts.Env = true, userDirs(t)
+				opts.AsUser, opts.Env = true, testkit.NobodyDirs(t)
 			}
 			res := testkit.Run(t, opts, bin, b.args[1:]...)
 			output := res.Stdout + res.Stderr
@@ -390,28 +390,4 @@ func TestChapterOutputBlocksMatchTheirPrograms(t *testing.T) {
 			}
 		})
 	}
-}
-
-// userDirs are an `as-user` block's HOME and XDG_RUNTIME_DIR: directories
-// of nobody's own, which it can reach, removed after the block.
-func userDirs(t *testing.T) []string {
-	t.Helper()
-	dir := t.TempDir()
-	var env []string
-	for _, d := range []struct{ name, env string }{{"home", "HOME"}, {"run", "XDG_RUNTIME_DIR"}} {
-		p := filepath.Join(dir, d.name)
-		if err := os.Mkdir(p, 0o700); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.Chown(p, 65534, 65534); err != nil {
-			t.Fatal(err)
-		}
-		env = append(env, d.env+"="+p)
-	}
-	for d := dir; d != os.TempDir() && d != "/"; d = filepath.Dir(d) {
-		if err := os.Chmod(d, 0o711); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return env
 }

@@ -179,6 +179,32 @@ func (r Result) String() string {
 	return fmt.Sprintf("exit %d\n--- stdout ---\n%s--- stderr ---\n%s", r.Code, r.Stdout, r.Stderr)
 }
 
+// NobodyDirs makes a HOME and an XDG_RUNTIME_DIR of nobody's own (65534,
+// as RunOpts.AsUser runs), reachable by it, removed after the test, and
+// returns them as environment entries: where a rootless run keeps its
+// images and state.
+func NobodyDirs(t testing.TB) []string {
+	t.Helper()
+	dir := t.TempDir()
+	var env []string
+	for _, d := range []struct{ name, env string }{{"home", "HOME"}, {"run", "XDG_RUNTIME_DIR"}} {
+		p := filepath.Join(dir, d.name)
+		if err := os.Mkdir(p, 0o700); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chown(p, 65534, 65534); err != nil {
+			t.Fatal(err)
+		}
+		env = append(env, d.env+"="+p)
+	}
+	for d := dir; d != os.TempDir() && d != "/"; d = filepath.Dir(d) {
+		if err := os.Chmod(d, 0o711); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return env
+}
+
 // RunOpts tunes Run.
 type RunOpts struct {
 	Env     []string      // added to the environment
