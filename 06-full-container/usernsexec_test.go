@@ -5,10 +5,8 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"syscall"
 	"testing"
-	"time"
 
 	"github.com/container-internals/workshop/internal/testkit"
 )
@@ -112,21 +110,5 @@ func TestUsernsExecChildMemoryIsOutOfTheContainersReach(t *testing.T) {
 	usernsSetup(t)
 	dir := t.TempDir()
 	os.Chmod(filepath.Dir(dir), 0o711)
-	cprog(t, dir, "watch", memWatcher)
-	cprog(t, dir, "target", sleepTarget)
-	os.MkdirAll(filepath.Join(dir, "out"), 0o777)
-	os.Chmod(filepath.Join(dir, "out"), 0o777)
-	detached(t, "usmemrace", "--userns", "-v", dir+":/t", "--", "/t/watch")
-	if got := waitFor(filepath.Join(dir, "out", "watch"), "ready", 5*time.Second); !strings.Contains(got, "ready") {
-		t.Fatalf("the watcher did not start: %q", got)
-	}
-	for i := 0; i < 30; i++ {
-		if r := ctr(t, opts{}, "exec", "usmemrace", "--", "/t/target"); r.Code != 0 {
-			t.Fatalf("exec:\n%s", r)
-		}
-	}
-	b, _ := os.ReadFile(filepath.Join(dir, "out", "watch"))
-	if strings.Contains(string(b), "WON") {
-		t.Fatalf("a container process opened the exec helper's or its child's memory read-write:\n%s", b)
-	}
+	execMemoryRace(t, dir, "usmemrace", "--userns")
 }
