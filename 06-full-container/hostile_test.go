@@ -47,6 +47,20 @@ func cprog(t *testing.T, dir, name, src string) string {
 
 // waitFor polls path until it holds want (or the time is up) and returns
 // what it holds.
+// endsWithin waits for cmd (started) to end, or kills it and fails the
+// test after d, saying what did not happen.
+func endsWithin(t *testing.T, cmd *exec.Cmd, d time.Duration, what string) {
+	t.Helper()
+	done := make(chan struct{})
+	go func() { cmd.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(d):
+		cmd.Process.Kill()
+		t.Fatal(what)
+	}
+}
+
 func waitFor(path, want string, d time.Duration) string {
 	deadline := time.Now().Add(d)
 	for {

@@ -776,14 +776,7 @@ func TestCtrlCEndsTheContainerAndCleansUp(t *testing.T) {
 	}
 	start := time.Now()
 	cmd.Process.Signal(syscall.SIGINT)
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
-	select {
-	case <-done:
-	case <-time.After(10 * time.Second):
-		cmd.Process.Kill()
-		t.Fatal("run did not end within 10 s of Ctrl-C")
-	}
+	endsWithin(t, cmd, 10*time.Second, "run did not end within 10 s of Ctrl-C")
 	// ...130 if it came before the container ran (the setup was undone),
 	// 137 if the container was killed.
 	if code := cmd.ProcessState.ExitCode(); code != 137 && code != 130 {

@@ -304,14 +304,7 @@ func TestRootlessCtrlCAndKillLeaveNothing(t *testing.T) {
 	}
 	findProcess(t, "sleep", "31338")
 	syscall.Kill(-cmd.Process.Pid, syscall.SIGINT)
-	done := make(chan struct{})
-	go func() { cmd.Wait(); close(done) }()
-	select {
-	case <-done:
-	case <-time.After(10 * time.Second):
-		cmd.Process.Kill()
-		t.Fatal("run did not end within 10 s of Ctrl-C")
-	}
+	endsWithin(t, cmd, 10*time.Second, "run did not end within 10 s of Ctrl-C")
 	if code := cmd.ProcessState.ExitCode(); code != 137 && code != 130 {
 		t.Fatalf("Ctrl-C: want exit 137 or 130, got %d", code)
 	}
